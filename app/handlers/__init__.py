@@ -1,0 +1,18 @@
+"""Webhook handlers, one module per event family, composed into one router here.
+
+Handlers run inside the intake transaction and must be quick: they look at the
+payload, write what is cheap, and queue jobs for anything slow. Signature:
+``async def handler(event, gh, *args, intake, **kwargs)`` where ``gh`` is the
+``GitHubClients`` factory (no network unless a handler asks for a client) and
+``intake`` is the ``app.webhooks.Intake`` for this delivery.
+"""
+
+from __future__ import annotations
+
+from gidgethub import routing
+
+from app.handlers import installation
+
+router = routing.Router(
+    installation.router,
+)

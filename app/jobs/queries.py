@@ -1,0 +1,144 @@
+"""Every SQL statement the job queue runs, in one place.
+
+The rules live in the schema (sql/001_spine.sql): ``jobs_queueing_lock_todo``
+keeps one waiting job per queueing lock, ``jobs_lock_doing`` keeps one running
+job per lock. These statements lean on those indexes rather than re-checking.
+"""
+
+# $1 task, $2 args, $3 queueing_lock, $4 lock, $5 priority, $6 max_attempts,
+# $7 delay seconds, $8 delivery_id. Returns the id only when a row was inserted.
+ENQUEUE = """
+INSERT INTO jobs (task, args, queueing_lock, lock, priority, max_attempts,
+                  scheduled_at, delivery_id)
+VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7), $8)
+ON CONFLICT (queueing_lock) WHERE status = 'todo' DO NOTHING
+RETURNING id
+"""
+
+# The job already waiting under a queueing lock (enqueue was a no-op).
+WAITING_WITH_QUEUEING_LOCK = """
+SELECT id FROM jobs WHERE queueing_lock = $1 AND status = 'todo'
+"""
+
+# Claim the oldest runnable job: due, of a task this worker knows, and whose
+# lock no running job holds. Two workers may still pick two jobs with the same
+# lock in the same instant; the unique index then rejects one UPDATE and that
+# worker tries again (see Worker._claim).
+CLAIM = """
+UPDATE jobs
+   SET status = 'doing', attempts = attempts + 1, started_at = now(),
+       heartbeat_at = now(), worker_id = $1
+ WHERE id = (
+       SELECT j.id FROM jobs j
+        WHERE j.status = 'todo' AND j.scheduled_at <= now() AND j.task = ANY($2::text[])
+          AND (j.lock IS NULL OR NOT EXISTS (
+                SELECT 1 FROM jobs d WHERE d.lock = j.lock AND d.status = 'doing'))
+        ORDER BY j.priority DESC, j.id
+        LIMIT 1
+          FOR UPDATE SKIP LOCKED)
+RETURNING id, task, args, attempts, max_attempts, queueing_lock, lock, delivery_id
+"""
+
+HEARTBEAT = """
+UPDATE jobs SET heartbeat_at = now() WHERE id = ANY($1::bigint[]) AND worker_id = $2
+  AND status = 'doing'
+"""
+
+# Each finishing statement names the worker so a worker that was presumed dead
+# (and whose job another worker took over) cannot overwrite the newer outcome.
+SUCCEED = """
+UPDATE jobs SET status = 'succeeded', finished_at = now(), result = $3, last_error = NULL
+ WHERE id = $1 AND worker_id = $2 AND status = 'doing'
+RETURNING id
+"""
+
+FAIL = """
+UPDATE jobs SET status = 'failed', finished_at = now(), last_error = $3
+ WHERE id = $1 AND worker_id = $2 AND status = 'doing'
+RETURNING id
+"""
+
+# Back to the queue for another attempt. If a twin is already waiting under the
+# same queueing lock the unique index refuses this; see SUPERSEDE.
+RETRY = """
+UPDATE jobs SET status = 'todo', scheduled_at = now() + make_interval(secs => $3),
+       last_error = $4, worker_id = NULL, heartbeat_at = NULL
+ WHERE id = $1 AND worker_id = $2 AND status = 'doing'
+RETURNING id
+"""
+
+# A job that cannot be re-queued because its twin already waits: the twin will
+# do the same work (queueing locks name work, not deliveries), so close this one.
+SUPERSEDE = """
+UPDATE jobs SET status = 'cancelled', finished_at = now(),
+       last_error = coalesce($3, '') || ' (superseded by job ' || $4::bigint || ')'
+ WHERE id = $1 AND status = 'doing' AND ($2::text IS NULL OR worker_id = $2)
+RETURNING id
+"""
+
+RECORD_ATTEMPT = """
+INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, finished_at, outcome, error)
+VALUES ($1, $2, $3, $4, now(), $5, $6)
+ON CONFLICT (job_id, attempt) DO UPDATE
+   SET finished_at = EXCLUDED.finished_at, outcome = EXCLUDED.outcome, error = EXCLUDED.error
+"""
+
+# Jobs whose worker stopped heartbeating: the worker died (SIGKILL, lost host).
+STALLED = """
+SELECT id, attempts, max_attempts, queueing_lock, worker_id, started_at
+  FROM jobs
+ WHERE status = 'doing' AND heartbeat_at < now() - make_interval(secs => $1)
+ ORDER BY id
+   FOR UPDATE SKIP LOCKED
+"""
+
+REQUEUE_STALLED = """
+UPDATE jobs SET status = 'todo', scheduled_at = now(), worker_id = NULL, heartbeat_at = NULL,
+       last_error = 'worker ' || coalesce(worker_id, '?') || ' stopped responding'
+ WHERE id = $1
+"""
+
+FAIL_STALLED = """
+UPDATE jobs SET status = 'failed', finished_at = now(),
+       last_error = 'worker ' || coalesce(worker_id, '?') || ' stopped responding; no attempts left'
+ WHERE id = $1
+"""
+
+# Give back jobs a worker holds when it shuts down without finishing them;
+# the attempt does not count against the job.
+RELEASE = """
+UPDATE jobs SET status = 'todo', scheduled_at = now(), attempts = greatest(attempts - 1, 0),
+       worker_id = NULL, heartbeat_at = NULL
+ WHERE id = $1 AND worker_id = $2 AND status = 'doing'
+RETURNING id
+"""
+
+LIST = """
+SELECT id, task, status, attempts, max_attempts, queueing_lock, lock, created_at,
+       scheduled_at, started_at, finished_at, last_error, args, delivery_id
+  FROM jobs
+ WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR task = $2)
+ ORDER BY id DESC
+ LIMIT $3
+"""
+
+GET = "SELECT * FROM jobs WHERE id = $1"
+
+ATTEMPTS = "SELECT * FROM job_attempts WHERE job_id = $1 ORDER BY attempt"
+
+# Manual retry of a failed or cancelled job: fresh attempts, due now.
+RETRY_FAILED = """
+UPDATE jobs SET status = 'todo', attempts = 0, scheduled_at = now(), finished_at = NULL,
+       worker_id = NULL
+ WHERE id = $1 AND status IN ('failed', 'cancelled')
+RETURNING id
+"""
+
+FAILED_IDS = "SELECT id FROM jobs WHERE status = 'failed' ORDER BY id"
+
+# Requeue: run a waiting job now (skip its backoff delay).
+RUN_NOW = """
+UPDATE jobs SET scheduled_at = now() WHERE id = $1 AND status = 'todo' RETURNING id
+"""
+
+COUNTS = "SELECT status, count(*) AS n FROM jobs GROUP BY status"

@@ -1,0 +1,298 @@
+"""Workers: claim jobs, run their tasks, heartbeat, retry, and recover stalled jobs.
+
+A ``Worker`` runs ``concurrency`` jobs at a time in one process. It wakes on
+``NOTIFY pao_jobs`` and polls as a fallback. Any number of worker processes can
+share a database; the rules that keep them apart are in the schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import traceback
+import uuid
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from app.jobs import TASKS, JobContext, PermanentJobError, RetryJob, Task, queries
+from app.log import delivery_id_var, job_id_var, scrub
+
+log = logging.getLogger(__name__)
+
+UNIQUE_VIOLATION = asyncpg.exceptions.UniqueViolationError
+
+
+class Worker:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        dsn: str,
+        settings: Any,
+        github: Any,
+        http: aiohttp.ClientSession,
+        *,
+        concurrency: int = 4,
+        poll_interval: float = 2.0,
+        stall_timeout: float = 120.0,
+        tasks: dict[str, Task] | None = None,
+    ):
+        self.pool = pool
+        self.dsn = dsn
+        self.settings = settings
+        self.github = github
+        self.http = http
+        self.concurrency = max(1, concurrency)
+        self.poll_interval = poll_interval
+        self.stall_timeout = stall_timeout
+        self.heartbeat_interval = max(0.2, min(10.0, stall_timeout / 4))
+        self.tasks = tasks if tasks is not None else TASKS
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._listen_conn: asyncpg.Connection | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until ``stop()``; then finish running jobs (or release them)."""
+        log.info("worker %s started (%d slots) for tasks: %s", self.worker_id,
+                 self.concurrency, ", ".join(sorted(self.tasks)))
+        await self._listen()
+        helpers = [
+            asyncio.create_task(self._heartbeat_loop(), name="pao-heartbeat"),
+            asyncio.create_task(self._stall_loop(), name="pao-stalled"),
+        ]
+        try:
+            while not self._stopping.is_set():
+                await self._slots.acquire()
+                if self._stopping.is_set():
+                    self._slots.release()
+                    break
+                job = await self._claim_safely()
+                if job is None:
+                    self._slots.release()
+                    await self._sleep_until_woken()
+                    continue
+                runner = asyncio.create_task(self._run_job(job))
+                self._running[job["id"]] = runner
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            await self._drain()
+            for helper in helpers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await helper
+            if self._listen_conn is not None:
+                with contextlib.suppress(Exception):
+                    await self._listen_conn.close()
+            log.info("worker %s stopped", self.worker_id)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def _drain(self, grace: float = 25.0) -> None:
+        if not self._running:
+            return
+        log.info("waiting up to %.0fs for %d running job(s)", grace, len(self._running))
+        _, pending = await asyncio.wait(list(self._running.values()), timeout=grace)
+        for runner in pending:
+            runner.cancel()
+        if pending:
+            await asyncio.wait(pending)
+
+    async def _listen(self) -> None:
+        try:
+            conn = await asyncpg.connect(self.dsn)
+            await conn.add_listener("pao_jobs", self._on_notify)
+            self._listen_conn = conn
+        except Exception as exc:  # polling still works without it
+            log.warning("LISTEN failed (%s); polling every %.1fs", exc, self.poll_interval)
+
+    def _on_notify(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def _sleep_until_woken(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+        self._wake.clear()
+
+    # -- claiming ----------------------------------------------------------
+
+    async def _claim_safely(self) -> asyncpg.Record | None:
+        try:
+            return await self._claim()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("could not claim a job: %s", exc)
+            await asyncio.sleep(self.poll_interval)
+            return None
+
+    async def _claim(self) -> asyncpg.Record | None:
+        names = list(self.tasks)
+        for _ in range(5):
+            try:
+                return await self.pool.fetchrow(queries.CLAIM, self.worker_id, names)
+            except UNIQUE_VIOLATION:
+                # Another worker claimed a job with the same lock this instant.
+                continue
+        return None
+
+    async def run_one(self) -> bool:
+        """Claim and run a single job inline; for tests and ``pao jobs run-once``."""
+        job = await self._claim()
+        if job is None:
+            return False
+        await self._slots.acquire()
+        await self._run_job(job)
+        return True
+
+    # -- running -----------------------------------------------------------
+
+    async def _run_job(self, job: asyncpg.Record) -> None:
+        job_token = job_id_var.set(job["id"])
+        delivery_token = delivery_id_var.set(job["delivery_id"])
+        started = datetime.now().astimezone()
+        try:
+            task = self.tasks[job["task"]]
+            ctx = JobContext(
+                job_id=job["id"],
+                task=job["task"],
+                attempt=job["attempts"],
+                max_attempts=job["max_attempts"],
+                delivery_id=job["delivery_id"],
+                pool=self.pool,
+                settings=self.settings,
+                github=self.github,
+                http=self.http,
+            )
+            log.info("job %s (%s) attempt %d/%d started", job["id"], job["task"],
+                     job["attempts"], job["max_attempts"])
+            try:
+                coro = task.fn(ctx, **job["args"])
+                result = await (asyncio.wait_for(coro, task.timeout) if task.timeout else coro)
+            except asyncio.CancelledError:
+                await self._release(job)
+                raise
+            except Exception as exc:
+                await self._failed(job, task, exc, started)
+            else:
+                await self._succeeded(job, result, started)
+        finally:
+            self._running.pop(job["id"], None)
+            self._slots.release()
+            job_id_var.reset(job_token)
+            delivery_id_var.reset(delivery_token)
+
+    async def _succeeded(self, job: asyncpg.Record, result: Any, started: datetime) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            done = await conn.fetchval(
+                queries.SUCCEED, job["id"], self.worker_id,
+                result if isinstance(result, dict | list) else None,
+            )
+            if done is None:
+                log.warning("job %s finished but was taken over by another worker", job["id"])
+                return
+            await conn.execute(queries.RECORD_ATTEMPT, job["id"], job["attempts"],
+                               self.worker_id, started, "succeeded", None)
+        log.info("job %s (%s) succeeded", job["id"], job["task"])
+
+    async def _failed(self, job: asyncpg.Record, task: Task, exc: Exception,
+                      started: datetime) -> None:
+        message = scrub(f"{type(exc).__name__}: {exc}")
+        permanent = isinstance(exc, PermanentJobError)
+        out_of_attempts = job["attempts"] >= job["max_attempts"]
+        if isinstance(exc, TimeoutError):
+            message = f"attempt timed out after {task.timeout:.0f}s"
+        async with self.pool.acquire() as conn, conn.transaction():
+            if permanent or out_of_attempts:
+                await conn.execute(queries.FAIL, job["id"], self.worker_id, message)
+                outcome = "failed"
+            else:
+                delay = exc.delay if isinstance(exc, RetryJob) and exc.delay else (
+                    task.backoff(job["attempts"]))
+                outcome = "retry"
+                try:
+                    async with conn.transaction():
+                        await conn.execute(queries.RETRY, job["id"], self.worker_id, delay,
+                                           message)
+                except UNIQUE_VIOLATION:
+                    twin = await conn.fetchval(queries.WAITING_WITH_QUEUEING_LOCK,
+                                               job["queueing_lock"])
+                    await conn.execute(queries.SUPERSEDE, job["id"], self.worker_id, message, twin)
+                    outcome = "superseded"
+            await conn.execute(queries.RECORD_ATTEMPT, job["id"], job["attempts"],
+                               self.worker_id, started, outcome, message)
+        if outcome == "failed":
+            detail = "" if permanent else "".join(
+                traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3))
+            log.error("job %s (%s) failed for good: %s%s", job["id"], job["task"], message,
+                      ("\n" + scrub(detail)) if detail else "")
+        else:
+            log.warning("job %s (%s) attempt %d failed, %s: %s", job["id"], job["task"],
+                        job["attempts"], outcome, message)
+
+    async def _release(self, job: asyncpg.Record) -> None:
+        with contextlib.suppress(Exception):
+            async with self.pool.acquire() as conn:
+                try:
+                    await conn.execute(queries.RELEASE, job["id"], self.worker_id)
+                except UNIQUE_VIOLATION:
+                    twin = await conn.fetchval(queries.WAITING_WITH_QUEUEING_LOCK,
+                                               job["queueing_lock"])
+                    await conn.execute(queries.SUPERSEDE, job["id"], self.worker_id,
+                                       "released at shutdown", twin)
+            log.info("job %s released for another worker", job["id"])
+
+    # -- background loops --------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            if not self._running:
+                continue
+            try:
+                await self.pool.execute(queries.HEARTBEAT, list(self._running), self.worker_id)
+            except Exception as exc:
+                log.warning("heartbeat failed: %s", exc)
+
+    async def _stall_loop(self) -> None:
+        while True:
+            try:
+                await recover_stalled(self.pool, self.stall_timeout)
+            except Exception as exc:
+                log.warning("stalled-job check failed: %s", exc)
+            await asyncio.sleep(max(1.0, self.stall_timeout / 2))
+
+
+async def recover_stalled(pool: asyncpg.Pool, stall_timeout: float) -> list[int]:
+    """Requeue (or fail, when out of attempts) jobs whose worker stopped heartbeating."""
+    recovered = []
+    async with pool.acquire() as conn, conn.transaction():
+        for job in await conn.fetch(queries.STALLED, stall_timeout):
+            error = f"worker {job['worker_id']} stopped responding"
+            if job["attempts"] >= job["max_attempts"]:
+                await conn.execute(queries.FAIL_STALLED, job["id"])
+                outcome = "failed"
+            else:
+                try:
+                    async with conn.transaction():
+                        await conn.execute(queries.REQUEUE_STALLED, job["id"])
+                    outcome = "stalled"
+                except UNIQUE_VIOLATION:
+                    twin = await conn.fetchval(queries.WAITING_WITH_QUEUEING_LOCK,
+                                               job["queueing_lock"])
+                    await conn.execute(queries.SUPERSEDE, job["id"], None, error, twin)
+                    outcome = "superseded"
+            await conn.execute(queries.RECORD_ATTEMPT, job["id"], job["attempts"],
+                               job["worker_id"], job["started_at"], outcome, error)
+            log.warning("job %s: %s; %s", job["id"], error, outcome)
+            recovered.append(job["id"])
+    return recovered

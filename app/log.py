@@ -1,0 +1,106 @@
+"""Logging set-up: text or JSON lines, the delivery and job ids on every line, secrets scrubbed.
+
+Secrets are scrubbed twice over: known secret values (registered at start-up
+with ``register_secret``) and anything shaped like a token or URL credentials.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+
+delivery_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "delivery_id", default=None
+)
+job_id_var: contextvars.ContextVar[int | None] = contextvars.ContextVar("job_id", default=None)
+
+_SECRETS: set[str] = set()
+
+# GitHub token shapes (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_), HTTP credentials
+# in URLs, Authorization headers, and JWTs.
+_PATTERNS = [
+    re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})\b"),
+    re.compile(r"(?<=://)[^/@\s:]+(:[^/@\s]*)?@"),
+    re.compile(r"(?i)(authorization:\s*(bearer|basic|token)\s+)[A-Za-z0-9+/=._-]+"),
+    re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\b"),
+]
+
+
+def register_secret(value: str | None) -> None:
+    """Make ``scrub`` (and so every log line) hide this exact value."""
+    if value and len(value) >= 6:
+        _SECRETS.add(value)
+
+
+def scrub(text: str) -> str:
+    """``text`` with known secrets and token-shaped strings replaced by ``***``."""
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, "***")
+    for pattern in _PATTERNS:
+        if pattern.groups >= 1 and pattern.pattern.startswith("(?i)(authorization"):
+            text = pattern.sub(lambda m: m.group(1) + "***", text)
+        elif pattern.pattern.startswith("(?<=://)"):
+            text = pattern.sub("***@", text)
+        else:
+            text = pattern.sub("***", text)
+    return text
+
+
+class ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.delivery_id = delivery_id_var.get()
+        record.job_id = job_id_var.get()
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        tags = []
+        if getattr(record, "delivery_id", None):
+            tags.append(f"delivery={record.delivery_id}")
+        if getattr(record, "job_id", None):
+            tags.append(f"job={record.job_id}")
+        if tags:
+            line = f"{line} [{' '.join(tags)}]"
+        return scrub(line)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key in ("delivery_id", "job_id"):
+            if getattr(record, key, None):
+                entry[key] = getattr(record, key)
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return scrub(json.dumps(entry, default=str))
+
+
+def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ContextFilter())
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # aiohttp's access log is one line per webhook; keep it at WARNING unless debugging.
+    logging.getLogger("aiohttp.access").setLevel(
+        logging.DEBUG if level == "DEBUG" else logging.WARNING
+    )

@@ -1,0 +1,10 @@
+"""The one list of modules that define job tasks; importing this registers them all."""
+
+from __future__ import annotations
+
+import importlib
+
+TASK_MODULES: tuple[str, ...] = ()
+
+for _name in TASK_MODULES:
+    importlib.import_module(_name)

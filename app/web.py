@@ -1,0 +1,81 @@
+"""The aiohttp application: webhook intake, health checks, and the REST API routes."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from app import webhooks
+from app.api.auth import api_auth_middleware
+from app.db import pending_migrations
+from app.state import RUNTIME
+
+log = logging.getLogger(__name__)
+
+# Feature modules that expose ``routes: aiohttp.web.RouteTableDef``; composed here.
+ROUTE_MODULES: tuple[str, ...] = ()
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every error leaves as a JSON body with the right status; no tracebacks reach callers."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.content_type == "application/json" or exc.status < 400:
+            raise
+        messages = {404: "not found", 405: "method not allowed", 413: "payload too large"}
+        body = {"error": messages.get(exc.status, exc.reason.lower())}
+        if exc.text and exc.text != f"{exc.status}: {exc.reason}":
+            body["detail"] = exc.text
+        return web.json_response(body, status=exc.status, headers={
+            k: v for k, v in exc.headers.items() if k.lower() == "allow"})
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return web.json_response({"error": "internal error"}, status=500)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    state = request.app[RUNTIME]
+    try:
+        async with state.pool.acquire(timeout=2) as conn:
+            pending = await pending_migrations(conn)
+    except Exception as exc:
+        return web.json_response(
+            {"status": "unavailable", "database": f"unreachable: {type(exc).__name__}"}, status=503
+        )
+    if pending:
+        return web.json_response(
+            {"status": "unavailable", "database": "ok", "pending_migrations": pending}, status=503
+        )
+    return web.json_response({"status": "ready", "database": "ok"})
+
+
+def create_app(state: Any) -> web.Application:
+    """The web application around an already-started ``app.service.Runtime``."""
+    import importlib
+
+    app = web.Application(
+        middlewares=[json_errors, api_auth_middleware],
+        # Webhook bodies are read by our own capped reader; other routes are small.
+        client_max_size=webhooks.MAX_PAYLOAD_BYTES + 1024,
+    )
+    app[RUNTIME] = state
+    app.router.add_post("/api/v1/webhooks/github", webhooks.receive)
+    app.router.add_post("/webhooks/github", webhooks.receive)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    for name in ROUTE_MODULES:
+        app.router.add_routes(importlib.import_module(name).routes)
+    return app
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=str)

@@ -1,0 +1,205 @@
+"""Webhook intake: signatures, status codes, durable recording, redeliveries."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.web import create_app
+from tests.conftest import with_settings
+from tests.support import sign, webhook
+
+URL = "/api/v1/webhooks/github"
+
+
+@pytest.fixture
+async def client(aiohttp_client, runtime):
+    return await aiohttp_client(create_app(runtime))
+
+
+async def events(pool):
+    return [dict(r) for r in await pool.fetch("SELECT * FROM webhook_events ORDER BY id")]
+
+
+async def test_ping_answers_pong_and_is_recorded(client, pool):
+    body, headers = webhook("ping", {"zen": "Design for failure.", "hook_id": 123456})
+    resp = await client.post(URL, data=body, headers=headers)
+    assert resp.status == 200
+    assert await resp.json() == {"status": "pong", "message": "Webhook configured successfully"}
+    [row] = await events(pool)
+    assert row["event"] == "ping" and row["signature_valid"] and row["status"] == "processed"
+    assert row["payload"]["zen"] == "Design for failure."
+
+
+async def test_seed_path_is_served_too(client):
+    body, headers = webhook("ping", {"zen": "x"})
+    resp = await client.post("/webhooks/github", data=body, headers=headers)
+    assert resp.status == 200
+
+
+@pytest.mark.parametrize("bad", ["missing", "wrong-secret", "garbage"])
+async def test_bad_signature_is_401_recorded_not_processed(client, pool, bad):
+    body, headers = webhook("push", {"ref": "refs/heads/main"})
+    if bad == "missing":
+        del headers["X-Hub-Signature-256"]
+    elif bad == "wrong-secret":
+        headers["X-Hub-Signature-256"] = sign(body, "not-the-secret")
+    else:
+        headers["X-Hub-Signature-256"] = "sha1=abc"
+    resp = await client.post(URL, data=body, headers=headers)
+    assert resp.status == 401
+    data = await resp.json()
+    assert data["error"] == "invalid signature"
+    [row] = await events(pool)
+    assert row["signature_valid"] is False and row["status"] == "rejected"
+    assert row["payload"] is None  # unauthenticated bodies are not stored
+    assert await pool.fetchval("SELECT count(*) FROM jobs") == 0
+
+
+async def test_rotated_secrets_both_accepted(aiohttp_client, runtime):
+    runtime.settings = with_settings(runtime.settings, webhook_secrets=("old-secret", "new-secret"))
+    client = await aiohttp_client(create_app(runtime))
+    for secret in ("old-secret", "new-secret"):
+        body, headers = webhook("ping", {"zen": "z"}, secret=secret)
+        assert (await client.post(URL, data=body, headers=headers)).status == 200
+    body, headers = webhook("ping", {"zen": "z"}, secret="other")
+    assert (await client.post(URL, data=body, headers=headers)).status == 401
+
+
+async def test_no_secret_configured_refuses_everything(aiohttp_client, runtime):
+    runtime.settings = with_settings(runtime.settings, webhook_secrets=())
+    client = await aiohttp_client(create_app(runtime))
+    body, headers = webhook("ping", {"zen": "z"})
+    resp = await client.post(URL, data=body, headers=headers)
+    assert resp.status == 401
+    assert "PAO_WEBHOOK_SECRET" in (await resp.json())["detail"]
+
+
+async def test_form_encoded_is_415(client):
+    body = b"payload=%7B%7D"
+    headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": "d-1",
+               "X-Hub-Signature-256": sign(body),
+               "Content-Type": "application/x-www-form-urlencoded"}
+    resp = await client.post(URL, data=body, headers=headers)
+    assert resp.status == 415
+    assert "application/json" in (await resp.json())["detail"]
+
+
+async def test_malformed_json_is_400(client, pool):
+    body = b'{"ref": '
+    headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": "d-2",
+               "X-Hub-Signature-256": sign(body), "Content-Type": "application/json"}
+    resp = await client.post(URL, data=body, headers=headers)
+    assert resp.status == 400
+    assert (await resp.json())["error"] == "malformed JSON"
+    [row] = await events(pool)
+    assert row["status"] == "rejected" and row["signature_valid"]
+
+
+async def test_json_that_is_not_an_object_is_400(client):
+    body = b"[1, 2]"
+    headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": "d-3",
+               "X-Hub-Signature-256": sign(body), "Content-Type": "application/json"}
+    resp = await client.post(URL, data=body, headers=headers)
+    assert resp.status == 400
+
+
+async def test_missing_event_header_is_400(client):
+    body, headers = webhook("push", {})
+    del headers["X-GitHub-Event"]
+    resp = await client.post(URL, data=body, headers=headers)
+    assert resp.status == 400
+    assert "X-GitHub-Event" in (await resp.json())["detail"]
+
+
+async def test_oversized_body_is_413_without_reading_it(client):
+    body, headers = webhook("push", {})
+    headers["Content-Length"] = str(26 * 1024 * 1024)
+    # Claim a huge body but send only a little: the server must answer from the header.
+    resp = await client.post(URL, data=body, headers=headers)
+    assert resp.status == 413
+    assert (await resp.json())["error"] == "payload too large"
+
+
+async def test_oversized_chunked_body_is_413(client):
+    chunk = b"x" * (1024 * 1024)
+
+    async def gen():
+        for _ in range(26):
+            yield chunk
+
+    headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": "d-4",
+               "X-Hub-Signature-256": "sha256=00", "Content-Type": "application/json"}
+    resp = await client.post(URL, data=gen(), headers=headers)
+    assert resp.status == 413
+
+
+@pytest.mark.parametrize("event", ["issues", "star", "made_up_event", "release"])
+async def test_events_without_handler_are_acknowledged_and_recorded(client, pool, event):
+    body, headers = webhook(event, {"action": "created", "repository": {"full_name": "o/r"}})
+    resp = await client.post(URL, data=body, headers=headers)
+    assert resp.status == 200
+    data = await resp.json()
+    assert data["status"] == "ignored" and event in data["reason"]
+    [row] = await events(pool)
+    assert row["status"] == "ignored" and row["repository"] == "o/r" and row["action"] == "created"
+
+
+async def test_redelivery_is_recorded_as_another_attempt(client, pool):
+    payload = {"zen": "again"}
+    for _ in range(2):
+        body, headers = webhook("ping", payload, delivery_id="same-delivery")
+        assert (await client.post(URL, data=body, headers=headers)).status == 200
+    rows = await events(pool)
+    assert [r["attempt"] for r in rows] == [1, 2]
+    assert {r["delivery_id"] for r in rows} == {"same-delivery"}
+
+
+INSTALLATION = {
+    "action": "created",
+    "installation": {"id": 42, "account": {"login": "acme", "type": "Organization"}},
+    "repositories": [{"id": 7, "full_name": "acme/catalog"}, {"id": 8, "full_name": "acme/api"}],
+}
+
+
+async def test_installation_created_is_remembered_inline(client, pool):
+    body, headers = webhook("installation", INSTALLATION)
+    resp = await client.post(URL, data=body, headers=headers)
+    assert resp.status == 200
+    assert (await resp.json())["status"] == "processed"
+    assert await pool.fetchval("SELECT account_login FROM installations WHERE id = 42") == "acme"
+    names = await pool.fetch("SELECT full_name FROM installation_repositories ORDER BY 1")
+    assert [r["full_name"] for r in names] == ["acme/api", "acme/catalog"]
+
+    removed = {"action": "removed", "installation": INSTALLATION["installation"],
+               "repositories_added": [], "repositories_removed": [{"id": 8, "full_name": "acme/api"}]}
+    body, headers = webhook("installation_repositories", removed)
+    assert (await client.post(URL, data=body, headers=headers)).status == 200
+    names = await pool.fetch("SELECT full_name FROM installation_repositories")
+    assert [r["full_name"] for r in names] == ["acme/catalog"]
+
+
+async def test_payload_missing_a_needed_field_is_400_naming_it(client, pool):
+    payload = {"action": "created", "installation": {"id": 42}}
+    body, headers = webhook("installation", payload)
+    resp = await client.post(URL, data=body, headers=headers)
+    assert resp.status == 400
+    data = await resp.json()
+    assert "installation.account" in data["detail"]
+    assert await pool.fetchval("SELECT count(*) FROM installations") == 0
+    [row] = await events(pool)
+    assert row["status"] == "rejected" and "installation.account" in row["reason"]
+
+
+async def test_health_and_ready(client):
+    assert (await client.get("/healthz")).status == 200
+    resp = await client.get("/readyz")
+    assert resp.status == 200
+    assert (await resp.json())["database"] == "ok"
+
+
+async def test_unknown_route_is_json_404(client):
+    resp = await client.get("/nope")
+    assert resp.status == 404
+    assert json.loads(await resp.text())["error"] == "not found"
