@@ -123,3 +123,4 @@ async def test_fake_rejects_what_onedev_rejects(onedev, http_session):
 
 async def test_client_is_aiohttp_based(client):
     assert isinstance(client.session, aiohttp.ClientSession)
+

@@ -59,17 +59,16 @@ async def request_mirror(conn: asyncpg.Connection, enqueue: Enqueue, repo: GitHu
                          installation_id: int | None, source: str,
                          starred_by: str | None) -> Decision:
     """Record the wish to mirror ``repo`` and queue a sync when one is needed."""
-    row = await store.upsert(conn, repo, installation_id=installation_id, source=source,
-                             starred_by=starred_by)
-    rid = row["id"]
-    old = row["old_status"]
-    if old is not None and row["old_deleted_at"] is None:
+    before, rid = await store.upsert(conn, repo, installation_id=installation_id, source=source,
+                                     starred_by=starred_by)
+    old = before["sync_status"] if before is not None else None
+    revive = before is not None and before["deleted_at"] is not None
+    if old is not None and not revive:
         if old == "completed":
             await store.touch_seen(conn, rid)
             return Decision(rid, "already_mirrored")
         if old == "in_progress":
             return Decision(rid, "in_progress")
-    revive = row["old_deleted_at"] is not None
     await store.mark_pending(conn, rid, retry=(old == "failed" and not revive), revive=revive)
     job_id = await queue_sync(enqueue, rid, repo.id, source)
     return Decision(rid, "queued", job_id)

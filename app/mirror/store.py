@@ -57,12 +57,8 @@ COLUMNS = """id, github_repo_id, github_url, github_clone_url, github_owner, git
     deleted_at, created_at, updated_at"""
 
 # Insert a new mirror, or bring an existing row up to date with GitHub's view of
-# the repository. Returns the row as it was *before* (old_status NULL when new),
-# so the caller applies seed 002's scenarios A-D.
-UPSERT = f"""
-WITH old AS (
-    SELECT id, sync_status, deleted_at FROM repositories WHERE github_repo_id = $1 FOR UPDATE
-), up AS (
+# the repository.
+UPSERT = """
     INSERT INTO repositories (github_repo_id, github_url, github_clone_url, github_owner,
         github_name, github_full_name, github_default_branch, github_is_private, github_size_kb,
         installation_id, source, starred_by)
@@ -78,17 +74,17 @@ WITH old AS (
         installation_id = coalesce(EXCLUDED.installation_id, repositories.installation_id),
         starred_by = coalesce(EXCLUDED.starred_by, repositories.starred_by),
         updated_at = now()
-    RETURNING {COLUMNS}
-)
-SELECT up.*, (SELECT sync_status FROM old) AS old_status,
-       (SELECT deleted_at FROM old) AS old_deleted_at
-  FROM up
+    RETURNING id
 """
 
 
 async def upsert(conn: asyncpg.Connection, repo: GitHubRepo, *, installation_id: int | None,
-                 source: str, starred_by: str | None) -> asyncpg.Record:
-    return await conn.fetchrow(
+                 source: str, starred_by: str | None) -> tuple[asyncpg.Record | None, int]:
+    """The row as it was before (None when new; locked until the transaction ends) and its id,
+    so the caller applies seed 002's scenarios A-D."""
+    old = await conn.fetchrow("SELECT id, sync_status, deleted_at FROM repositories "
+                              "WHERE github_repo_id = $1 FOR UPDATE", repo.id)
+    return old, await conn.fetchval(
         UPSERT, repo.id, repo.html_url or f"https://github.com/{repo.full_name}", repo.clone_url,
         repo.owner, repo.name, repo.full_name, repo.default_branch, repo.private, repo.size_kb,
         installation_id, source, starred_by,

@@ -261,8 +261,24 @@ class OneDevFake:
         del self.projects[project.id]
         return web.Response(status=200)
 
+    def _set_default(self, project: Project, branch: str) -> None:
+        project.default_branch = branch
+        subprocess.run(["git", "symbolic-ref", "HEAD", f"refs/heads/{branch}"],
+                       cwd=self.repo_dir(self.path_of(project)), check=True)
+
+    def _settle_default(self, project: Project) -> None:
+        """OneDev makes the first branch it receives the default. A push handler may still be
+        finishing after git got its answer, so this also runs when the default is read."""
+        if project.default_branch is not None:
+            return
+        heads = sorted(r[len("refs/heads/"):] for r in self.refs(self.path_of(project))
+                       if r.startswith("refs/heads/"))
+        if heads:
+            self._set_default(project, heads[0])
+
     async def get_default_branch(self, request: web.Request) -> web.Response:
         project = self._project(request)
+        self._settle_default(project)
         if project.default_branch is None:
             return web.Response(status=204)
         return self._json(project.default_branch)
@@ -272,9 +288,7 @@ class OneDevFake:
         branch = json.loads(await request.text())
         if not isinstance(branch, str) or not branch:
             raise web.HTTPBadRequest(text="defaultBranch: must not be null", content_type="text/plain")
-        project.default_branch = branch
-        subprocess.run(["git", "symbolic-ref", "HEAD", f"refs/heads/{branch}"],
-                       cwd=self.repo_dir(self.path_of(project)), check=True)
+        self._set_default(project, branch)
         return web.Response(status=200)
 
     async def branches(self, request: web.Request) -> web.Response:
@@ -291,10 +305,6 @@ class OneDevFake:
             if self.push_delay:
                 await asyncio.sleep(self.push_delay)
         response = await self.backend.route(request)
-        if pushing and project is not None and project.default_branch is None:
-            # OneDev takes the first branch it receives as the default.
-            heads = sorted(r[len("refs/heads/"):] for r in self.refs(path)
-                           if r.startswith("refs/heads/"))
-            if heads:
-                project.default_branch = heads[0]
+        if pushing and project is not None:
+            self._settle_default(project)
         return response
