@@ -302,8 +302,10 @@ class OneDevFake:
         pushing = request.match_info["tail"] == "git-receive-pack" and request.method == "POST"
         if pushing and project is not None and self._known(self._token(request)[0]):
             self.push_started.set()
-            if self.push_delay:
-                await asyncio.sleep(self.push_delay)
+            waited = 0.0
+            while waited < self.push_delay:  # re-read: a test may lift the delay
+                await asyncio.sleep(0.05)
+                waited += 0.05
         response = await self.backend.route(request)
         if pushing and project is not None:
             self._settle_default(project)
