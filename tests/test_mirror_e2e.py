@@ -35,7 +35,9 @@ async def test_star_mirrors_branches_tags_default_branch_and_no_pull_refs(make_e
     assert mirrored == heads_and_tags(github_refs(repo))
     assert "refs/heads/aaa" in mirrored and "refs/tags/v1.0" in mirrored
     assert not any(r.startswith("refs/pull/") for r in mirrored)
-    # "aaa" sorts first, yet the default is GitHub's (pushed first, then set through the API).
+    # "aaa" sorts first, yet the default is GitHub's: its update reached OneDev first
+    # (which alone makes it OneDev's default), and it is set through the API too.
+    assert env.onedev.received("octo-hello")[0] == "refs/heads/trunk"
     assert project.default_branch == "trunk"
     assert project_head(env.onedev, "octo-hello") == "refs/heads/trunk"
     [log] = await env.logs("octo/hello")

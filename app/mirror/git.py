@@ -92,13 +92,24 @@ def _remove_stale_locks(repo: Path) -> None:
             lock.unlink()
 
 
+# Auto-gc after every fetch and the forced-update report cost time on each sync;
+# caches are tidied on the periodic refresh instead (``tidy``).
+_FETCH_CONFIG = ("-c", "gc.auto=0", "-c", "maintenance.auto=false",
+                 "-c", "fetch.showForcedUpdates=false")
+
+
 async def fetch(repo: Path, source: Remote, *, timeout: float) -> None:
     """Fetch branches and tags from GitHub, pruning what GitHub deleted. Never shallow."""
-    args = ["fetch", "--prune", "--no-write-fetch-head", "--quiet"]
+    args = [*_FETCH_CONFIG, "fetch", "--prune", "--no-write-fetch-head", "--quiet"]
     if (repo / "shallow").exists():
         args.append("--unshallow")
     await run_git([*args, source.url, *REFSPECS], cwd=repo, token=source.token,
                   username=source.username, timeout=timeout)
+
+
+async def tidy(repo: Path, *, timeout: float) -> None:
+    """Pack loose objects when git thinks it is time (cheap when it is not)."""
+    await run_git(["gc", "--auto", "--quiet"], cwd=repo, timeout=timeout)
 
 
 async def local_refs(repo: Path) -> dict[str, str]:
@@ -115,17 +126,17 @@ async def object_bytes(repo: Path) -> int:
 
 
 async def push(repo: Path, target: Remote, *, default_branch: str | None,
-               refs: dict[str, str], first: bool, timeout: float) -> None:
-    """Push every branch and tag, pruning the ones deleted on GitHub.
+               refs: dict[str, str], timeout: float) -> None:
+    """Push every branch and tag in one push, pruning the ones deleted on GitHub.
 
-    On the ``first`` push into an empty project the default branch goes alone
-    first: OneDev makes the first branch it receives the project's default.
+    The default branch's refspec comes first, so its update is the first command
+    OneDev receives: OneDev makes the first branch it receives a new project's default.
     """
-    if first and default_branch and f"refs/heads/{default_branch}" in refs:
+    specs = list(REFSPECS)
+    if default_branch and f"refs/heads/{default_branch}" in refs:
         ref = f"refs/heads/{default_branch}"
-        await run_git(["push", "--quiet", target.url, f"+{ref}:{ref}"], cwd=repo,
-                      token=target.token, username=target.username, timeout=timeout)
-    await run_git(["push", "--quiet", "--prune", target.url, *REFSPECS], cwd=repo,
+        specs.insert(0, f"+{ref}:{ref}")
+    await run_git(["push", "--quiet", "--prune", target.url, *specs], cwd=repo,
                   token=target.token, username=target.username, timeout=timeout)
 
 

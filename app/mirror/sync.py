@@ -7,6 +7,7 @@ under policy ``fail``, a full disk): the latter fail the mirror at once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -66,18 +67,37 @@ def permanent(exc: BaseException) -> bool:
     return False
 
 
+def _tail(exc: GitError) -> str:
+    return " / ".join(exc.output.strip().splitlines()[-3:])
+
+
+def _git_command(args: list[str]) -> str:
+    """The git subcommand in ``args`` (skipping ``-c name=value`` options)."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "-c":
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return ""
+
+
 def describe(exc: BaseException) -> str:
     """A short, token-free message a user can act on."""
-    side = None
-    if isinstance(exc, GitError) and exc.git_args:
-        side = {"fetch": "GitHub", "push": "OneDev"}.get(exc.git_args[0])
+    command = _git_command(exc.git_args) if isinstance(exc, GitError) else ""
+    side = {"fetch": "GitHub", "push": "OneDev"}.get(command)
     if isinstance(exc, GitTimeout):
-        text = (f"git {exc.git_args[0]} ({side or 'local'}) {exc.output.strip()}; "
+        text = (f"git {command} ({side or 'local'}) {exc.output.strip()}; "
                 "PAO_MIRROR_TIMEOUT sets the limit")
     elif isinstance(exc, GitAuthError):
-        text = f"{side or 'remote'} refused the credentials: {exc}"
+        text = f"{side or 'remote'} refused the credentials (git {command}): {_tail(exc)}"
     elif isinstance(exc, GitNotFoundError):
-        text = f"{side or 'remote'} repository not found (or not visible to the token): {exc}"
+        text = (f"{side or 'remote'} repository not found, or not visible to the token "
+                f"(git {command}): {_tail(exc)}")
+    elif isinstance(exc, GitError):
+        text = f"git {command} ({side or 'local'}) failed: {_tail(exc)}"
     else:
         text = str(exc) or type(exc).__name__
     return scrub(text)[:2000]
@@ -134,33 +154,45 @@ async def github_token(ctx: JobContext, row: asyncpg.Record) -> str | None:
         return None
 
 
-async def sync_repository(ctx: JobContext, ms: MirrorSettings, row: asyncpg.Record) -> SyncResult:
+async def sync_repository(ctx: JobContext, ms: MirrorSettings, row: asyncpg.Record,
+                          event: str = "manual") -> SyncResult:
     client = onedev_client(ctx.http, ms)
-    rid = row["id"]
-    project_id, path = row["onedev_project_id"], row["onedev_project_path"]
-    if project_id is None:
-        project_id, path = await ensure_project(client, ms, row, datetime.now(UTC))
-        # Remember the project at once: a retry must not create a second one.
-        await store.set_project(ctx.pool, rid, project_id, path, client.project_url(path))
     timeout = git_timeout(ms.timeout, row["github_size_kb"])
     source = git.Remote(row["github_clone_url"], await github_token(ctx, row))
-    target = git.Remote(client.clone_url(path), ms.onedev_token, ms.onedev_user or "pao")
     cache = git.cache_path(ctx.settings.data_dir, row["github_repo_id"])
     last: dict[str, str] = dict(row["last_synced_refs"] or {})
     default_branch = row["github_default_branch"]
-    async with git.workdir(cache, row["github_size_kb"]) as (repo, _is_cache):
+
+    async def project() -> tuple[int, str]:
+        if row["onedev_project_id"] is not None:
+            return row["onedev_project_id"], row["onedev_project_path"]
+        project_id, path = await ensure_project(client, ms, row, datetime.now(UTC))
+        # Remember the project at once: a retry must not create a second one.
+        await store.set_project(ctx.pool, row["id"], project_id, path, client.project_url(path))
+        return project_id, path
+
+    async with git.workdir(cache, row["github_size_kb"]) as (repo, is_cache):
         before = await git.object_bytes(repo)
-        await git.fetch(repo, source, timeout=timeout)
+        # The project does not depend on the fetch: ask OneDev while git fetches.
+        outcomes = await asyncio.gather(project(), git.fetch(repo, source, timeout=timeout),
+                                        return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        project_id, path = outcomes[0]  # type: ignore[misc]
         fetched = max(0, await git.object_bytes(repo) - before)
         refs = await git.local_refs(repo)
         pushed = 0
         if refs and (refs_digest(refs) != row["refs_digest"] or not last):
+            target = git.Remote(client.clone_url(path), ms.onedev_token, ms.onedev_user or "pao")
             await git.push(repo, target, default_branch=default_branch, refs=refs,
-                           first=not last, timeout=timeout)
+                           timeout=timeout)
             pushed = changed_refs(last, refs)
-            if default_branch and f"refs/heads/{default_branch}" in refs \
-                    and await client.default_branch(project_id) != default_branch:
+            if default_branch and f"refs/heads/{default_branch}" in refs and (
+                    not last or await client.default_branch(project_id) != default_branch):
                 await client.set_default_branch(project_id, default_branch)
+        if event == "refresh" and is_cache:
+            await git.tidy(repo, timeout=timeout)
     return SyncResult(project_id, path, refs, pushed, fetched)
 
 
@@ -186,7 +218,7 @@ async def run(ctx: JobContext, repository_id: int, event: str) -> dict[str, Any]
     _log(logging.INFO, "sync_initiated", _fields(row, event=event, attempt=ctx.attempt))
     started = time.monotonic()
     try:
-        result = await sync_repository(ctx, ms, row)
+        result = await sync_repository(ctx, ms, row, event)
     except Exception as exc:
         duration = round(time.monotonic() - started, 3)
         is_permanent = permanent(exc)

@@ -13,7 +13,7 @@ Behaves as OneDev 12+ does for these calls:
   (offset and count required) matches ``"Name" is "x"`` with LIKE semantics
   (``_`` and ``*`` are wildcards, case-insensitive), so callers must re-check.
 * ``/~api/repositories/{id}/default-branch``: GET -> JSON string or 204; POST a JSON string.
-  Until it is set, the first branch pushed becomes the default.
+  Until it is set, the first branch received (first command of the first push) is the default.
 * ``{server}/{project path}.git`` is served by ``git http-backend`` with the same auth.
 * ``unavailable = True`` or ``fail_next = N`` answers 503 to everything (API and git).
 * ``push_delay`` holds every receive-pack this many seconds (sets ``push_started`` first).
@@ -103,7 +103,18 @@ class OneDevFake:
         repo = self.repo_dir(self.path_of(project))
         repo.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(["git", "init", "--bare", "--quiet", str(repo)], check=True)
+        # Record the ref updates in the order they arrive, as OneDev sees them.
+        hook = repo / "hooks" / "pre-receive"
+        hook.write_text("#!/bin/sh\ncat >> received-refs.log\n")
+        hook.chmod(0o755)
         return project
+
+    def received(self, path: str) -> list[str]:
+        """Refs updated by pushes, in the order the pushes' commands arrived."""
+        log = self.repo_dir(path) / "received-refs.log"
+        if not log.exists():
+            return []
+        return [line.split()[2] for line in log.read_text().splitlines() if line.strip()]
 
     def refs(self, path: str) -> dict[str, str]:
         """Every ref of the project's repository (not only branches and tags)."""
@@ -271,10 +282,12 @@ class OneDevFake:
         finishing after git got its answer, so this also runs when the default is read."""
         if project.default_branch is not None:
             return
-        heads = sorted(r[len("refs/heads/"):] for r in self.refs(self.path_of(project))
-                       if r.startswith("refs/heads/"))
-        if heads:
-            self._set_default(project, heads[0])
+        path = self.path_of(project)
+        existing = self.refs(path)
+        for ref in self.received(path):
+            if ref.startswith("refs/heads/") and ref in existing:
+                self._set_default(project, ref[len("refs/heads/"):])
+                return
 
     async def get_default_branch(self, request: web.Request) -> web.Response:
         project = self._project(request)
