@@ -12,7 +12,7 @@ Test-facing API (see ``tests/fakes/fixtures.py`` for the fixtures):
 - ``fake.install(account, ...)`` -> ``FakeInstallation``; ``fake.create_repo("owner/name",
   private=..., installation=...)`` -> ``FakeRepo``; ``repo.commit({path: text | bytes | None})``
   -> new SHA (None deletes a file); branches, tags, ``repo.set_ref`` (force push).
-- ``fake.star(user, "owner/name")``; ``fake.personal_token`` (token mode);
+- ``fake.star(user, "owner/name")``; ``fake.personal_token`` (token mode); ``fake.git_delay``;
   ``fake.revoke(token)`` / ``fake.revoke_all()``; ``fake.token_lifetime`` (seconds).
 - ``fake.requests`` (every API request: method, path, query, headers sans secrets,
   JSON body, status), ``fake.git_requests``, ``fake.check_runs`` (id -> stored run),
@@ -25,6 +25,7 @@ Test-facing API (see ``tests/fakes/fixtures.py`` for the fixtures):
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -438,6 +439,7 @@ class FakeGitHub:
         self.jwt_claims: list[dict[str, Any]] = []
         self.openapi_violations: list[str] = []
         self.request_validator = request_validator
+        self.git_delay = 0.0  # seconds each git request waits first (slow-network tests)
         self._ids = itertools.count(1000)
         self._check_suites: dict[tuple[str, str], int] = {}
         self.backend = GitHttpBackend(self.git_root, self._authorize_git, realm="GitHub")
@@ -904,6 +906,8 @@ class FakeGitHub:
                  "service": request.query.get("service") or request.match_info["tail"],
                  "user": (basic_credentials(request) or ("", ""))[0], "status": 0}
         self.git_requests.append(entry)
+        if self.git_delay:
+            await asyncio.sleep(self.git_delay)
         try:
             response = await self.backend.route(request)
         except web.HTTPException as exc:
