@@ -319,3 +319,20 @@ async def test_send_webhook_is_accepted_by_pao_intake(github_fake, aiohttp_serve
         assert result.status in (200, 202), (event, result.body)
     result = await send_webhook(url, "push", {"ref": "x"}, "wrong-secret")
     assert result.status == 401
+
+
+async def test_unknown_paths_and_methods_get_githubs_404(github_fake, org):
+    token = await installation_token(github_fake, org[0].id)
+    for method, path in [("GET", "/nope"), ("DELETE", "/repos/acme/public")]:
+        status, data, _ = await call(github_fake, method, path, token, check_shape=False)
+        assert (status, data["message"]) == (404, "Not Found")
+    github_fake.openapi_violations.clear()  # the calls above are deliberately off-spec
+
+
+async def test_off_spec_answers_of_the_fake_are_caught(github_fake, org):
+    """The fake checks its own answers too, so it cannot drift from GitHub's shapes."""
+    org[1].size_kb = "large"  # a repository's size is an integer on GitHub
+    await call(github_fake, "GET", "/repos/acme/public", github_fake.personal_token, check_shape=False)
+    assert github_fake.response_violations == [
+        "GET /repos/acme/public -> 200: size: 'large' is not of type 'integer'"]
+    github_fake.response_violations.clear()

@@ -3,7 +3,7 @@
 - ``github_app_key`` (session): the test App's ``AppKey`` (id, PEM key pair).
 - ``github_fake``: a started ``FakeGitHub`` on 127.0.0.1 (``.url`` is both the API base
   and the git host). At teardown it fails the test if PAO sent a request GitHub's
-  OpenAPI description rejects.
+  OpenAPI description rejects (or the fake answered off-spec).
 - ``github_settings``: the ``settings`` fixture pointed at the fake in App mode.
 """
 
@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
-from tests.fakes import openapi_check
 from tests.fakes.github import AppKey, FakeGitHub
 
 
@@ -27,8 +26,7 @@ def github_app_key() -> AppKey:
 
 @pytest.fixture
 async def github_fake(aiohttp_server, github_app_key: AppKey, tmp_path: Path) -> AsyncIterator[FakeGitHub]:
-    fake = FakeGitHub(tmp_path / "github", github_app_key,
-                      request_validator=openapi_check.request_problems)
+    fake = FakeGitHub(tmp_path / "github", github_app_key)
     server = await aiohttp_server(fake.app)
     fake.url = str(server.make_url("")).rstrip("/")
     yield fake

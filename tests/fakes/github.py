@@ -49,6 +49,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.fakes import openapi_check
 from tests.fakes.git_http import GitHttpBackend, basic_credentials
 
 DOCS = "https://docs.github.com/rest"
@@ -418,7 +419,7 @@ class FakeGitHub:
 
     def __init__(self, root: str | Path, app_key: AppKey, *, token_lifetime: float = 3600.0,
                  clock_drift: float = 30.0,
-                 request_validator: Callable[[str, str, Mapping[str, str], Any], list[str]] | None = None):
+                 validate_openapi: bool = True):
         self.root = Path(root)
         self.git_root = self.root / "git"
         self.git_root.mkdir(parents=True, exist_ok=True)
@@ -437,8 +438,9 @@ class FakeGitHub:
         self.requests: list[RecordedRequest] = []
         self.git_requests: list[dict[str, Any]] = []
         self.jwt_claims: list[dict[str, Any]] = []
-        self.openapi_violations: list[str] = []
-        self.request_validator = request_validator
+        self.openapi_violations: list[str] = []  # PAO sent what GitHub's description rejects
+        self.response_violations: list[str] = []  # the fake answered in a shape GitHub never would
+        self.validate_openapi = validate_openapi
         self.git_delay = 0.0  # seconds each git request waits first (slow-network tests)
         self._ids = itertools.count(1000)
         self._check_suites: dict[tuple[str, str], int] = {}
@@ -513,8 +515,11 @@ class FakeGitHub:
                 if (method is None or r.method == method) and r.path.startswith(path_prefix)]
 
     def assert_openapi_clean(self) -> None:
+        """Fail if PAO sent, or the fake answered, something GitHub's description rejects."""
         assert not self.openapi_violations, "requests GitHub's OpenAPI description rejects:\n" + "\n".join(
             self.openapi_violations)
+        assert not self.response_violations, "the fake answered off-spec:\n" + "\n".join(
+            self.response_violations)
 
     def pao_settings(self, mode: str = "app") -> dict[str, Any]:
         """``Settings`` fields pointing PAO at this fake (``with_settings(settings, **...)``)."""
@@ -875,9 +880,9 @@ class FakeGitHub:
                 except ValueError:
                     raise ApiError(400, "Problems parsing JSON") from None
             record.json = body
-            if self.request_validator is not None:
-                for problem in self.request_validator(request.method, request.path,
-                                                      dict(request.query), body):
+            if self.validate_openapi:
+                for problem in openapi_check.request_problems(request.method, request.path,
+                                                              dict(request.query), body):
                     self.openapi_violations.append(f"{request.method} {request.path}: {problem}")
             try:
                 request[PRINCIPAL] = self._principal(request)
@@ -890,10 +895,17 @@ class FakeGitHub:
             response = await handler(request)
         except web.HTTPException as exc:
             record.status = exc.status
-            if not isinstance(exc, ApiError) and exc.status == 404:
-                raise not_found() from None
+            if not isinstance(exc, ApiError) and exc.status in (404, 405):
+                raise not_found() from None  # GitHub answers unknown paths and methods alike
             raise
         record.status = response.status
+        if self.validate_openapi and isinstance(response, web.Response) and response.body \
+                and 200 <= response.status < 300:
+            assert isinstance(response.body, bytes)
+            for problem in openapi_check.response_problems(request.method, request.path, response.status,
+                                                           json.loads(response.body)):
+                self.response_violations.append(f"{request.method} {request.path} -> "
+                                                f"{response.status}: {problem}")
         response.headers.setdefault("X-GitHub-Request-Id", uuid.uuid4().hex[:16].upper())
         for name, value in (("X-RateLimit-Limit", "5000"), ("X-RateLimit-Remaining", "4999"),
                             ("X-RateLimit-Reset", str(int(time.time()) + 3600)),
