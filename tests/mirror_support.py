@@ -19,7 +19,7 @@ from app.github import GitHubClients
 from app.mirror.config import MirrorSettings
 from app.service import Runtime, make_worker
 from app.web import create_app
-from tests.fakes.github import AppKey, FakeGitHub, FakeRepo
+from tests.fakes.github import FakeGitHub, FakeRepo
 from tests.fakes.onedev import OneDevFake
 from tests.support import wait_for, webhook
 
@@ -27,17 +27,10 @@ ONEDEV_TOKEN = "onedev-secret-token"
 WEBHOOK_URL = "/api/v1/webhooks/github"
 
 
-@pytest.fixture(scope="session")
-def app_key() -> AppKey:
-    return AppKey.generate()
-
-
 @pytest.fixture
-async def gh(aiohttp_server, app_key: AppKey, tmp_path: Path) -> FakeGitHub:
-    fake = FakeGitHub(tmp_path / "github", app_key)
-    server = await aiohttp_server(fake.app)
-    fake.url = str(server.make_url("")).rstrip("/")
-    return fake
+def gh(github_fake: FakeGitHub) -> FakeGitHub:
+    """The GitHub fake (it also checks PAO's requests against GitHub's OpenAPI description)."""
+    return github_fake
 
 
 @pytest.fixture
