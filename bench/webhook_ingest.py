@@ -35,9 +35,14 @@ SECRET = "bench-secret"
 REPO = "acme/platform-catalog"
 
 
+def fake_sha(text: str) -> str:
+    """A 40-hex-digit id shaped like a git commit SHA."""
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
 def push_payload(i: int, size: int = 7 * 1024) -> bytes:
     """A push payload shaped like GitHub's, padded with commits to about ``size`` bytes."""
-    after = hashlib.sha1(str(i).encode()).hexdigest()
+    after = fake_sha(str(i))
     payload: dict = {
         "ref": "refs/heads/main",
         "before": "0" * 39 + "1",
@@ -59,7 +64,7 @@ def push_payload(i: int, size: int = 7 * 1024) -> bytes:
     n = 0
     while len(json.dumps(payload)) < size:
         commit = {
-            "id": hashlib.sha1(f"{i}-{n}".encode()).hexdigest(),
+            "id": fake_sha(f"{i}-{n}"),
             "message": f"Update catalog item {n}",
             "timestamp": "2026-11-21T12:00:00Z",
             "author": {"name": "Octo Cat", "email": "octocat@example.com"},

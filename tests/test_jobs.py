@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -241,7 +242,7 @@ async def test_two_worker_processes_never_share_a_job_or_a_lock(queue, db_dsn):
     assert len({r["pid"] for r in runs}) == 2, f"both workers should take jobs:\n{logs}"
     for lock in locks:
         same = [r for r in runs if r["label"] == lock]
-        for a, b in zip(same, same[1:], strict=False):
+        for a, b in itertools.pairwise(same):
             assert b["started_at"] >= a["finished_at"], f"{lock}: two jobs ran at once"
 
 

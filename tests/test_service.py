@@ -82,7 +82,7 @@ async def test_serve_on_embedded_database_then_sigterm(tmp_path):
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
     log = err.decode()
     assert "embedded PostgreSQL" in log and "s3cret-value" not in log
