@@ -158,6 +158,7 @@ class IntakeWriter:
         self.max_batch = max_batch
         self._queue: asyncio.Queue[tuple[Delivery, asyncio.Future[Delivery]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self.largest_batch = 0  # for tests and debugging: did group commit happen?
 
     def start(self) -> None:
         if not self._tasks:
@@ -199,6 +200,7 @@ class IntakeWriter:
                     future.set_result(delivery)
 
     async def _write(self, batch: list[Delivery]) -> None:
+        self.largest_batch = max(self.largest_batch, len(batch))
         if len(batch) > 1:
             try:
                 async with self.state.pool.acquire() as conn, conn.transaction():
