@@ -29,7 +29,9 @@ from app.log import register_secret
 log = logging.getLogger(__name__)
 
 # Modules exposing ``async def on_startup(runtime)``: catch-up syncs, periodic schedules.
-STARTUP_MODULES: tuple[str, ...] = ()
+STARTUP_MODULES: tuple[str, ...] = (
+    "app.jobs.maintenance",
+)
 
 
 @dataclass

@@ -79,6 +79,26 @@ class Intake:
         self.notes.append(note)
 
 
+class TokenBucket:
+    """At most ``rate`` events a second on average, bursts of up to ``burst``."""
+
+    def __init__(self, rate: float, burst: float):
+        self.rate, self.burst = rate, burst
+        self.tokens, self.stamp = burst, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+_REJECTED_AUDIT = TokenBucket(rate=10.0, burst=100.0)
+
+
 def signature_valid(body: bytes, header: str | None, secrets: tuple[str, ...]) -> bool:
     """True when ``X-Hub-Signature-256`` matches ``body`` under any configured secret."""
     if not header or not header.startswith("sha256=") or not secrets:
@@ -278,10 +298,14 @@ async def receive(request: web.Request) -> web.Response:
                 reason = "missing X-Hub-Signature-256"
             else:
                 reason = "signature does not match"
-            # Kept for audit; the payload of an unauthenticated request is not stored.
-            await writer.submit(Delivery(delivery_id or "unknown", event_name or "unknown", None,
-                                         None, False, status="rejected", reason=reason))
-            log.warning("rejected delivery: %s", reason)
+            # Kept for audit (without the unauthenticated payload), but at a bounded
+            # rate: a flood of forged deliveries must not become a flood of writes.
+            if _REJECTED_AUDIT.take():
+                await writer.submit(Delivery(delivery_id or "unknown", event_name or "unknown",
+                                             None, None, False, status="rejected", reason=reason))
+                log.warning("rejected delivery: %s", reason)
+            else:
+                log.debug("rejected delivery not recorded (audit rate limit): %s", reason)
             return error(401, "invalid signature", reason)
 
         ctype = request.content_type

@@ -313,3 +313,33 @@ async def test_notify_wakes_an_idle_worker_quickly(queue, db_dsn, settings, http
         await runner
 
 
+
+
+async def test_purge_history_keeps_failed_jobs_and_recent_rows(queue, db_dsn, settings, http_session):
+    from app.jobs.maintenance import PURGE_LOCK
+
+    old_ok = await jobs.enqueue(queue, "test_sleep", {})
+    old_failed = await jobs.enqueue(queue, "test_sleep", {})
+    recent_ok = await jobs.enqueue(queue, "test_sleep", {})
+    await queue.execute("UPDATE jobs SET status = 'succeeded', finished_at = now() - interval '40 days'"
+                        " WHERE id = $1", old_ok.job_id)
+    await queue.execute("UPDATE jobs SET status = 'failed', finished_at = now() - interval '40 days'"
+                        " WHERE id = $1", old_failed.job_id)
+    await queue.execute("UPDATE jobs SET status = 'succeeded', finished_at = now() WHERE id = $1",
+                        recent_ok.job_id)
+    await queue.execute(
+        "INSERT INTO webhook_events (delivery_id, event, signature_valid, received_at) VALUES"
+        " ('old', 'push', true, now() - interval '40 days'), ('new', 'push', true, now())")
+    purge = await jobs.enqueue(queue, "purge_history", {}, queueing_lock=PURGE_LOCK)
+    worker = make_worker(queue, db_dsn, settings, http_session)
+    assert await worker.run_one()
+    row = await job(queue, purge.job_id)
+    assert row["status"] == "succeeded", row["last_error"]
+    assert row["result"] == {"jobs": 1, "webhook_events": 1}
+    remaining = {r["id"] for r in await queue.fetch("SELECT id FROM jobs")}
+    assert old_ok.job_id not in remaining
+    assert {old_failed.job_id, recent_ok.job_id} <= remaining
+    assert [r["delivery_id"] for r in await queue.fetch("SELECT delivery_id FROM webhook_events")] == ["new"]
+    # It queued its next run, an hour out.
+    nxt = await queue.fetchrow("SELECT * FROM jobs WHERE queueing_lock = $1 AND status = 'todo'", PURGE_LOCK)
+    assert nxt is not None and nxt["scheduled_at"] > row["finished_at"]

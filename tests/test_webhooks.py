@@ -229,3 +229,14 @@ async def test_concurrent_deliveries_share_commits_but_not_failures(client, pool
     logins = {r["account_login"] for r in await pool.fetch("SELECT account_login FROM installations")}
     assert logins == {f"org{i}" for i in range(40) if i not in broken}
     assert client.app[INTAKE_WRITER].largest_batch > 1  # deliveries did share a transaction
+
+
+def test_token_bucket_bounds_the_audit_rate(monkeypatch):
+    from app import webhooks
+
+    clock = [1000.0]
+    monkeypatch.setattr(webhooks.time, "monotonic", lambda: clock[0])
+    bucket = webhooks.TokenBucket(rate=10, burst=5)
+    assert [bucket.take() for _ in range(7)] == [True] * 5 + [False] * 2
+    clock[0] += 0.35  # 3.5 tokens' worth of time
+    assert [bucket.take() for _ in range(4)] == [True] * 3 + [False]
