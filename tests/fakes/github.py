@@ -183,6 +183,12 @@ class FakeRepo:
             raise RuntimeError(f"git {' '.join(args)}: {result.stderr.decode(errors='replace')}")
         return result.stdout.decode().strip()
 
+    def ref_target(self, ref: str) -> str | None:
+        """The object ``ref`` names (an annotated tag's own SHA, unlike ``sha``), or None."""
+        result = subprocess.run(["git", "rev-parse", "--verify", "--quiet", ref],
+                                cwd=self.path, capture_output=True, text=True, check=False)
+        return result.stdout.strip() or None
+
     def sha(self, ref: str | None = None) -> str | None:
         """The commit SHA ``ref`` (branch, tag, SHA; default branch if None) points at."""
         ref = ref or self.default_branch
@@ -459,6 +465,14 @@ class FakeGitHub:
         self.users.add(account)
         return inst
 
+    def uninstall(self, installation: FakeInstallation | int) -> None:
+        """Remove an installation: its tokens stop working, token requests get 404."""
+        self.installations.pop(installation if isinstance(installation, int) else installation.id, None)
+
+    def add_user(self, login: str) -> None:
+        """Make ``login`` a known user (unknown users' star lists are 404)."""
+        self.users.add(login)
+
     def create_repo(self, full_name: str, *, private: bool = False, default_branch: str = "main",
                     installation: FakeInstallation | int | None = None,
                     description: str | None = None, files: Mapping[str, FileContent] | None = None,
@@ -610,7 +624,7 @@ class FakeGitHub:
                      installation: FakeInstallation | int | None = None) -> dict[str, Any]:
         """A ``push`` delivery for ``ref`` moving from ``before`` to ``after`` (zeros = create/delete)."""
         ref = ref or f"refs/heads/{repo.default_branch}"
-        after = after or repo.sha(ref) or ZERO_SHA
+        after = after or repo.ref_target(ref) or ZERO_SHA
         commits = repo.commits_between(before, after)
         installation = installation if installation is not None else self._installation_for(repo)
         return {
