@@ -28,7 +28,7 @@ from app.log import register_secret
 log = logging.getLogger(__name__)
 
 # Modules exposing ``async def on_startup(runtime)``: catch-up syncs, periodic schedules.
-STARTUP_MODULES: tuple[str, ...] = ()
+STARTUP_MODULES: tuple[str, ...] = ("app.sync.startup",)
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""The catalog YAML format: parsing and validation."""
