@@ -6,6 +6,7 @@ import os
 import subprocess
 import textwrap
 from pathlib import Path
+from typing import Any
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Josh Smith", "GIT_AUTHOR_EMAIL": "josh@example.com",
@@ -135,3 +136,73 @@ MYSQL_SEED_RESPONSE = {
         ]
     },
 }
+
+
+# -- a git host over smart HTTP with token auth (tests.fakes.git_http) -------------
+
+TOKEN = "pao-test-token-7f3a9c1e5b"  # not token-shaped: only PAO's own scrubbing hides it
+
+
+class GitHost:
+    """Bare repositories under ``root`` served over HTTP; fetches need ``TOKEN``.
+
+    ``gate``: when set to an unset asyncio.Event, fetches wait for it (to hold a
+    sync mid-fetch). ``fetches`` counts upload-pack requests.
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.gate: Any = None
+        self.fetches = 0
+        self.base_url = ""
+
+    async def authorize(self, request: Any, repo: str, service: str) -> bool:
+        from tests.fakes.git_http import basic_credentials
+
+        if service == "git-upload-pack":
+            self.fetches += 1
+            if self.gate is not None:
+                await self.gate.wait()
+        return basic_credentials(request) == ("x-access-token", TOKEN)
+
+    def url(self, full_name: str) -> str:
+        return f"{self.base_url}/{full_name}.git"
+
+    def repo(self, tmp: Path, full_name: str = "org/pao-repository", branch: str = "main") -> CatalogRepo:
+        bare = self.root / f"{full_name}.git"
+        bare.parent.mkdir(parents=True, exist_ok=True)
+        git(bare.parent, "init", "--quiet", "--bare", f"--initial-branch={branch}", str(bare))
+        return CatalogRepo(tmp, branch=branch, remote=bare)
+
+
+async def start_git_host(aiohttp_server: Any, root: Path) -> GitHost:
+    from aiohttp import web
+
+    from tests.fakes.git_http import GitHttpBackend
+
+    host = GitHost(root)
+    backend = GitHttpBackend(root, host.authorize)
+    app = web.Application()
+    app.router.add_route("*", r"/{repo:.+\.git}/{tail:.*}", backend.route)
+    server = await aiohttp_server(app)
+    host.base_url = str(server.make_url("")).rstrip("/")
+    return host
+
+
+def push_payload(repo_url: str, full_name: str, before: str, after: str, *,
+                 ref: str = "refs/heads/main", added: list[str] | None = None,
+                 modified: list[str] | None = None, removed: list[str] | None = None) -> dict[str, Any]:
+    """A push delivery's body, shaped as GitHub sends it (seed 000/001)."""
+    owner, name = full_name.split("/")
+    return {
+        "ref": ref, "before": before, "after": after,
+        "created": before == "0" * 40, "deleted": after == "0" * 40, "forced": False,
+        "commits": [{"id": after, "message": "change", "timestamp": "2025-08-16T14:30:00-05:00",
+                     "author": {"name": "Josh Smith", "email": "josh.smith@example.com"},
+                     "added": added or [], "modified": modified or [], "removed": removed or []}],
+        "head_commit": {"id": after, "message": "change"},
+        "repository": {"id": 1, "name": name, "full_name": full_name, "private": True,
+                       "clone_url": repo_url, "html_url": repo_url.removesuffix(".git"),
+                       "default_branch": "main", "owner": {"login": owner}},
+        "pusher": {"name": "josh-smith", "email": "josh.smith@example.com"},
+    }
