@@ -58,6 +58,7 @@ class Loaded:
     key_marks: dict[Path, Mark] = field(default_factory=dict)  # where each mapping key is
     problems: list[Problem] = field(default_factory=list)
     fatal: bool = False
+    text: str = ""  # the source, to place findings inside multi-line strings
 
     def at(self, path: Path, *, key: bool = False) -> Mark:
         """The mark of ``path`` (its key when ``key``), else of its nearest ancestor."""
@@ -103,7 +104,7 @@ def load(text: str, *, max_nodes: int) -> Loaded:
         return Loaded(None, problems=[Problem("PAO003", Mark(1, 1), f"YAML error: {exc}")], fatal=True)
     finally:
         loader.dispose()
-    out = Loaded(None)
+    out = Loaded(None, text=text)
     if root is None:
         return out
     converter = _Converter(out, max_nodes)
