@@ -20,7 +20,7 @@ from app import __version__
 from app.config import ConfigError, Settings
 
 # Modules that add subcommands; composed here.
-COMMAND_MODULES: tuple[str, ...] = ("app.sync.commands",)
+COMMAND_MODULES: tuple[str, ...] = ("app.catalog.cli", "app.sync.commands")
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 

@@ -1,1 +1,1 @@
-"""The catalog YAML format: parsing and validation."""
+"""The service catalog: YAML format (spec), validation (parse, rules, crossfile), CLI."""
