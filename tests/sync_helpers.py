@@ -75,7 +75,9 @@ def item_yaml(name: str, version: str = "1.0.0", *, owner: str = "platform-data-
             f'description: "{description or name + " service"}"\nowner: "{owner}"\n'
             f"tags: [{tag_list}]\n"
             "presentation:\n  fields:\n    - name: \"n\"\n      type: \"string\"\n"
-            "fulfillment:\n  manual:\n    system: \"jira\"\n")
+            "fulfillment:\n  manual:\n    system: \"jira\"\n    template:\n"
+            "      project: \"PLATFORM\"\n      issue_type: \"Service Request\"\n"
+            "      summary: \"Create {{ n }}\"\n")
 
 
 MYSQL_SEED = '''\

@@ -58,10 +58,11 @@ class Upsert:
     content_hash: str
     document: dict[str, Any]
     change: str  # "added" or "updated"
+    display_name: str | None = None
 
     def row(self) -> dict[str, Any]:
         """The column values for ``catalog_items`` / ``catalog_bundles``."""
-        return entry_columns(self.kind, self.name, self.path, self.document)
+        return entry_columns(self.kind, self.name, self.path, self.document, self.display_name)
 
 
 @dataclass
@@ -167,7 +168,8 @@ def plan_sync(
         if p is None or p.document is None or new_hash is None:
             raise ValueError(f"plan_sync: no parsed content for {owner.path}, which owns {kind} {name}")
         change = "updated" if row is not None and row.is_active else "added"
-        plan.upserts.append(Upsert(kind, name, owner.path, new_hash, p.document, change))
+        plan.upserts.append(Upsert(kind, name, owner.path, new_hash, p.document, change,
+                                   getattr(p, "display_name", None)))
     return plan
 
 
@@ -179,10 +181,11 @@ def category_of(path: str, kind: str) -> str | None:
     return "/".join(parts) or None
 
 
-def entry_columns(kind: str, name: str, path: str, doc: dict[str, Any]) -> dict[str, Any]:
+def entry_columns(kind: str, name: str, path: str, doc: dict[str, Any],
+                  display_name: str | None = None) -> dict[str, Any]:
     """Columns of an item or bundle row from its parsed document."""
     title = doc.get("name")
-    display = doc.get("display_name")
+    display = display_name or doc.get("display_name")
     if not isinstance(display, str):
         display = title if isinstance(title, str) and title != name else None
     tags = doc.get("tags")
