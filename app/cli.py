@@ -51,7 +51,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.host is not None:
         settings = _replace(settings, host=args.host)
     _setup_logging(settings)
-    asyncio.run(service.serve(settings, with_workers=not args.no_workers))
+    from app.sync import demo  # with no PAO_REPO_URL, serve the example catalog
+
+    settings, on_ready = demo.prepare(settings)
+    asyncio.run(service.serve(settings, with_workers=not args.no_workers, on_ready=on_ready))
     return EXIT_OK
 
 
