@@ -159,7 +159,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def serve_until_announced(env: dict[str, str], log: Path) -> tuple[asyncio.subprocess.Process, str, str]:
+async def serve_until_announced(
+        env: dict[str, str], log: Path) -> tuple[asyncio.subprocess.Process, str, str]:
     proc = await start_pao("serve", env=env, log=log)
     assert proc.stdout is not None
     token = url = None
