@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
-from app.catalog.parse import Finding, ParsedFile, parse_catalog_file
+from app.catalog.parse import Finding, ParsedFile
 from app.sync import store
 from app.sync.changes import Change, changes_from_diff, changes_from_trees, files_changed
 from app.sync.gitcache import GitCache
-from app.sync.plan import Plan, affected_names, content_hash, plan_sync
+from app.sync.parsing import parse_many
+from app.sync.plan import Plan, affected_names, plan_sync
 from app.sync.source import CatalogSource
 
 log = logging.getLogger(__name__)
@@ -40,19 +42,14 @@ class SyncResult:
     files_changed: int
     counts: dict[str, int]
     errors: list[Finding] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
 
     def summary(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "status": self.status, "mode": self.mode,
                 "from_sha": self.from_sha, "to_sha": self.to_sha,
                 "files_changed": self.files_changed, **self.counts,
-                "errors": len(self.errors)}
-
-
-def parse_all(contents: Mapping[str, bytes]) -> tuple[dict[str, ParsedFile], dict[str, str]]:
-    """Parse each path's bytes; also return each one's content hash."""
-    parsed = {path: parse_catalog_file(path, data) for path, data in contents.items()}
-    hashes = {path: content_hash(data) for path, data in contents.items()}
-    return parsed, hashes
+                "errors": len(self.errors),
+                "timings_ms": {k: round(v * 1000, 1) for k, v in self.timings.items()}}
 
 
 async def _read(cache: GitCache, wanted: Mapping[str, str]) -> tuple[dict[str, ParsedFile], dict[str, str]]:
@@ -61,7 +58,7 @@ async def _read(cache: GitCache, wanted: Mapping[str, str]) -> tuple[dict[str, P
     missing = [p for p, oid in wanted.items() if oid not in blobs]
     if missing:
         raise RuntimeError(f"git cache lacks blobs for {', '.join(missing[:5])}")
-    return await asyncio.to_thread(parse_all, {p: blobs[oid] for p, oid in wanted.items()})
+    return await parse_many({p: blobs[oid] for p, oid in wanted.items()})
 
 
 async def sync_repository(
@@ -88,7 +85,9 @@ async def sync_repository(
 
 async def _sync(pool: asyncpg.Pool, source: CatalogSource, cache: GitCache, token: str | None,
                 run_id: int, *, full: bool) -> SyncResult:
+    clock = _Clock()
     head = await cache.fetch(token)
+    clock.lap("fetch")
     state = await store.get_state(pool, source.key, source.branch)
     last = state.last_processed_sha
     changes: list[Change]
@@ -111,9 +110,11 @@ async def _sync(pool: asyncpg.Pool, source: CatalogSource, cache: GitCache, toke
         changes = changes_from_diff(await cache.diff(last, head))
     else:
         changes = []
+    clock.lap("changes")
 
     wanted = {c.path: c.oid for c in changes if c.oid is not None}
     parsed, hashes = await _read(cache, wanted)
+    clock.lap("read_parse")
     before = await store.load_files(pool, source.key, [c.path for c in changes])
     keys = affected_names(changes, before, parsed)
     claimants = await store.load_claimants(pool, source.key, keys)
@@ -127,6 +128,7 @@ async def _sync(pool: asyncpg.Pool, source: CatalogSource, cache: GitCache, toke
         parsed.update(more_parsed)
         hashes.update(more_hashes)
     plan = plan_sync(changes, parsed, hashes, before, claimants, current)
+    clock.lap("plan")
 
     async with pool.acquire() as conn, conn.transaction():
         await store.lock_repository(conn, source.key)
@@ -134,19 +136,33 @@ async def _sync(pool: asyncpg.Pool, source: CatalogSource, cache: GitCache, toke
         if again.last_processed_sha != last:
             raise SyncRaced(f"another sync moved {source.key} to {again.last_processed_sha}")
         await store.apply_plan(conn, source.key, head, plan)
+        clock.lap("write_rows")
         swept: dict[str, list[str]] = {}
         if mode in ("full", "reconcile"):
             swept = await store.sweep_unclaimed(conn, source.key)
+        clock.lap("sweep")
         counts = _counts(plan, swept)
         status = "completed_with_errors" if plan.errors else "completed"
         n_files = files_changed(changes)
         await store.finish_run(conn, run_id, repository=source.key, branch=source.branch,
                                from_sha=last, to_sha=head, mode=mode, status=status,
                                files_changed=n_files, counts=counts, plan=plan)
-    result = SyncResult(run_id, status, mode, last, head, n_files, counts, plan.errors)
+    clock.lap("write")
+    result = SyncResult(run_id, status, mode, last, head, n_files, counts, plan.errors, clock.laps)
     log.info("catalog sync %s %s..%s (%s): %s", source.key, (last or "")[:12], head[:12], mode,
              ", ".join(f"{k}={v}" for k, v in counts.items() if v) or "no changes")
     return result
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = now - self._last
+        self._last = now
 
 
 def _counts(plan: Plan, swept: Mapping[str, list[str]]) -> dict[str, int]:

@@ -134,12 +134,15 @@ def plan_sync(
         changed[c.path] = record
         plan.file_upserts.append(record)
 
+    changed_by_name: dict[NameKey, list[FileRecord]] = {}
+    for r in changed.values():
+        if r is not None and r.identifier:
+            changed_by_name.setdefault((r.kind, r.identifier), []).append(r)
     keys = affected_names(changes, before, parsed)
     for key in sorted(keys):
         kind, name = key
         candidates = [r for r in claimants.get(key, []) if r.path not in changed]
-        candidates += [r for r in changed.values()
-                       if r is not None and (r.kind, r.identifier) == key]
+        candidates += changed_by_name.get(key, [])
         candidates.sort(key=lambda r: r.path)
         row = current.get(key)
         owner: FileRecord | None = None
@@ -199,27 +202,14 @@ def entry_columns(kind: str, name: str, path: str, doc: dict[str, Any],
         "category": category_of(path, kind),
         "presentation": doc.get("presentation"),
         "fulfillment": doc.get("fulfillment"),
-        "document": _jsonable(doc),
+        "document": doc,
     }
     if kind == "bundle":
         bundle = doc.get("bundle")
         if not isinstance(bundle, dict):
             bundle = {k: doc[k] for k in ("required_items", "optional_items") if k in doc}
-        cols["bundle_definition"] = _jsonable(bundle)
-    cols["presentation"] = _jsonable(cols["presentation"])
-    cols["fulfillment"] = _jsonable(cols["fulfillment"])
+        cols["bundle_definition"] = bundle
     return cols
-
-
-def _jsonable(value: Any) -> Any:
-    """YAML can hold dates and non-string keys; JSON cannot. Convert the few that occur."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
 
 
 __all__ = ["CATALOG_DIR", "EntryState", "FileRecord", "Plan", "Upsert", "plan_sync"]

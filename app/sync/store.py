@@ -143,7 +143,8 @@ ON CONFLICT (name) DO UPDATE SET {updates},
 
 
 def _json_text(value: Any) -> RawJson | None:
-    return None if value is None else RawJson(json.dumps(value, separators=(",", ":")))
+    # default=str: YAML values JSON has no type for (dates) are stored as text.
+    return None if value is None else RawJson(json.dumps(value, separators=(",", ":"), default=str))
 
 
 async def apply_plan(conn: asyncpg.Connection, repository: str, sha: str, plan: Plan) -> None:
@@ -174,11 +175,14 @@ async def sweep_unclaimed(conn: asyncpg.Connection, repository: str) -> dict[str
     """Deactivate active rows of this repository that no recorded file claims (full reconciles)."""
     out: dict[str, list[str]] = {}
     for kind, table in TABLES.items():
+        # EXCEPT, not NOT EXISTS: rows written earlier in this transaction have no
+        # statistics yet, and the planner would pick a nested loop over them.
         rows = await conn.fetch(
-            f"""UPDATE {table} t SET is_active = false, updated_at = now()
-                 WHERE t.source_repository = $1 AND t.is_active AND NOT EXISTS (
-                       SELECT 1 FROM catalog_files f WHERE f.repository = $1 AND f.kind = $2
-                          AND f.identifier = t.name)
+            f"""UPDATE {table} SET is_active = false, updated_at = now()
+                 WHERE name IN (SELECT name FROM {table} WHERE source_repository = $1 AND is_active
+                                EXCEPT
+                                SELECT identifier FROM catalog_files
+                                 WHERE repository = $1 AND kind = $2 AND identifier IS NOT NULL)
              RETURNING name""", repository, kind)
         out[kind] = [r["name"] for r in rows]
     return out
