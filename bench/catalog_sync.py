@@ -231,6 +231,10 @@ async def bench_size(n: int, pushes: int, db_url: str, scratch: Path) -> dict:
             await runner.cleanup()
         out["one_change_s"] = ours
         out["one_change_floor_s"] = floors
+        out["full_load_phases_ms"] = result.summary()["timings_ms"]
+        phases = [r["result"]["timings_ms"] for r in await rt.pool.fetch(
+            "SELECT result FROM jobs WHERE task = 'sync_catalog' AND status = 'succeeded'")]
+        out["one_change_phases_ms"] = {k: statistics.median(p[k] for p in phases) for k in phases[0]}
     return out
 
 
@@ -273,12 +277,18 @@ def report(r: dict) -> None:
           f"ls-tree {f['ls_tree'] * 1000:.0f}, cat-file {f['cat_file'] * 1000:.0f}, "
           f"YAML parse {f['parse'] * 1000:.0f})")
     print(f"  ratio                    {r['full_load_s'] / f['total']:9.2f}x   (goal <= 2x at 10,000)")
+    print("  PAO phases (ms)          " + _phases(r["full_load_phases_ms"]))
     ours, floor = statistics.median(r["one_change_s"]), statistics.median(r["one_change_floor_s"])
     print(f"  one-file push -> API, PAO   median {ours * 1000:7.1f} ms  "
           f"(min {min(r['one_change_s']) * 1000:.1f}, max {max(r['one_change_s']) * 1000:.1f}, "
           f"{len(r['one_change_s'])} pushes)")
     print(f"  one-file raw floor          median {floor * 1000:7.1f} ms  (fetch + diff + cat-file)")
     print(f"  ratio                       {ours / floor:9.2f}x   (goal <= 3x, flat in N)")
+    print("  PAO sync job phases, median (ms): " + _phases(r["one_change_phases_ms"]))
+
+
+def _phases(p: dict) -> str:
+    return ", ".join(f"{k} {v:.0f}" for k, v in p.items())
 
 
 async def main() -> None:
