@@ -178,3 +178,21 @@ async def test_a_push_during_a_running_sync_is_synced_too(pao, repo, pool):
     runs = await pool.fetch("SELECT status, to_sha FROM catalog_sync_runs ORDER BY id")
     assert [r["status"] for r in runs][-1] == "completed" and runs[-1]["to_sha"] == second
     assert await pool.fetchval("SELECT count(*) FROM jobs") == 2
+
+
+async def test_refused_credentials_fail_the_job_at_once_with_a_clear_error(runtime, host, repo, pool):
+    wrong = "pao-wrong-token-0a1b2c3d4e"
+    runtime.settings = with_settings(runtime.settings, repo_url=host.url(FULL_NAME), repo_token=wrong)
+    runtime.github = GitHubClients.from_settings(runtime.settings, runtime.http)
+    repo.write("catalog/a/one.yaml", item_yaml("one"))
+    repo.commit_push("one")
+    from app.sync.source import catalog_source
+    from app.sync.tasks import queue_sync
+
+    job_id = await queue_sync(pool, catalog_source(runtime.settings), triggered_by="manual")
+    assert await make_worker(runtime).run_one()
+    job = await pool.fetchrow("SELECT status, attempts, last_error FROM jobs WHERE id = $1", job_id)
+    assert (job["status"], job["attempts"]) == ("failed", 1)
+    assert "cannot read" in job["last_error"] and wrong not in job["last_error"]
+    run = await pool.fetchrow("SELECT status, error FROM catalog_sync_runs")
+    assert run["status"] == "failed" and wrong not in run["error"]
