@@ -146,8 +146,23 @@ def full_load_floor(remote: Path, scratch: Path) -> dict[str, float]:
 
     t_parse, count = timed(parse_all)
     assert count == len(oids)
+
+    def validate_all() -> None:
+        from app.catalog.parse import parse_catalog_file
+
+        names = {e.split(b"\t")[0].split()[2]: e.split(b"\t")[1].decode()
+                 for e in tree.split(b"\0") if e}
+        pos = 0
+        while pos < len(blobs):
+            nl = blobs.index(b"\n", pos)
+            oid, _, size = blobs[pos:nl].split()
+            parse_catalog_file(names[oid], blobs[nl + 1:nl + 1 + int(size)])
+            pos = nl + 1 + int(size) + 1
+
+    t_validate, _ = timed(validate_all)
     return {"clone": t_clone, "ls_tree": t_list, "cat_file": t_read, "parse": t_parse,
-            "total": t_clone + t_list + t_read + t_parse}
+            "total": t_clone + t_list + t_read + t_parse, "validate": t_validate,
+            "total_validated": t_clone + t_list + t_read + t_validate}
 
 
 def one_change_floor(floor_repo: Path, remote: Path, old: str, new: str, path: str) -> float:
@@ -277,6 +292,9 @@ def report(r: dict) -> None:
           f"ls-tree {f['ls_tree'] * 1000:.0f}, cat-file {f['cat_file'] * 1000:.0f}, "
           f"YAML parse {f['parse'] * 1000:.0f})")
     print(f"  ratio                    {r['full_load_s'] / f['total']:9.2f}x   (goal <= 2x at 10,000)")
+    print(f"  same floor, validator instead of bare YAML {f['total_validated'] * 1000:9.1f} ms"
+          f"  (validator {f['validate'] * 1000:.0f}); PAO / that = "
+          f"{r['full_load_s'] / f['total_validated']:.2f}x")
     print("  PAO phases (ms)          " + _phases(r["full_load_phases_ms"]))
     ours, floor = statistics.median(r["one_change_s"]), statistics.median(r["one_change_floor_s"])
     print(f"  one-file push -> API, PAO   median {ours * 1000:7.1f} ms  "
