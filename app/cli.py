@@ -34,6 +34,17 @@ def load_settings() -> Settings:
         raise SystemExit(EXIT_USAGE) from None
 
 
+def run_service(coro: Any) -> None:
+    """Run a long-lived service coroutine on uvloop (a faster event loop) when available."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+    else:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(coro)
+
+
 def _setup_logging(settings: Settings) -> None:
     from app.log import setup_logging
 
@@ -54,7 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from app.sync import demo  # with no PAO_REPO_URL, serve the example catalog
 
     settings, on_ready = demo.prepare(settings)
-    asyncio.run(service.serve(settings, with_workers=not args.no_workers, on_ready=on_ready))
+    run_service(service.serve(settings, with_workers=not args.no_workers, on_ready=on_ready))
     return EXIT_OK
 
 
@@ -63,7 +74,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     _setup_logging(settings)
-    asyncio.run(service.work(settings, args.concurrency))
+    run_service(service.work(settings, args.concurrency))
     return EXIT_OK
 
 

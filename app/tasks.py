@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib
 
-TASK_MODULES: tuple[str, ...] = ("app.sync.tasks",)
+TASK_MODULES: tuple[str, ...] = (
+    "app.jobs.maintenance",
+    "app.sync.tasks",
+)
 
 for _name in TASK_MODULES:
     importlib.import_module(_name)

@@ -68,6 +68,9 @@ def create_app(state: Any) -> web.Application:
         client_max_size=webhooks.MAX_PAYLOAD_BYTES + 1024,
     )
     app[RUNTIME] = state
+    app[webhooks.INTAKE_WRITER] = webhooks.IntakeWriter(state)
+    app.on_startup.append(webhooks.start_intake)
+    app.on_cleanup.append(webhooks.stop_intake)
     app.router.add_post("/api/v1/webhooks/github", webhooks.receive)
     app.router.add_post("/webhooks/github", webhooks.receive)
     app.router.add_get("/healthz", healthz)
