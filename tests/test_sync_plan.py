@@ -145,3 +145,10 @@ def test_local_paths_and_file_urls_are_one_repository(tmp_path):
     b = catalog_source(SimpleNamespace(repo_url=(tmp_path / "cat").as_uri(), repo_branch="main"))
     assert a.key == b.key and a.url.startswith("file://") and a.is_local
     assert a.cache_dir(tmp_path) == b.cache_dir(tmp_path)
+
+
+def test_symlinks_are_not_catalog_files():
+    out = b"120000 blob " + A.encode() + b"\tcatalog/link.yaml\0"
+    assert parse_ls_tree(out) == {}
+    raw = parse_diff_raw(f":100644 120000 {A} {B} T\0catalog/x.yaml\0".encode())
+    assert changes_from_diff(raw) == [Change("catalog/x.yaml", None)]

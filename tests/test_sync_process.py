@@ -211,3 +211,28 @@ async def test_first_run_without_configuration_serves_the_examples(tmp_path, db_
     # Committed once; the second run reused the repository.
     assert git(data / "demo-catalog", "rev-list", "--count", "HEAD") == "1"
     assert tokens[0] not in log.read_text() and tokens[1] not in log.read_text()
+
+
+async def test_pao_sync_command_reconciles_and_reports(tmp_path, db_dsn, pool):
+    from tests.sync_helpers import CatalogRepo
+
+    repo = CatalogRepo(tmp_path / "repo")
+    repo.write("catalog/x/one.yaml", item_yaml("one"))
+    repo.write("catalog/x/bad.yaml", "name: [\n")
+    repo.commit_push("one")
+    env = pao_env(PAO_DB_URL=db_dsn, PAO_REPO_URL=str(repo.remote), PAO_DATA_DIR=str(tmp_path / "d"))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", "sync", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode == 1, err.decode()  # completed, with an error to look at
+    assert '"items_added": 1' in out.decode() and '"status": "completed_with_errors"' in out.decode()
+    run = await pool.fetchrow("SELECT triggered_by, mode FROM catalog_sync_runs")
+    assert (run["triggered_by"], run["mode"]) == ("manual", "full")
+
+    env.pop("PAO_REPO_URL")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", "sync", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await proc.communicate()
+    assert proc.returncode == 2 and b"PAO_REPO_URL" in err

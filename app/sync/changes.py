@@ -37,6 +37,8 @@ class Change:
 
 
 ZERO_OID = "0" * 40
+# Symlinks and submodules are not catalog files, whatever their names.
+NOT_FILES = (b"120000", b"160000")
 
 
 def parse_ls_tree(data: bytes) -> dict[str, str]:
@@ -47,7 +49,7 @@ def parse_ls_tree(data: bytes) -> dict[str, str]:
             continue
         meta, _, path_bytes = entry.partition(b"\t")
         parts = meta.split()
-        if len(parts) != 3 or parts[1] != b"blob":
+        if len(parts) != 3 or parts[1] != b"blob" or parts[0] in NOT_FILES:
             continue
         path = path_bytes.decode("utf-8", "surrogateescape")
         if is_catalog_path(path):
@@ -68,6 +70,8 @@ def parse_diff_raw(data: bytes) -> list[RawChange]:
         # ":100644 100644 <old> <new> M" ; renames and copies carry two paths.
         parts = meta.lstrip(b":").split()
         old_oid, new_oid, status = parts[2].decode(), parts[3].decode(), parts[4].decode()[0]
+        if parts[1] in NOT_FILES:
+            new_oid = ZERO_OID  # became a symlink or submodule: no longer a catalog file
         if status in ("R", "C"):
             old_path = fields[i + 1].decode("utf-8", "surrogateescape")
             path = fields[i + 2].decode("utf-8", "surrogateescape")

@@ -70,8 +70,7 @@ class GitCache:
 
     async def is_ancestor(self, old: str, new: str) -> bool:
         """True when ``old`` exists here and ``new`` descends from it (no force push between)."""
-        if not await self._exit_ok(["cat-file", "-e", f"{old}^{{commit}}"]):
-            return False
+        # One process: exit 1 means "not an ancestor", 128 "no such commit"; both mean reconcile.
         return await self._exit_ok(["merge-base", "--is-ancestor", old, new])
 
     async def list_catalog(self, sha: str) -> dict[str, str]:
