@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-TASK_MODULES: tuple[str, ...] = ()
+TASK_MODULES: tuple[str, ...] = ("app.checks.task",)
 
 for _name in TASK_MODULES:
     importlib.import_module(_name)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from gidgethub import routing
 
-from app.handlers import installation
+from app.handlers import checks, installation
 
 router = routing.Router(
     installation.router,
+    checks.router,
 )
