@@ -291,3 +291,38 @@ def test_version_rule_against_base() -> None:
     moved = "catalog/other/demo.yaml"
     [f] = validate_catalog({moved: parse_catalog_file(moved, changed)}, base=base)
     assert f.code == "PAO050" and f.path == moved
+
+
+# -- templates: the regular-expression fast path agrees with Jinja2's parser ----------------
+
+TEMPLATES = [
+    "Create {{ database_name }} for {{ requester.team }}",
+    "{{ a | join(', ') }} and {{b|upper}}\n{{ steps.x.outputs.url }}",
+    "line one\n  {{- name -}}\n{{ requester['team'] }}",
+    "{% if a %}{{ b }}{% endif %}{{ c.d }}",
+    "{% for x in items %}{{ x }}{% endfor %}{{ y }}",
+    "{{ a }} {# comment {{ z }} #}",
+    "{{ 'literal' }} {{ none }}",
+    "resource \"x\" {\n  n = {{ n }}\n}\n",
+]
+
+
+@pytest.mark.parametrize("text", TEMPLATES)
+def test_template_fast_path_matches_jinja(text: str) -> None:
+    from app.catalog import templates
+
+    slow = templates._analyze_jinja(text)
+    fast = templates._analyze_simple(text)
+    assert slow.error is None
+    if fast is not None:
+        assert dict(fast.names) == dict(slow.names)
+        assert sorted(fast.filters) == sorted(slow.filters)
+        assert sorted(set(fast.chains)) == sorted(set(slow.chains))
+    assert dict(templates.analyze(text).names) == dict(slow.names)
+
+
+def test_unknown_filter_is_reported_with_a_suggestion() -> None:
+    fields = "presentation:\n  fields:\n    - {name: db, type: string}\n"
+    pf = parse_catalog_file(ITEM, (HEADER + fields + MANUAL.replace("{{ db }}", "{{ db | uper }}")).encode())
+    [f] = [f for f in pf.findings if f.code == "PAO030"]
+    assert (f.line, f.col) == (12, 29) and "did you mean 'upper'" in f.message

@@ -46,7 +46,8 @@ async def test_newer_push_supersedes_the_waiting_check(client, pool) -> None:
     [job] = await jobs(pool)  # one waiting job per PR
     assert job["task"] == "catalog_check" and job["args"] == {"repository": REPO, "pr_number": 5}
     row = await pool.fetchrow("SELECT * FROM catalog_check_requests")
-    assert (row["head_sha"], row["base_ref"], row["installation_id"], row["rerun"]) == ("2" * 40, "main", 77, False)
+    assert (row["head_sha"], row["base_ref"], row["installation_id"], row["rerun"]) == (
+        "2" * 40, "main", 77, False)
 
 
 @pytest.mark.parametrize("action", ["opened", "synchronize", "reopened", "ready_for_review"])
