@@ -97,8 +97,26 @@ async def check_run(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs:
         intake.ignore("check run belongs to another app")
         return
     prs = run.get("pull_requests") or []
-    if not prs:
-        intake.ignore("rerequested check run has no pull request")
+    head_sha = str(require(run, "head_sha"))
+    if prs:
+        for pr in prs:
+            await _request(intake, event.data, repository, pr, head_sha, rerun=True)
         return
-    for pr in prs:
-        await _request(intake, event.data, repository, pr, str(require(run, "head_sha")), rerun=True)
+    # GitHub leaves pull_requests empty for fork PRs: find the PR from our own record.
+    number = await intake.conn.fetchval(
+        "SELECT pr_number FROM catalog_check_runs WHERE repository = $1 AND check_run_id = $2",
+        repository, int(require(run, "id")))
+    if number is None:
+        intake.ignore("rerequested check run is not one PAO created for a pull request")
+        return
+    updated = await intake.conn.fetchval(
+        "UPDATE catalog_check_requests SET head_sha = $3, rerun = true, requested_at = now(),"
+        " installation_id = COALESCE($4, installation_id)"
+        " WHERE repository = $1 AND pr_number = $2 RETURNING pr_number",
+        repository, number, head_sha, _installation_id(event.data))
+    if updated is None:
+        intake.ignore("no check request recorded for this pull request")
+        return
+    key = queue_key(repository, number)
+    await intake.enqueue(TASK, {"repository": repository, "pr_number": number},
+                         queueing_lock=key, lock=key)
