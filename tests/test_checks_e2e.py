@@ -153,3 +153,22 @@ async def test_no_catalog_change_is_neutral(pao) -> None:
     [run] = runs(pao)
     assert (run["conclusion"], run["output"]["title"]) == ("neutral", "No catalog changes")
     pao.fake.assert_openapi_clean()
+
+
+async def test_run_is_failed_with_the_reason_when_retries_run_out(pao) -> None:
+    push_pr(pao, {MYSQL: lambda t: t + "\n"})
+    # A base branch that does not exist: every fetch fails, and retrying cannot help.
+    await deliver(pao, "pull_request", pao.fake.pull_request_payload(
+        pao.repo, number=1, head_ref="feature", base_ref="gone"))
+    while True:
+        await pao.worker.run_one()
+        job = await pao.pool.fetchrow("SELECT id, status, attempts FROM jobs")
+        if job["status"] != "todo":
+            break
+        await pao.pool.execute("UPDATE jobs SET scheduled_at = now() WHERE id = $1", job["id"])
+    assert (job["status"], job["attempts"]) == ("failed", 5)
+    [run] = runs(pao)  # retries reused the run instead of creating one per attempt
+    assert (run["status"], run["conclusion"]) == ("completed", "failure")
+    assert run["output"]["title"] == "PAO could not check this pull request"
+    assert "refs/heads/gone" in run["output"]["summary"]
+    assert "x-access-token" not in run["output"]["summary"] and "ghs_" not in run["output"]["summary"]
