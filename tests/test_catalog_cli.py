@@ -128,3 +128,10 @@ def test_base_ref_enforces_version_bumps(repo: Path, capsys: pytest.CaptureFixtu
     p.write_text(p.read_text().replace('version: "1.1.0"', 'version: "1.2.0"'))
     assert main(["validate", "--base", "main"]) == 0
     assert main(["validate", "--base", "no-such-ref"]) == 2
+
+
+def test_repository_root_means_its_catalog(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (repo / ".github/workflows").mkdir(parents=True)
+    (repo / ".github/workflows/ci.yml").write_text("on: push\njobs: {}\n")
+    assert main(["validate", "."]) == 0
+    assert "6 files checked" in capsys.readouterr().out

@@ -76,7 +76,7 @@ class ParseCache:
     """Parsed files by (blob id, path): a blob's result never changes, so checks of
     successive pushes parse only the blobs that are new."""
 
-    def __init__(self, size: int = 20_000):
+    def __init__(self, size: int = 10_000):
         self.size = size
         self._items: OrderedDict[tuple[str, str], ParsedFile] = OrderedDict()
 
@@ -88,7 +88,7 @@ class ParseCache:
         return pf
 
     def parse(self, blob: str, path: str, data: bytes) -> ParsedFile:
-        pf = parse_catalog_file(path, data)
+        pf = parse_catalog_file(path, data).compact()
         self._items[(blob, path)] = pf
         while len(self._items) > self.size:
             self._items.popitem(last=False)
