@@ -86,11 +86,13 @@ class ParsedFile:
                           self.display_name, slim)
 
     def record(self) -> dict[str, Any]:
-        """The normalized mapping to store: identifier as ``name``, defaults filled in."""
+        """The normalized mapping to store: identifier as ``name``, ``display_name`` and
+        ``tags`` defaulted, ``category`` from the path."""
         doc = dict(self.document or {})
         doc["name"] = self.identifier
         doc["display_name"] = self.display_name
         doc.setdefault("tags", [])
+        doc["category"] = self.category
         return doc
 
 

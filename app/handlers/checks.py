@@ -40,7 +40,10 @@ def _installation_id(data: dict[str, Any]) -> int | None:
 async def _request(intake: Intake, data: dict[str, Any], repository: str, pr: dict[str, Any],
                    head_sha: str, *, rerun: bool) -> None:
     number = int(require(pr, "number"))
-    head_ref = pr.get("head", {}).get("ref") if isinstance(pr.get("head"), dict) else None
+    head = pr.get("head") if isinstance(pr.get("head"), dict) else {}
+    head_repo = (head.get("repo") or {}).get("full_name") if isinstance(head.get("repo"), dict) else None
+    # The head branch is a fetch fallback only when it lives in this repository (not a fork).
+    head_ref = head.get("ref") if head_repo is None or head_repo.lower() == repository.lower() else None
     base_ref = str(require(pr, "base.ref"))
     await intake.conn.execute(UPSERT_REQUEST, repository, number, _installation_id(data), head_sha,
                               head_ref, base_ref, rerun)
