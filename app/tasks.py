@@ -6,6 +6,7 @@ import importlib
 
 TASK_MODULES: tuple[str, ...] = (
     "app.jobs.maintenance",
+    "app.checks.task",
     "app.sync.tasks",
 )
 

@@ -61,8 +61,10 @@ def collect(paths: list[str]) -> tuple[dict[str, Path], set[str], dict[str, str]
     for raw in paths or [CATALOG_DIR]:
         p = Path(raw)
         if p.is_dir():
-            found = _yaml_files(p)
-            targets.extend(found)
+            # A repository root means its catalog/, not every YAML file (workflows...).
+            inside = _catalog_root(p / "x") is not None  # p is catalog/ or below it
+            scan = p / CATALOG_DIR if not inside and (p / CATALOG_DIR).is_dir() else p
+            targets.extend(_yaml_files(scan))
         elif p.is_file():
             targets.append(p)
         else:

@@ -72,12 +72,27 @@ class ParsedFile:
             return Mark(1, 1)
         return self.loaded.at(path, key=key)
 
+    def compact(self) -> ParsedFile:
+        """A copy that keeps only the marks cross-file rules use (header and bundle), for caching."""
+        if self.loaded is None:
+            return self
+
+        def keep(path: tuple[str | int, ...]) -> bool:
+            return len(path) <= 1 or path[0] == "bundle"
+
+        slim = Loaded(None, {p: m for p, m in self.loaded.marks.items() if keep(p)},
+                      {p: m for p, m in self.loaded.key_marks.items() if keep(p)})
+        return ParsedFile(self.path, self.kind, self.identifier, self.document, self.findings,
+                          self.display_name, slim)
+
     def record(self) -> dict[str, Any]:
-        """The normalized mapping to store: identifier as ``name``, defaults filled in."""
+        """The normalized mapping to store: identifier as ``name``, ``display_name`` and
+        ``tags`` defaulted, ``category`` from the path."""
         doc = dict(self.document or {})
         doc["name"] = self.identifier
         doc["display_name"] = self.display_name
         doc.setdefault("tags", [])
+        doc["category"] = self.category
         return doc
 
 

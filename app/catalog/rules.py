@@ -8,13 +8,9 @@ look at values of the right type; the shape check has already reported the rest.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import jinja2
-from jinja2 import meta, nodes
-
-from app.catalog import spec
+from app.catalog import spec, templates
 from app.catalog.semver import Constraint
 from app.catalog.yamlload import Mark
 
@@ -350,69 +346,40 @@ def _strings(value: Any, path: Path) -> list[tuple[Path, str]]:
     return out
 
 
-@lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
-    # Parsing only: nothing is rendered here, so autoescape is irrelevant.
-    return jinja2.Environment(autoescape=False)  # noqa: S701
-
-
 def _check_template(rep: Reporter, path: Path, text: str, scope: TemplateScope) -> None:
-    env = _environment()
-    try:
-        tree = env.parse(text)
-    except jinja2.TemplateSyntaxError as exc:
-        rep.at(_locate(rep, path, exc.lineno or 1, None), "PAO030",
-               f"template syntax error: {exc.message}; check the {{{{ }}}} and {{% %}} pairs")
+    info = templates.analyze(text)
+    if info.error is not None:
+        lineno, message = info.error
+        rep.at(_locate(rep, path, lineno, None), "PAO030",
+               f"template syntax error: {message}; check the {{{{ }}}} and {{% %}} pairs")
         return
     builtins = {"steps", "requester", "request"}
-    for name in sorted(meta.find_undeclared_variables(tree)):
+    for name, lineno in info.names:
         if name in scope.fields or name in builtins:
             continue
-        lineno = _first_use(tree, name)
         rep.at(_locate(rep, path, lineno, name), "PAO031",
                f"template uses '{name}', which no field defines{_hint(name, scope.fields)}; "
                "available: " + ", ".join([*sorted(scope.fields), "requester.*", "request.*"]))
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        chain = _chain(node)
-        if chain is None or len(chain) < 2:
-            continue
+    known_filters = templates.environment().filters
+    for name, lineno in info.filters:
+        if name not in known_filters:
+            rep.at(_locate(rep, path, lineno, name), "PAO030",
+                   f"unknown filter '{name}'{_hint(name, known_filters)}")
+    for chain, lineno in info.chains:
         root, attr = chain[0], chain[1]
-        if root == "requester" and attr not in spec.REQUESTER_ATTRIBUTES:
-            rep.at(_locate(rep, path, node.lineno, str(attr)), "PAO031",
+        if len(chain) == 2 and root == "requester" and attr not in spec.REQUESTER_ATTRIBUTES:
+            rep.at(_locate(rep, path, lineno, attr), "PAO031",
                    f"requester has no '{attr}'; use requester."
                    + ", requester.".join(spec.REQUESTER_ATTRIBUTES))
-        elif root == "request" and attr not in spec.REQUEST_ATTRIBUTES:
-            rep.at(_locate(rep, path, node.lineno, str(attr)), "PAO031",
+        elif len(chain) == 2 and root == "request" and attr not in spec.REQUEST_ATTRIBUTES:
+            rep.at(_locate(rep, path, lineno, attr), "PAO031",
                    f"request has no '{attr}'; use request." + ", request.".join(spec.REQUEST_ATTRIBUTES))
-        elif root == "steps" and _is_outermost_step_ref(node):
-            _check_step_ref(rep, path, node.lineno, chain, scope)
+        elif root == "steps" and len(chain) in (2, 4):
+            _check_step_ref(rep, path, lineno, chain, scope)
 
 
-def _chain(node: nodes.Node) -> list[str] | None:
-    """``a.b['c'].d`` -> ['a', 'b', 'c', 'd']; None for anything else."""
-    parts: list[str] = []
-    while isinstance(node, nodes.Getattr | nodes.Getitem):
-        if isinstance(node, nodes.Getattr):
-            parts.append(node.attr)
-        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-            parts.append(node.arg.value)
-        else:
-            return None
-        node = node.node
-    if not isinstance(node, nodes.Name):
-        return None
-    parts.append(node.name)
-    return parts[::-1]
-
-
-def _is_outermost_step_ref(node: nodes.Node) -> bool:
-    # find_all visits a.b.c and then a.b: check only chains of the form steps.X or
-    # steps.X.outputs.Y once, at depth 2 (the step) and let depth 4 handle the output.
-    chain = _chain(node)
-    return chain is not None and len(chain) in (2, 4)
-
-
-def _check_step_ref(rep: Reporter, path: Path, lineno: int, chain: list[str], scope: TemplateScope) -> None:
+def _check_step_ref(rep: Reporter, path: Path, lineno: int, chain: tuple[str, ...],
+                    scope: TemplateScope) -> None:
     step = chain[1]
     if len(chain) == 2:
         if step not in scope.steps:
@@ -429,13 +396,6 @@ def _check_step_ref(rep: Reporter, path: Path, lineno: int, chain: list[str], sc
         rep.at(_locate(rep, path, lineno, chain[3]), "PAO031",
                f"step {step!r} declares no output {chain[3]!r}{_hint(chain[3], outputs)}; "
                f"its outputs: {', '.join(sorted(outputs)) or 'none'}")
-
-
-def _first_use(tree: nodes.Template, name: str) -> int:
-    for node in tree.find_all(nodes.Name):
-        if node.name == name:
-            return node.lineno
-    return 1
 
 
 def _locate(rep: Reporter, path: Path, lineno: int, needle: str | None) -> Mark:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from gidgethub import routing
 
-from app.handlers import catalog_push, installation
+from app.handlers import catalog_push, checks, installation
 
 router = routing.Router(
     installation.router,
+    checks.router,
     catalog_push.router,
 )
