@@ -216,6 +216,19 @@ async def test_tokens_are_required_and_sync_needs_admin(api, pool):
     assert (await api.call("POST", "/api/v1/sync", token=admin))[1]["job_id"] == body["job_id"]
 
 
+async def test_forcing_a_sync_upgrades_a_waiting_push_sync_to_a_full_reconcile(api, pool, runtime):
+    from app.sync.source import catalog_source
+    from app.sync.tasks import queue_sync
+
+    source = catalog_source(runtime.settings)
+    waiting = await queue_sync(pool, source, triggered_by="webhook")
+    _, admin = await create_token(pool, user_id="mike", is_admin=True)
+    status, body = await api.call("POST", "/api/v1/sync", token=admin)
+    assert status == 202 and body["job_id"] == waiting
+    args = await pool.fetchval("SELECT args FROM jobs WHERE id = $1", waiting)
+    assert (args["full"], args["triggered_by"]) == (True, "manual")
+
+
 async def test_sync_status_and_runs(api):
     status, body = await api.get("/api/v1/sync/status")
     assert status == 200 and len(body["recent_runs"]) == 2

@@ -37,6 +37,11 @@ async def queue_sync(conn: asyncpg.Connection | asyncpg.Pool, source: CatalogSou
     queued = await enqueue(conn, TASK, job_args(source, triggered_by=triggered_by, full=full,
                                                 installation_id=installation_id),
                            queueing_lock=source.lock, lock=source.lock, delivery_id=delivery_id)
+    if full and not queued.created:
+        # A sync is already waiting (say, for a push): make it the full reconcile asked for.
+        await conn.execute(
+            """UPDATE jobs SET args = args || jsonb_build_object('full', true, 'triggered_by', $2::text)
+                WHERE id = $1 AND status = 'todo'""", queued.job_id, triggered_by)
     return queued.job_id
 
 
