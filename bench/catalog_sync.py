@@ -69,7 +69,10 @@ def item_path(i: int) -> str:
 
 
 def item_text(i: int, version: str = "1.0.0") -> str:
-    """A realistic item (about 1 KB): header, three fields, a manual fulfillment template."""
+    """A realistic item (about 1 KB): header, three fields, a manual fulfillment template.
+
+    Templates differ per item, as in a real catalog (the validator caches identical ones).
+    """
     return f'''name: "item-{i:05d}"
 version: "{version}"
 description: "Generated catalog item number {i}"
@@ -99,9 +102,9 @@ fulfillment:
     template:
       project: "PLATFORM"
       issue_type: "Service Request"
-      summary: "Create {{{{ resource_name }}}} ({{{{ size }}}})"
+      summary: "Create item-{i:05d} {{{{ resource_name }}}} ({{{{ size }}}})"
       description: |
-        Requester: {{{{ requester.user_id }}}} of {{{{ requester.team }}}}
+        Item {i} for {{{{ requester.user_id }}}} of {{{{ requester.team }}}}
 '''
 
 

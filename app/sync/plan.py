@@ -200,8 +200,6 @@ def entry_columns(kind: str, name: str, path: str, doc: dict[str, Any],
         "owner": str(doc.get("owner", "")),
         "tags": [str(t) for t in tags] if isinstance(tags, list) else [],
         "category": category_of(path, kind),
-        "presentation": doc.get("presentation"),
-        "fulfillment": doc.get("fulfillment"),
         "document": doc,
     }
     if kind == "bundle":

@@ -119,10 +119,12 @@ ON CONFLICT (repository, path) DO UPDATE SET blob_oid = EXCLUDED.blob_oid, kind 
     identifier = EXCLUDED.identifier, error = EXCLUDED.error
 """
 
-_COMMON = ("name", "display_name", "version", "description", "owner", "tags", "category",
-           "presentation", "fulfillment", "document")
+_COMMON = ("name", "display_name", "version", "description", "owner", "tags", "category", "document")
 _COLUMNS = {"item": _COMMON, "bundle": (*_COMMON, "bundle_definition")}
-_JSON = {"tags", "presentation", "fulfillment", "document", "bundle_definition"}
+_JSON = {"tags", "document", "bundle_definition"}
+# Columns that are sections of the stored document, taken from it by the database
+# so each document's JSON is built and parsed once.
+_SECTIONS = ("presentation", "fulfillment")
 
 
 def _upsert_sql(kind: str) -> str:
@@ -130,15 +132,15 @@ def _upsert_sql(kind: str) -> str:
     n = len(cols)
     arrays = ", ".join(f"${i + 1}::{'jsonb' if c in _JSON else 'text'}[]" for i, c in enumerate(cols))
     arrays += f", ${n + 1}::text[], ${n + 2}::text[]"
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c != "name")
+    targets = (*cols, *_SECTIONS, "source_file_path", "source_file_hash", "source_repository",
+               "last_seen_sha")
+    values = (*(f"u.{c}" for c in cols), *(f"u.document->'{c}'" for c in _SECTIONS), "u.path",
+              "u.hash", f"${n + 3}", f"${n + 4}")
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in targets if c != "name")
     return f"""
-INSERT INTO {TABLES[kind]} ({", ".join(cols)}, source_file_path, source_file_hash,
-                            source_repository, last_seen_sha)
-SELECT u.*, ${n + 3}, ${n + 4} FROM unnest({arrays}) AS u
-ON CONFLICT (name) DO UPDATE SET {updates},
-    source_file_path = EXCLUDED.source_file_path, source_file_hash = EXCLUDED.source_file_hash,
-    source_repository = EXCLUDED.source_repository, last_seen_sha = EXCLUDED.last_seen_sha,
-    is_active = true, updated_at = now()
+INSERT INTO {TABLES[kind]} ({", ".join(targets)})
+SELECT {", ".join(values)} FROM unnest({arrays}) AS u({", ".join(cols)}, path, hash)
+ON CONFLICT (name) DO UPDATE SET {updates}, is_active = true, updated_at = now()
 """
 
 
