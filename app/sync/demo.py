@@ -64,7 +64,12 @@ def prepare(settings: Settings, out: TextIO | None = None) -> tuple[Settings, On
     """Settings to serve with and an optional ``on_ready`` hook; unchanged when PAO_REPO_URL is set."""
     if settings.repo_url:
         return settings, None
-    repo = demo_repository(settings.data_dir, settings.repo_branch)
+    try:
+        repo = demo_repository(settings.data_dir, settings.repo_branch)
+    except (FileNotFoundError, subprocess.CalledProcessError) as exc:
+        log.warning("no catalog repository: PAO_REPO_URL is unset and the example catalog "
+                    "could not be set up (%s)", exc)
+        return settings, None
     log.info("PAO_REPO_URL is not set: serving the example catalog from %s", repo)
     settings = dataclasses.replace(settings, repo_url=str(repo))
 
