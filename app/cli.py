@@ -20,7 +20,7 @@ from app import __version__
 from app.config import ConfigError, Settings
 
 # Modules that add subcommands; composed here.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("app.catalog.cli", "app.sync.commands")
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -62,7 +62,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.host is not None:
         settings = _replace(settings, host=args.host)
     _setup_logging(settings)
-    run_service(service.serve(settings, with_workers=not args.no_workers))
+    from app.sync import demo  # with no PAO_REPO_URL, serve the example catalog
+
+    settings, on_ready = demo.prepare(settings)
+    run_service(service.serve(settings, with_workers=not args.no_workers, on_ready=on_ready))
     return EXIT_OK
 
 

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 # Modules exposing ``async def on_startup(runtime)``: catch-up syncs, periodic schedules.
 STARTUP_MODULES: tuple[str, ...] = (
     "app.jobs.maintenance",
+    "app.sync.startup",
 )
 
 

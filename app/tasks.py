@@ -6,6 +6,8 @@ import importlib
 
 TASK_MODULES: tuple[str, ...] = (
     "app.jobs.maintenance",
+    "app.checks.task",
+    "app.sync.tasks",
 )
 
 for _name in TASK_MODULES:

@@ -16,7 +16,7 @@ from app.state import RUNTIME
 log = logging.getLogger(__name__)
 
 # Feature modules that expose ``routes: aiohttp.web.RouteTableDef``; composed here.
-ROUTE_MODULES: tuple[str, ...] = ()
+ROUTE_MODULES: tuple[str, ...] = ("app.api.openapi", "app.api.catalog", "app.api.sync")
 
 
 @web.middleware

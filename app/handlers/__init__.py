@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from gidgethub import routing
 
-from app.handlers import installation
+from app.handlers import catalog_push, checks, installation
 
 router = routing.Router(
     installation.router,
+    checks.router,
+    catalog_push.router,
 )
