@@ -127,6 +127,10 @@ async def test_repository_visibility(github_fake, org):
     status, data, _ = await call(github_fake, "GET", "/repos/acme/secret", token)
     assert (status, data["message"]) == (401, "Bad credentials")
 
+    token = await installation_token(github_fake, inst.id)
+    github_fake.uninstall(inst)
+    assert (await call(github_fake, "GET", "/repos/acme/secret", token))[0] == 401
+
 
 async def test_tokens_expire(github_fake, org):
     github_fake.token_lifetime = 1
@@ -293,6 +297,8 @@ def test_repo_helpers_write_commits_branches_tags(github_fake):
     assert commit["modified"] == ["services/a.yaml"]
     assert payload["head_commit"] == commit and payload["repository"]["full_name"] == "acme/cat"
     assert isinstance(payload["repository"]["pushed_at"], int)
+    tag_push = github_fake.push_payload(repo, before=ZERO_SHA, ref="refs/tags/v2")
+    assert tag_push["after"] == repo.ref_target("refs/tags/v2") != second  # the annotated tag object
     repo.set_ref("feature", None)
     assert repo.sha("refs/heads/feature") is None
 

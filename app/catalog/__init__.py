@@ -1,0 +1,1 @@
+"""The service catalog: YAML format (spec), validation (parse, rules, crossfile), CLI."""

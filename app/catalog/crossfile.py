@@ -1,0 +1,137 @@
+"""Rules that need the whole catalog: unique identifiers, bundle references, version bumps."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+
+from app.catalog import spec
+from app.catalog.parse import Finding, ParsedFile
+from app.catalog.semver import Constraint, Version
+
+
+def _finding(pf: ParsedFile, path: tuple[str | int, ...], code: str, message: str,
+             *, key: bool = False) -> Finding:
+    mark = pf.mark(path, key=key)
+    return Finding(pf.path, mark.line, mark.col, code, spec.RULES_BY_CODE[code].severity, message)
+
+
+def index(files: Mapping[str, ParsedFile], kind: str) -> dict[str, ParsedFile]:
+    """identifier -> file for one kind; on duplicates the first path (sorted) wins."""
+    out: dict[str, ParsedFile] = {}
+    for path in sorted(files):
+        pf = files[path]
+        if pf.kind == kind and pf.identifier is not None and pf.identifier not in out:
+            out[pf.identifier] = pf
+    return out
+
+
+def check_catalog(files: Mapping[str, ParsedFile]) -> list[Finding]:
+    findings: list[Finding] = []
+    for kind in ("item", "bundle"):
+        owners = index(files, kind)
+        for path in sorted(files):
+            pf = files[path]
+            if pf.kind != kind or pf.identifier is None:
+                continue
+            first = owners[pf.identifier]
+            if first is not pf:
+                findings.append(_finding(
+                    pf, ("name",), "PAO040",
+                    f"{kind} '{pf.identifier}' is already declared in {first.path}; "
+                    "rename one of them (identifiers are unique)"))
+    items = index(files, "item")
+    for path in sorted(files):
+        pf = files[path]
+        if pf.kind == "bundle" and pf.document is not None:
+            findings += _check_bundle(pf, items)
+    return findings
+
+
+def _check_bundle(pf: ParsedFile, items: dict[str, ParsedFile]) -> list[Finding]:
+    findings: list[Finding] = []
+    section = pf.document.get("bundle") if pf.document else None
+    if not isinstance(section, dict):
+        return findings
+    for group in ("required_items", "optional_items"):
+        entries = section.get(group)
+        if not isinstance(entries, list):
+            continue
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict) or not isinstance(entry.get("catalog_item"), str):
+                continue
+            where = ("bundle", group, i)
+            ref = entry["catalog_item"]
+            target = items.get(ref)
+            if target is None:
+                close = difflib.get_close_matches(ref, list(items), n=1, cutoff=0.6)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                findings.append(_finding(
+                    pf, (*where, "catalog_item"), "PAO041",
+                    f"no catalog item named '{ref}'{hint}; add the item or fix the reference"))
+                continue
+            findings += _check_reference(pf, where, entry, target)
+    return findings
+
+
+def _check_reference(pf: ParsedFile, where: tuple[str | int, ...], entry: dict,
+                     target: ParsedFile) -> list[Finding]:
+    findings: list[Finding] = []
+    constraint_text = entry.get("version")
+    if isinstance(constraint_text, str) and target.version:
+        try:
+            constraint = Constraint.parse(constraint_text)
+            current = Version.parse(target.version)
+        except ValueError:
+            pass  # reported per file (PAO043 / PAO014)
+        else:
+            if not constraint.allows(current):
+                findings.append(_finding(
+                    pf, (*where, "version"), "PAO042",
+                    f"'{target.identifier}' is at version {current} ({target.path}), which "
+                    f"'{constraint_text}' excludes; change the constraint or the item's version"))
+    params = entry.get("parameters")
+    if isinstance(params, dict) and target.document is not None:
+        fields = (target.document.get("presentation") or {}).get("fields") \
+            if isinstance(target.document.get("presentation"), dict) else None
+        names = [f.get("name") for f in fields or [] if isinstance(f, dict)]
+        for key in params:
+            if key not in names:
+                close = difflib.get_close_matches(key, [n for n in names if isinstance(n, str)],
+                                                  n=1, cutoff=0.6)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                findings.append(_finding(
+                    pf, (*where, "parameters", key), "PAO044",
+                    f"'{target.identifier}' has no field '{key}'{hint}; parameters set the "
+                    "item's own fields", key=True))
+    return findings
+
+
+def check_versions(files: Mapping[str, ParsedFile], base: Mapping[str, ParsedFile]) -> list[Finding]:
+    """A changed item or bundle must raise its version above the base; lower is an error."""
+    findings: list[Finding] = []
+    for kind in ("item", "bundle"):
+        before = index(base, kind)
+        for path in sorted(files):
+            pf = files[path]
+            if pf.kind != kind or pf.identifier is None or pf.document is None:
+                continue
+            old = before.get(pf.identifier)
+            if old is None or old.document is None or not old.version or not pf.version:
+                continue
+            try:
+                new_v, old_v = Version.parse(pf.version), Version.parse(old.version)
+            except ValueError:
+                continue
+            if new_v < old_v:
+                findings.append(_finding(
+                    pf, ("version",), "PAO051",
+                    f"version {new_v} is lower than {old_v} on the base; versions only go up "
+                    f"(use {old_v.bump_patch()} or higher)"))
+            elif new_v == old_v and pf.document != old.document:
+                findings.append(_finding(
+                    pf, ("version",), "PAO050",
+                    f"'{pf.identifier}' changed but its version is still {old_v}; bump it "
+                    f"(e.g. {old_v.bump_patch()} for a fix, a minor or major bump for new or "
+                    "breaking fields)"))
+    return findings

@@ -1,0 +1,100 @@
+"""Render validation results: text (seed 001 style), JSON, and GitHub workflow commands."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict
+
+from app.catalog.parse import Finding, ParsedFile
+
+
+def counts(findings: Iterable[Finding]) -> dict[str, int]:
+    out = {"error": 0, "warning": 0, "notice": 0}
+    for f in findings:
+        out[f.severity] = out.get(f.severity, 0) + 1
+    return out
+
+
+def text(files: Mapping[str, ParsedFile], findings: Mapping[str, list[Finding]],
+         display: Mapping[str, str]) -> str:
+    """Per file: the ✓ lines when clean, else ``path:line:col: CODE message`` lines."""
+    lines: list[str] = []
+    for path in sorted(files):
+        pf = files[path]
+        shown = display.get(path, path)
+        mine = findings.get(path, [])
+        if not mine:
+            lines.append(shown)
+            lines.extend(_check_marks(pf))
+            continue
+        for f in mine:
+            sev = "" if f.severity == "error" else f"{f.severity}: "
+            lines.append(f"{shown}:{f.line}:{f.col}: {f.code} {sev}{f.message}")
+    total = counts(f for fs in findings.values() for f in fs)
+    bad = sum(1 for p in files if any(f.severity == "error" for f in findings.get(p, [])))
+    lines.append(f"{len(files)} file{'s' if len(files) != 1 else ''} checked: "
+                 f"{len(files) - bad} valid, {bad} with errors; {total['error']} errors, "
+                 f"{total['warning']} warnings, {total['notice']} notices")
+    return "\n".join(lines)
+
+
+def _check_marks(pf: ParsedFile) -> list[str]:
+    doc = pf.document or {}
+    kind = "CatalogBundle" if pf.kind == "bundle" else "CatalogItem"
+    out = [f"✓ Valid {kind} document", "✓ All required fields present"]
+    if "presentation" in doc:
+        out.append("✓ Presentation fields properly defined")
+    if pf.kind == "bundle":
+        out.append("✓ Bundle items resolve to catalog items")
+    if isinstance(doc.get("fulfillment"), dict):
+        f = doc["fulfillment"]
+        if "manual" in f:
+            out.append("✓ Fulfillment template valid")
+        if "automation" in f:
+            out.append("✓ Automation steps valid")
+    return out
+
+
+def as_json(files: Mapping[str, ParsedFile], findings: Mapping[str, list[Finding]],
+            display: Mapping[str, str]) -> str:
+    body = {
+        "files": [
+            {
+                "path": display.get(p, p),
+                "catalog_path": p,
+                "kind": files[p].kind,
+                "identifier": files[p].identifier,
+                "valid": not any(f.severity == "error" for f in findings.get(p, [])),
+                "findings": [{**asdict(f), "path": display.get(p, p)} for f in findings.get(p, [])],
+            }
+            for p in sorted(files)
+        ],
+        "summary": counts(f for fs in findings.values() for f in fs) | {"files": len(files)},
+    }
+    return json.dumps(body, indent=2, ensure_ascii=False)
+
+
+def _escape_data(s: str) -> str:
+    return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(s: str) -> str:
+    return _escape_data(s).replace(":", "%3A").replace(",", "%2C")
+
+
+def github(files: Mapping[str, ParsedFile], findings: Mapping[str, list[Finding]],
+           display: Mapping[str, str]) -> str:
+    """GitHub Actions workflow commands (``::error file=..,line=..::msg``) that annotate a PR."""
+    lines: list[str] = []
+    for path in sorted(files):
+        for f in findings.get(path, []):
+            level = {"error": "error", "warning": "warning"}.get(f.severity, "notice")
+            props = ",".join([
+                f"file={_escape_property(display.get(path, path))}",
+                f"line={f.line}", f"col={f.col}", f"title={_escape_property(f.code)}",
+            ])
+            lines.append(f"::{level} {props}::{_escape_data(f.message)}")
+    total = counts(f for fs in findings.values() for f in fs)
+    lines.append(f"{len(files)} files checked: {total['error']} errors, {total['warning']} warnings")
+    return "\n".join(lines)

@@ -1,0 +1,105 @@
+"""What a Jinja2 template uses: variables, attribute chains and filters, with line numbers.
+
+Templates in catalogs are mostly ``{{ name }}``, ``{{ requester.team }}`` or
+``{{ list | join(', ') }}``. Those are read with a regular expression; anything
+else (blocks, comments, expressions) goes through Jinja2's own parser. Results
+are cached by text, since the same templates recur across files and pushes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import jinja2
+from jinja2 import nodes
+
+
+@dataclass(frozen=True)
+class TemplateInfo:
+    error: tuple[int, str] | None  # (line, message) of a syntax error
+    names: tuple[tuple[str, int], ...]  # free variables, first use
+    chains: tuple[tuple[tuple[str, ...], int], ...]  # a.b.c attribute chains on free variables
+    filters: tuple[tuple[str, int], ...]
+
+
+_SIMPLE = re.compile(
+    r"\{\{-?\s*(?P<chain>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)"
+    r"(?P<filters>(?:\s*\|\s*[A-Za-z_]\w*(?:\((?:[^(){}'\"]|'[^'{}]*'|\"[^\"{}]*\")*\))?)*)\s*-?\}\}"
+)
+_FILTER_NAME = re.compile(r"\|\s*([A-Za-z_]\w*)")
+_OPENERS = ("{{", "{%", "{#")
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    # Parsing only: nothing is rendered here, so autoescape is irrelevant.
+    return jinja2.Environment(autoescape=False)  # noqa: S701
+
+
+@lru_cache(maxsize=8192)
+def analyze(text: str) -> TemplateInfo:
+    fast = _analyze_simple(text)
+    return fast if fast is not None else _analyze_jinja(text)
+
+
+def _analyze_simple(text: str) -> TemplateInfo | None:
+    names: dict[str, int] = {}
+    chains: list[tuple[tuple[str, ...], int]] = []
+    filters: list[tuple[str, int]] = []
+    pos = 0
+    rest: list[str] = []
+    for m in _SIMPLE.finditer(text):
+        rest.append(text[pos:m.start()])
+        pos = m.end()
+        line = text.count("\n", 0, m.start()) + 1
+        chain = tuple(m.group("chain").split("."))
+        if chain[0] in ("true", "false", "none", "True", "False", "None"):
+            return None
+        names.setdefault(chain[0], line)
+        if len(chain) > 1:
+            chains.extend((chain[:k], line) for k in range(len(chain), 1, -1))
+        filters.extend((f, line) for f in _FILTER_NAME.findall(m.group("filters")))
+    rest.append(text[pos:])
+    if any(o in part for part in rest for o in _OPENERS):
+        return None  # blocks, comments or expressions: let Jinja2 read it
+    return TemplateInfo(None, tuple(names.items()), tuple(chains), tuple(filters))
+
+
+def _analyze_jinja(text: str) -> TemplateInfo:
+    try:
+        tree = environment().parse(text)
+    except jinja2.TemplateSyntaxError as exc:
+        return TemplateInfo((exc.lineno or 1, exc.message or "syntax error"), (), (), ())
+    # Free variables: names loaded but never bound in the template (set, for, macro
+    # parameters). Coarser than Jinja's scoping, and never reports a bound name.
+    bound = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    names: dict[str, int] = {}
+    for n in tree.find_all(nodes.Name):
+        if n.ctx == "load" and n.name not in bound:
+            names.setdefault(n.name, n.lineno)
+    chains: list[tuple[tuple[str, ...], int]] = []
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        chain = _chain(node)
+        if chain is not None and chain[0] in names:
+            chains.append((chain, node.lineno))
+    filters = [(f.name, f.lineno) for f in tree.find_all(nodes.Filter)]
+    return TemplateInfo(None, tuple(names.items()), tuple(chains), tuple(filters))
+
+
+def _chain(node: nodes.Node) -> tuple[str, ...] | None:
+    """``a.b['c'].d`` -> ('a', 'b', 'c', 'd'); None for anything else."""
+    parts: list[str] = []
+    while isinstance(node, nodes.Getattr | nodes.Getitem):
+        if isinstance(node, nodes.Getattr):
+            parts.append(node.attr)
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            parts.append(node.arg.value)
+        else:
+            return None
+        node = node.node
+    if not isinstance(node, nodes.Name):
+        return None
+    parts.append(node.name)
+    return tuple(reversed(parts))

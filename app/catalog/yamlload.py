@@ -1,0 +1,180 @@
+"""YAML to plain Python values, keeping every node's line and column.
+
+The document is *composed* (libyaml's C composer when available) rather than
+loaded, and the node tree is turned into dicts, lists and scalars here so that:
+
+* every key and value keeps its 1-based line and column (``Marks``);
+* a key given twice is reported, not silently overwritten;
+* aliases are expanded against a node budget, so an alias bomb costs a finding,
+  not the process's memory; a self-referencing alias is reported too;
+* timestamps stay strings (they end up in JSON), and unknown tags are reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_constructor = yaml.constructor.SafeConstructor()
+
+Path = tuple[str | int, ...]
+
+_STR = "tag:yaml.org,2002:str"
+_SCALAR_BUILDERS = {
+    _STR: lambda node: node.value,
+    "tag:yaml.org,2002:null": lambda node: None,
+    "tag:yaml.org,2002:bool": lambda node: _constructor.construct_yaml_bool(node),
+    "tag:yaml.org,2002:int": lambda node: _constructor.construct_yaml_int(node),
+    "tag:yaml.org,2002:float": lambda node: _constructor.construct_yaml_float(node),
+    # Keep dates as written: they are stored as JSON and compared as text.
+    "tag:yaml.org,2002:timestamp": lambda node: node.value,
+}
+
+
+@dataclass(frozen=True)
+class Mark:
+    line: int  # 1-based
+    col: int  # 1-based
+    style: str | None = None  # scalar style: None plain, "'", '"', "|", ">"
+
+
+@dataclass
+class Problem:
+    """Something the loader noticed; parse turns it into a Finding with a rule code."""
+
+    code: str
+    mark: Mark
+    message: str
+
+
+@dataclass
+class Loaded:
+    value: Any
+    marks: dict[Path, Mark] = field(default_factory=dict)  # where each value starts
+    key_marks: dict[Path, Mark] = field(default_factory=dict)  # where each mapping key is
+    problems: list[Problem] = field(default_factory=list)
+    fatal: bool = False
+    text: str = ""  # the source, to place findings inside multi-line strings
+
+    def at(self, path: Path, *, key: bool = False) -> Mark:
+        """The mark of ``path`` (its key when ``key``), else of its nearest ancestor."""
+        table = self.key_marks if key else self.marks
+        p = tuple(path)
+        if p in table:
+            return table[p]
+        while p:
+            p = p[:-1]
+            if p in self.key_marks and p != ():
+                return self.key_marks[p]
+            if p in self.marks:
+                return self.marks[p]
+        return Mark(1, 1)
+
+
+class _Budget(Exception):
+    def __init__(self, mark: Mark, message: str):
+        self.mark = mark
+        self.message = message
+
+
+def _mark(node: Node) -> Mark:
+    m = node.start_mark
+    style = node.style if isinstance(node, ScalarNode) else None
+    return Mark(m.line + 1, m.column + 1, style)
+
+
+def load(text: str, *, max_nodes: int) -> Loaded:
+    """Compose ``text`` (one YAML document) and convert it, recording problems."""
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = Mark(mark.line + 1, mark.column + 1) if mark else Mark(1, 1)
+        problem = " ".join(x for x in (exc.context, exc.problem) if x) or str(exc)
+        if "expected a single document" in problem:
+            problem = "the file holds more than one YAML document; keep one per file"
+        return Loaded(None, problems=[Problem("PAO003", where, f"YAML syntax error: {problem}")],
+                      fatal=True)
+    except yaml.YAMLError as exc:
+        return Loaded(None, problems=[Problem("PAO003", Mark(1, 1), f"YAML error: {exc}")], fatal=True)
+    finally:
+        loader.dispose()
+    out = Loaded(None, text=text)
+    if root is None:
+        return out
+    converter = _Converter(out, max_nodes)
+    try:
+        out.value = converter.convert(root, ())
+    except _Budget as exc:
+        out.value = None
+        out.fatal = True
+        out.problems.append(Problem("PAO005", exc.mark, exc.message))
+    return out
+
+
+class _Converter:
+    def __init__(self, out: Loaded, max_nodes: int):
+        self.out = out
+        self.left = max_nodes
+        self.active: set[int] = set()  # nodes being converted (a revisit is a cycle)
+
+    def convert(self, node: Node, path: Path) -> Any:
+        self.left -= 1
+        if self.left < 0:
+            raise _Budget(_mark(node), "aliases expand this document beyond the node limit; "
+                          "write the values out or reduce alias use")
+        self.out.marks[path] = _mark(node)
+        if isinstance(node, ScalarNode):
+            return self.scalar(node)
+        if id(node) in self.active:
+            raise _Budget(_mark(node), "an alias refers to a node that contains it; "
+                          "remove the recursive alias")
+        self.active.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                return [self.convert(child, (*path, i)) for i, child in enumerate(node.value)]
+            assert isinstance(node, MappingNode)
+            return self.mapping(node, path)
+        finally:
+            self.active.discard(id(node))
+
+    def scalar(self, node: ScalarNode) -> Any:
+        build = _SCALAR_BUILDERS.get(node.tag)
+        if build is None:
+            self.out.problems.append(Problem(
+                "PAO008", _mark(node),
+                f"unsupported tag {node.tag!r}; remove the tag and write a plain value"))
+            return node.value
+        try:
+            return build(node)
+        except (ValueError, yaml.YAMLError):
+            return node.value
+
+    def mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        seen: dict[str, Mark] = {}
+        for key_node, value_node in node.value:
+            key_mark = _mark(key_node)
+            if not (isinstance(key_node, ScalarNode) and key_node.tag == _STR):
+                what = "a merge key '<<'" if key_node.tag == "tag:yaml.org,2002:merge" else (
+                    f"{key_node.value!r}" if isinstance(key_node, ScalarNode) else "a collection")
+                self.out.problems.append(Problem(
+                    "PAO007", key_mark,
+                    f"mapping key {what} is not a plain string; quote it or write the keys out"))
+                continue
+            key = key_node.value
+            if key in seen:
+                first = seen[key]
+                self.out.problems.append(Problem(
+                    "PAO006", key_mark,
+                    f"duplicate key '{key}' (first at line {first.line}); YAML would keep only "
+                    f"this one: remove one of them"))
+            seen[key] = key_mark
+            self.out.key_marks[(*path, key)] = key_mark
+            result[key] = self.convert(value_node, (*path, key))
+        return result

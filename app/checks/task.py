@@ -1,0 +1,173 @@
+"""The ``catalog_check`` job: one ``PAO catalog`` check run for a pull request's head.
+
+Flow: read the newest request for the PR -> create the check run (in_progress) on
+its head SHA -> fetch base and head into the bare cache -> parse the head catalog
+(only blobs not parsed before) and the base versions of the changed files ->
+evaluate -> PATCH the output, 50 annotations per request, the last one completing
+the run. A retried job reuses its check run; a head already checked is skipped
+unless the check was rerequested.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlparse
+
+from app.catalog.parse import ParsedFile, is_catalog_path
+from app.checks import output
+from app.checks.evaluate import Evaluation, ParseCache, evaluate
+from app.checks.gitcache import RepoCache, cache_dir
+from app.gitutil import GitAuthError, GitNotFoundError
+from app.jobs import JobContext, PermanentJobError, task
+
+log = logging.getLogger(__name__)
+
+TASK = "catalog_check"
+_cache = ParseCache()
+
+
+def queue_key(repository: str, pr_number: int) -> str:
+    return f"catalog_check:{repository.lower()}#{pr_number}"
+
+
+def repository_name(url: str | None) -> str | None:
+    """``owner/name`` of a repository URL or path (``.git`` stripped), lowercased."""
+    if not url:
+        return None
+    path = urlparse(url).path if "://" in url else url
+    parts = [p for p in path.rstrip("/").split("/") if p]
+    if len(parts) < 2:
+        return None
+    name = parts[-1].removesuffix(".git")
+    return f"{parts[-2]}/{name}".lower()
+
+
+def is_catalog_repository(settings: Any, full_name: str | None) -> bool:
+    """True when ``full_name`` is the catalog repository (PAO_REPO_URL)."""
+    wanted = repository_name(getattr(settings, "repo_url", None))
+    return bool(wanted and full_name and full_name.lower() == wanted)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+REQUEST = """
+SELECT repository, pr_number, installation_id, head_sha, head_ref, base_ref, rerun
+FROM catalog_check_requests WHERE repository = $1 AND pr_number = $2
+"""
+LATEST_RUN = """
+SELECT id, check_run_id, status FROM catalog_check_runs
+WHERE repository = $1 AND pr_number = $2 AND head_sha = $3 ORDER BY id DESC LIMIT 1
+"""
+
+
+@task(TASK, max_attempts=5, retry_base=5.0, timeout=900.0)
+async def catalog_check(ctx: JobContext, repository: str, pr_number: int) -> dict[str, Any]:
+    req = await ctx.pool.fetchrow(REQUEST, repository, pr_number)
+    if req is None:
+        return {"skipped": "no check requested"}
+    head_sha = req["head_sha"]
+    run = await ctx.pool.fetchrow(LATEST_RUN, repository, pr_number, head_sha)
+    if run is not None and run["status"] == "completed" and not req["rerun"]:
+        return {"skipped": f"{head_sha[:12]} already checked"}
+    api = await ctx.github.api(req["installation_id"])
+    owner_repo = {"owner": repository.split("/")[0], "repo": repository.split("/")[1]}
+    if run is not None and run["status"] == "in_progress" and run["check_run_id"]:
+        row_id, check_run_id = run["id"], run["check_run_id"]  # a retry: keep the same run
+    else:
+        created = await api.post(
+            "/repos/{owner}/{repo}/check-runs", url_vars=owner_repo,
+            data={"name": output.CHECK_NAME, "head_sha": head_sha, "status": "in_progress",
+                  "started_at": _now(), "external_id": f"{repository}#{pr_number}"},
+        )
+        check_run_id = int(created["id"])
+        row_id = await ctx.pool.fetchval(
+            "INSERT INTO catalog_check_runs (repository, pr_number, head_sha, check_run_id, job_id)"
+            " VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            repository, pr_number, head_sha, check_run_id, ctx.job_id)
+    run_vars = {**owner_repo, "check_run_id": str(check_run_id)}
+    try:
+        ev, base_sha = await _evaluate(ctx, req)
+    except (GitAuthError, GitNotFoundError, PermanentJobError) as exc:
+        await _give_up(api, run_vars, row_id, ctx, f"PAO could not fetch the repository: {exc}")
+        raise PermanentJobError(str(exc)) from None
+    except Exception as exc:
+        if ctx.last_attempt:
+            await _give_up(api, run_vars, row_id, ctx, f"PAO could not check this change: {exc}")
+        raise
+    for body in output.completion_requests(ev, head_sha=head_sha, completed_at=_now()):
+        await api.patch("/repos/{owner}/{repo}/check-runs/{check_run_id}", url_vars=run_vars, data=body)
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE catalog_check_runs SET status = 'completed', conclusion = $2, base_sha = $3,"
+            " files = $4, errors = $5, warnings = $6, notices = $7, completed_at = now(), error = NULL"
+            " WHERE id = $1",
+            row_id, output.conclusion(ev), base_sha, len(ev.reported), ev.count("error"),
+            ev.count("warning"), ev.count("notice"))
+        await conn.execute(
+            "UPDATE catalog_check_requests SET rerun = false"
+            " WHERE repository = $1 AND pr_number = $2 AND head_sha = $3",
+            repository, pr_number, head_sha)
+    return {"check_run_id": check_run_id, "conclusion": output.conclusion(ev),
+            "errors": ev.count("error"), "files": len(ev.reported)}
+
+
+async def _give_up(api: Any, run_vars: dict[str, str], row_id: int, ctx: JobContext, message: str) -> None:
+    """Complete the run as failed with the reason, so the PR does not wait forever."""
+    await api.patch("/repos/{owner}/{repo}/check-runs/{check_run_id}", url_vars=run_vars, data={
+        "status": "completed", "conclusion": "failure", "completed_at": _now(),
+        "output": {"title": "PAO could not check this pull request", "summary": message[:output.TEXT_LIMIT]},
+    })
+    await ctx.pool.execute(
+        "UPDATE catalog_check_runs SET status = 'completed', conclusion = 'failure', completed_at = now(),"
+        " error = $2 WHERE id = $1", row_id, message)
+
+
+async def _evaluate(ctx: JobContext, req: Any) -> tuple[Evaluation, str]:
+    settings = ctx.settings
+    if not settings.repo_url:
+        raise PermanentJobError("PAO_REPO_URL is not set: no catalog repository to check")
+    token = await ctx.github.token(req["installation_id"]) if _needs_token(settings.repo_url) else None
+    cache = RepoCache(cache_dir(settings.data_dir, req["repository"]), settings.repo_url, token)
+    await cache.ensure()
+    number = req["pr_number"]
+    await cache.fetch_pull(number, req["base_ref"], req["head_ref"], req["head_sha"])
+    head = req["head_sha"]
+    base = await cache.merge_base(f"refs/pao/base/{number}", head)
+    return await evaluate_commits(cache, base, head), base
+
+
+def _needs_token(url: str) -> bool:
+    return url.startswith(("http://", "https://"))
+
+
+async def evaluate_commits(cache: RepoCache, base: str, head: str) -> Evaluation:
+    """Evaluate ``head`` against ``base``: parse what the parse cache lacks, in one batch."""
+    head_tree = await cache.tree(head)
+    changes = await cache.diff(base, head)
+    changed_base_paths = {c.old_path or c.path for c in changes if c.status != "A"}
+    base_tree = {p: b for p, b in (await cache.tree(base)).items()} if changed_base_paths else {}
+    wanted = [(b, p) for p, b in head_tree.items() if is_catalog_path(p) and _cache.get(b, p) is None]
+    wanted += [(b, p) for p, b in base_tree.items()
+               if p in changed_base_paths and is_catalog_path(p) and _cache.get(b, p) is None]
+    contents = await cache.blobs([b for b, _ in wanted])
+    for blob, path in wanted:
+        if _cache.get(blob, path) is None:
+            _cache.parse(blob, path, contents[blob])
+    head_files: dict[str, ParsedFile] = {
+        p: _parsed(b, p) for p, b in head_tree.items() if is_catalog_path(p)}
+    # The base catalog: unchanged files are the same blobs as at head.
+    base_files = {p: pf for p, pf in head_files.items() if p not in {c.path for c in changes}}
+    for p, b in base_tree.items():
+        if p in changed_base_paths and is_catalog_path(p):
+            base_files[p] = _parsed(b, p)
+    return evaluate(head_files, base_files, changes)
+
+
+def _parsed(blob: str, path: str) -> ParsedFile:
+    pf = _cache.get(blob, path)
+    assert pf is not None
+    return pf

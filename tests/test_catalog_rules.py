@@ -1,0 +1,328 @@
+"""Every rule code: a minimal file that breaks it, and the exact line:col reported."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from app.catalog import spec
+from app.catalog.parse import ParsedFile, parse_catalog_file, validate_catalog
+
+ITEM = "catalog/databases/demo.yaml"
+BUNDLE = "catalog/bundles/demo-bundle.yaml"
+
+HEADER = """\
+name: demo
+version: "1.0.0"
+description: Demo item
+owner: team
+"""
+MANUAL = """\
+fulfillment:
+  manual:
+    system: email
+    template:
+      summary: "New {{ db }}"
+      to: ops@example.com
+"""
+
+
+def y(text: str) -> bytes:
+    return textwrap.dedent(text).encode()
+
+
+def item(fields: str = "", fulfillment: str = MANUAL) -> bytes:
+    """A valid item with the given field list (YAML under presentation.fields)."""
+    body = HEADER + "presentation:\n  fields:\n    - name: db\n      type: string\n"
+    return (body + textwrap.indent(fields, "    ") + fulfillment).encode()
+
+
+def at(pf_or_findings, code: str) -> list[tuple[int, int]]:
+    findings = pf_or_findings.findings if isinstance(pf_or_findings, ParsedFile) else pf_or_findings
+    return [(f.line, f.col) for f in findings if f.code == code]
+
+
+def test_the_base_document_is_valid() -> None:
+    pf = parse_catalog_file(ITEM, item())
+    assert pf.ok and pf.findings == [] and pf.identifier == "demo"
+
+
+# (code, path, content, expected line:col). Lines below count from 1 in ``content``;
+# item() puts the first extra field line at line 9 (its keys at column 7; in fields
+# given as "  key: v", continuing the 'db' field) and fulfillment after them.
+CASES = [
+    ("PAO001", ITEM, b"name: demo\ndescription: caf\xe9\n", (2, 17)),
+    ("PAO002", ITEM, b"#" * (spec.MAX_FILE_BYTES + 1), (1, 1)),
+    ("PAO003", ITEM, b"name: demo\nversion: [1.0\n", (3, 1)),
+    ("PAO003", ITEM, b"name: a\n---\nname: b\n", (2, 1)),
+    ("PAO004", ITEM, b"- just\n- a list\n", (1, 1)),
+    ("PAO004", ITEM, b"# only a comment\n", (1, 1)),
+    ("PAO005", ITEM, y("""\
+        a: &a ["x","x","x","x","x","x","x","x","x","x"]
+        b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]
+        c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]
+        d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]
+        e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]
+        """), None),
+    ("PAO005", ITEM, b"a: &a [1, *a]\n", (1, 4)),
+    ("PAO006", ITEM, HEADER.encode() + b"owner: other\n" + MANUAL.encode(), (5, 1)),
+    ("PAO007", ITEM, HEADER.encode() + b"1: one\n" + MANUAL.encode(), (5, 1)),
+    ("PAO008", ITEM, HEADER.encode() + b"tags: [!!binary aGk=]\n" + MANUAL.encode(), (5, 8)),
+    ("PAO010", ITEM, b"name: demo\nversion: \"1.0.0\"\ndescription: d\n" + MANUAL.encode(), (1, 1)),
+    ("PAO010", ITEM, item(fulfillment="fulfillment:\n  manual:\n    system: email\n"), (10, 3)),
+    ("PAO011", ITEM, HEADER.encode() + b"tags: database\n" + MANUAL.encode(), (5, 7)),
+    ("PAO011", ITEM, b"name: demo\nversion: 1.0\ndescription: d\nowner: o\n" + MANUAL.encode(), (2, 10)),
+    ("PAO012", ITEM, HEADER.encode() + b"tgas: [a]\n" + MANUAL.encode(), (5, 1)),
+    ("PAO012", ITEM, item("  help_txt: hi\n"), (9, 7)),
+    ("PAO013", ITEM, item("- name: DB-Name\n  type: string\n"), (9, 13)),
+    ("PAO014", ITEM, b"name: demo\nversion: \"1.0\"\ndescription: d\nowner: o\n" + MANUAL.encode(), (2, 10)),
+    ("PAO015", "catalog/x/my-db.yaml", HEADER.replace("name: demo", "name: My DB").encode()
+     + MANUAL.encode(), (1, 7)),
+    ("PAO016", "catalog/x/My_DB.yaml", HEADER.replace("name: demo", "name: My DB").encode()
+     + MANUAL.encode(), (1, 7)),
+    ("PAO017", ITEM, item("- name: size\n  type: selektion\n"), (10, 13)),
+    ("PAO018", ITEM, HEADER.replace("owner: team", "owner: ''").encode() + MANUAL.encode(), (4, 8)),
+    ("PAO019", ITEM, HEADER.encode() + b"tags: [db, sql, db]\n" + MANUAL.encode(), (5, 17)),
+    ("PAO020", ITEM, item("- name: db\n  type: integer\n"), (9, 13)),
+    ("PAO021", ITEM, item("- name: n\n  type: integer\n  max_length: 3\n"), (11, 7)),
+    ("PAO022", ITEM, item("- name: n\n  type: integer\n  min_value: 5\n  max_value: 1\n"), (11, 18)),
+    ("PAO022", ITEM, item("- name: s\n  type: string\n  max_length: -1\n"), (11, 19)),
+    ("PAO023", ITEM, item("- name: s\n  type: string\n  regexp: '^[a-z'\n"), (11, 15)),
+    ("PAO024", ITEM, item("- name: s\n  type: selection\n  oneof: []\n"), (11, 14)),
+    ("PAO024", ITEM, item("- name: s\n  type: selection\n"), (9, 7)),
+    ("PAO024", ITEM, item("- name: s\n  type: multiselect\n  oneof: [a, b, a]\n"), (11, 21)),
+    ("PAO025", ITEM, item("- name: s\n  type: selection\n  oneof: [a, b]\n  default: c\n"), (12, 16)),
+    ("PAO025", ITEM, item("- name: s\n  type: string\n  max_length: 2\n  default: abc\n"), (12, 16)),
+    ("PAO025", ITEM, item("- name: s\n  type: string\n  regexp: '^[a-z]+$'\n  default: A1\n"), (12, 16)),
+    ("PAO025", ITEM, item("- name: n\n  type: integer\n  default: '3'\n"), (11, 16)),
+    ("PAO025", ITEM, item("- name: m\n  type: multiselect\n  oneof: [a]\n  default: [b]\n"), (12, 16)),
+    ("PAO026", ITEM, item("- name: pw\n  type: secret\n  default: hunter2\n"), (11, 7)),
+    ("PAO030", ITEM, HEADER.encode() + MANUAL.replace("New {{ db }}", "New {{ db }").encode(), (9, 16)),
+    ("PAO031", ITEM, item(fulfillment=MANUAL.replace("{{ db }}", "{{ dbname }}")), (13, 24)),
+    ("PAO031", ITEM, item(fulfillment=MANUAL + "      body: |\n        Hello\n"
+                          "        from {{ requester.name }}\n"), (17, 27)),
+    ("PAO032", ITEM, HEADER.encode() + b"fulfillment: {}\n", (5, 1)),
+    ("PAO033", ITEM, item(fulfillment="""\
+fulfillment:
+  automation:
+    steps:
+      - {id: a, type: HttpPost, config: {url: "https://x"}}
+      - {id: a, type: HttpPost, config: {url: "https://y"}}
+"""), (13, 14)),
+    ("PAO034", ITEM, item(fulfillment="""\
+fulfillment:
+  automation:
+    steps:
+      - id: a
+        type: HttpPost
+        config: {url: "https://x"}
+        depends_on: [b]
+"""), (15, 22)),
+    ("PAO035", ITEM, item(fulfillment="""\
+fulfillment:
+  automation:
+    steps:
+      - {id: a, type: HttpPost, config: {url: "https://x"}, depends_on: [c]}
+      - {id: b, type: HttpPost, config: {url: "https://x"}, depends_on: [a]}
+      - {id: c, type: HttpPost, config: {url: "https://x"}, depends_on: [b]}
+"""), (12, 61)),
+    ("PAO036", ITEM, item(fulfillment="""\
+fulfillment:
+  automation:
+    steps:
+      - id: a
+        type: HttpPost
+        on_failure: manual
+        config: {url: "https://x"}
+"""), (14, 21)),
+    ("PAO012", ITEM, item(fulfillment="""\
+fulfillment:
+  automation:
+    steps:
+      - id: a
+        type: GitHubWorkflow
+        config: {repository: o/r, workflow: w.yml, branch: main}
+"""), (14, 52)),
+    ("PAO037", ITEM, HEADER.encode() + MANUAL.replace("system: email", "system: jira").encode(), (8, 5)),
+    ("PAO038", ITEM, item(fulfillment="""\
+fulfillment:
+  automation:
+    steps:
+      - {id: a, type: HttpPost, config: {url: "https://x"}, outputs: [url]}
+      - {id: b, type: HttpPost, config: {url: "{{ steps.a.outputs.url }}"}}
+"""), (13, 57)),
+    ("PAO043", BUNDLE, y("""\
+        name: demo-bundle
+        version: "1.0.0"
+        description: d
+        owner: o
+        bundle:
+          required_items:
+            - catalog_item: demo
+              version: ">=1.x"
+        """), (8, 16)),
+    ("PAO045", BUNDLE, y("""\
+        name: demo-bundle
+        version: "1.0.0"
+        description: d
+        owner: o
+        bundle:
+          required_items:
+            - {catalog_item: demo, version: "*"}
+          optional_items:
+            - {catalog_item: demo, version: "*"}
+        """), (9, 22)),
+    ("PAO045", BUNDLE, y("""\
+        name: demo-bundle
+        version: "1.0.0"
+        description: d
+        owner: o
+        bundle: {}
+        """), (5, 1)),
+]
+
+
+@pytest.mark.parametrize(("code", "path", "content", "where"), CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_rule_reports_at_the_exact_place(code: str, path: str, content: bytes, where) -> None:
+    pf = parse_catalog_file(path, content)
+    places = at(pf, code)
+    assert places, f"{code} not reported; got {pf.findings}"
+    if where is not None:
+        assert where in places, f"{code} at {places}, expected {where}; all: {pf.findings}"
+    rule = spec.RULES_BY_CODE[code]
+    assert all(f.severity == rule.severity for f in pf.findings if f.code == code)
+    assert pf.ok is (rule.severity != "error" and all(f.severity != "error" for f in pf.findings))
+
+
+def test_every_rule_code_has_a_test() -> None:
+    tested = {c[0] for c in CASES} | {"PAO040", "PAO041", "PAO042", "PAO044", "PAO050", "PAO051"}
+    assert tested == set(spec.RULES_BY_CODE)
+
+
+def test_unknown_key_suggests_the_closest_key() -> None:
+    pf = parse_catalog_file(ITEM, HEADER.encode() + b"tgas: [a]\n" + MANUAL.encode())
+    [f] = [f for f in pf.findings if f.code == "PAO012"]
+    assert "did you mean 'tags'" in f.message
+
+
+def test_duplicate_key_names_the_first_line() -> None:
+    pf = parse_catalog_file(ITEM, HEADER.encode() + b"owner: other\n" + MANUAL.encode())
+    [f] = [f for f in pf.findings if f.code == "PAO006"]
+    assert "first at line 4" in f.message
+
+
+def test_alias_bomb_is_cheap_and_fatal() -> None:
+    pf = parse_catalog_file(ITEM, CASES[6][2])
+    assert pf.document is None and not pf.ok
+
+
+def test_title_name_uses_file_stem_and_display_name() -> None:
+    pf = parse_catalog_file("catalog/bundles/full-stack-web-app.yaml", y("""\
+        name: "Full Stack Web Application"
+        version: "2.1.0"
+        description: d
+        owner: o
+        bundle:
+          required_items:
+            - {catalog_item: demo, version: ">=1.0.0"}
+        """))
+    assert pf.ok and pf.kind == "bundle"
+    assert pf.identifier == "full-stack-web-app"
+    assert pf.record()["name"] == "full-stack-web-app"
+    assert pf.record()["display_name"] == "Full Stack Web Application"
+
+
+# -- cross-file rules ----------------------------------------------------------------
+
+def catalog(**files: bytes) -> dict[str, ParsedFile]:
+    return {p: parse_catalog_file(p, data) for p, data in files.items()}
+
+
+BUNDLE_REF = y("""\
+    name: demo-bundle
+    version: "1.0.0"
+    description: d
+    owner: o
+    bundle:
+      required_items:
+        - catalog_item: demo
+          version: ">=2.0.0"
+          parameters:
+            dbb: x
+    """)
+
+
+def test_duplicate_identifier_reported_on_the_later_path() -> None:
+    files = {"catalog/a/demo.yaml": parse_catalog_file("catalog/a/demo.yaml", item()),
+             "catalog/b/demo.yaml": parse_catalog_file("catalog/b/demo.yaml", item())}
+    findings = validate_catalog(files)
+    assert [(f.path, f.line, f.col, f.code) for f in findings] == [("catalog/b/demo.yaml", 1, 7, "PAO040")]
+    assert "catalog/a/demo.yaml" in findings[0].message
+
+
+def test_bundle_reference_rules() -> None:
+    files = {ITEM: parse_catalog_file(ITEM, item()), BUNDLE: parse_catalog_file(BUNDLE, BUNDLE_REF)}
+    findings = validate_catalog(files)
+    assert [(f.line, f.col, f.code) for f in findings] == [(8, 16, "PAO042"), (10, 9, "PAO044")]
+    assert "did you mean 'db'" in findings[1].message
+
+
+def test_bundle_reference_to_unknown_item() -> None:
+    ref = BUNDLE_REF.replace(b"catalog_item: demo", b"catalog_item: dmeo")
+    files = {ITEM: parse_catalog_file(ITEM, item()), BUNDLE: parse_catalog_file(BUNDLE, ref)}
+    [f] = validate_catalog(files)
+    assert (f.line, f.col, f.code) == (7, 21, "PAO041") and "did you mean 'demo'" in f.message
+
+
+def test_version_rule_against_base() -> None:
+    base = {ITEM: parse_catalog_file(ITEM, item())}
+    changed = item("- name: extra\n  type: boolean\n")
+    [f] = validate_catalog({ITEM: parse_catalog_file(ITEM, changed)}, base=base)
+    assert (f.line, f.col, f.code) == (2, 10, "PAO050") and "1.0.1" in f.message
+    bumped = changed.replace(b'"1.0.0"', b'"1.1.0"')
+    assert validate_catalog({ITEM: parse_catalog_file(ITEM, bumped)}, base=base) == []
+    lower = item().replace(b'"1.0.0"', b'"0.9.0"')
+    [f] = validate_catalog({ITEM: parse_catalog_file(ITEM, lower)}, base=base)
+    assert (f.line, f.col, f.code) == (2, 10, "PAO051")
+    # A comment-only change needs no bump; a rename (new path, same name) is compared too.
+    assert validate_catalog({ITEM: parse_catalog_file(ITEM, b"# hi\n" + item())}, base=base) == []
+    moved = "catalog/other/demo.yaml"
+    [f] = validate_catalog({moved: parse_catalog_file(moved, changed)}, base=base)
+    assert f.code == "PAO050" and f.path == moved
+
+
+# -- templates: the regular-expression fast path agrees with Jinja2's parser ----------------
+
+TEMPLATES = [
+    "Create {{ database_name }} for {{ requester.team }}",
+    "{{ a | join(', ') }} and {{b|upper}}\n{{ steps.x.outputs.url }}",
+    "line one\n  {{- name -}}\n{{ requester['team'] }}",
+    "{% if a %}{{ b }}{% endif %}{{ c.d }}",
+    "{% for x in items %}{{ x }}{% endfor %}{{ y }}",
+    "{{ a }} {# comment {{ z }} #}",
+    "{{ 'literal' }} {{ none }}",
+    "resource \"x\" {\n  n = {{ n }}\n}\n",
+]
+
+
+@pytest.mark.parametrize("text", TEMPLATES)
+def test_template_fast_path_matches_jinja(text: str) -> None:
+    from app.catalog import templates
+
+    slow = templates._analyze_jinja(text)
+    fast = templates._analyze_simple(text)
+    assert slow.error is None
+    if fast is not None:
+        assert dict(fast.names) == dict(slow.names)
+        assert sorted(fast.filters) == sorted(slow.filters)
+        assert sorted(set(fast.chains)) == sorted(set(slow.chains))
+    assert dict(templates.analyze(text).names) == dict(slow.names)
+
+
+def test_unknown_filter_is_reported_with_a_suggestion() -> None:
+    fields = "presentation:\n  fields:\n    - {name: db, type: string}\n"
+    pf = parse_catalog_file(ITEM, (HEADER + fields + MANUAL.replace("{{ db }}", "{{ db | uper }}")).encode())
+    [f] = [f for f in pf.findings if f.code == "PAO030"]
+    assert (f.line, f.col) == (12, 29) and "did you mean 'upper'" in f.message

@@ -1,0 +1,174 @@
+"""End to end against the GitHub fake: PR webhooks -> job -> check runs with annotations.
+
+Real PostgreSQL, real git over smart HTTP, the real job worker; only GitHub is the
+fake, which also checks every request PAO sends against GitHub's OpenAPI description.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import aiohttp
+import pytest
+
+from app.github import GitHubClients
+from app.service import Runtime, make_worker
+from app.web import create_app
+from tests.support import webhook
+
+# The GitHub fake lives on the `fakes` branch; until it is merged here this module skips.
+pytest.importorskip("tests.fakes.github")
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+URL = "/api/v1/webhooks/github"
+REPO = "org/catalog"
+
+
+@pytest.fixture
+async def pao(aiohttp_client, github_fake, github_settings, pool, db_dsn) -> AsyncIterator[SimpleNamespace]:
+    inst = github_fake.install("org")
+    files = {p.relative_to(EXAMPLES).as_posix(): p.read_text()
+             for p in sorted(EXAMPLES.rglob("*.yaml"))}
+    repo = github_fake.create_repo(REPO, installation=inst, files=files, private=True)
+    settings = dataclasses.replace(github_settings, repo_url=repo.clone_url)
+    async with aiohttp.ClientSession() as http:
+        rt = Runtime(settings, db_dsn, pool, http, GitHubClients.from_settings(settings, http))
+        client = await aiohttp_client(create_app(rt))
+        yield SimpleNamespace(fake=github_fake, repo=repo, client=client, worker=make_worker(rt), pool=pool)
+
+
+async def deliver(pao: SimpleNamespace, event: str, payload: dict) -> None:
+    body, headers = webhook(event, payload)
+    resp = await pao.client.post(URL, data=body, headers=headers)
+    assert resp.status in (200, 202), await resp.text()
+
+
+async def run_jobs(pao: SimpleNamespace) -> None:
+    while await pao.worker.run_one():
+        pass
+    failed = await pao.pool.fetch("SELECT task, last_error FROM jobs WHERE status <> 'succeeded'")
+    assert not failed, [dict(r) for r in failed]
+
+
+def push_pr(pao: SimpleNamespace, files: dict, *, number: int = 1, branch: str = "feature") -> str:
+    """Commit on the PR branch and move refs/pull/N/head like GitHub does."""
+    text = {p: pao.repo.read(p, f"refs/heads/{branch}") or pao.repo.read(p) for p in files}
+    changed = {}
+    for path, edit in files.items():
+        if callable(edit):
+            changed[path] = edit(text[path].decode())
+        else:
+            changed[path] = edit
+    sha = pao.repo.commit(changed, branch=branch, base="main")
+    pao.repo.set_ref(f"refs/pull/{number}/head", sha)
+    return sha
+
+
+def runs(pao: SimpleNamespace) -> list[dict]:
+    return sorted(pao.fake.check_runs.values(), key=lambda r: r["id"])
+
+
+def patches(run: dict) -> list[dict]:
+    return run["updates"][1:]  # the first update is the creating POST
+
+
+MYSQL = "catalog/databases/mysql-database.yaml"
+REDIS = "catalog/caching/redis-cache.yaml"
+
+
+def break_two(pao: SimpleNamespace) -> str:
+    return push_pr(pao, {
+        MYSQL: lambda t: t.replace("{{ instance_size }}", "{{ instance_sise }}")
+                          .replace('"1.0.0"', '"1.0.1"'),
+        REDIS: lambda t: t.replace("max_value: 5", "max_value: 6"),  # changed without a version bump
+    })
+
+
+async def test_broken_pr_fails_with_annotations_then_fix_succeeds(pao) -> None:
+    head = break_two(pao)
+    await deliver(pao, "pull_request", pao.fake.pull_request_payload(pao.repo, number=1, head_ref="feature"))
+    await run_jobs(pao)
+    [run] = runs(pao)
+    assert (run["name"], run["head_sha"], run["status"], run["conclusion"]) == (
+        "PAO catalog", head, "completed", "failure")
+    assert run["output"]["title"] == "2 errors, 0 warnings in 2 of 2 files"
+    assert [(a["path"], a["start_line"], a["start_column"], a["annotation_level"], a["title"])
+            for a in run["annotations"]] == [(REDIS, 3, 10, "failure", "PAO050"),
+                                             (MYSQL, 35, 29, "failure", "PAO031")]
+    assert run["updates"][0]["status"] == "in_progress"
+    assert f"| `{MYSQL}` (item) | ❌ | 1 | 0 | 0 |" in run["output"]["summary"]
+
+    fixed = push_pr(pao, {MYSQL: lambda t: t.replace("instance_sise", "instance_size"),
+                          REDIS: lambda t: t.replace('"1.1.0"', '"1.2.0"')})
+    await deliver(pao, "pull_request", pao.fake.pull_request_payload(
+        pao.repo, action="synchronize", number=1, head_ref="feature"))
+    await run_jobs(pao)
+    first, second = runs(pao)
+    assert first["conclusion"] == "failure"
+    assert (second["head_sha"], second["conclusion"], second["annotations"]) == (fixed, "success", [])
+    assert second["output"]["title"] == "2 catalog files valid"
+
+
+async def test_newer_push_supersedes_and_rerequest_creates_a_new_run(pao) -> None:
+    break_two(pao)
+    await deliver(pao, "pull_request", pao.fake.pull_request_payload(pao.repo, number=1, head_ref="feature"))
+    newer = push_pr(pao, {MYSQL: lambda t: t.replace("instance_sise", "instance_size")})
+    await deliver(pao, "pull_request", pao.fake.pull_request_payload(
+        pao.repo, action="synchronize", number=1, head_ref="feature"))
+    # The check_suite GitHub sends for the same push does not add a second run.
+    await deliver(pao, "check_suite", pao.fake.check_suite_payload(pao.repo, head_sha=newer))
+    await run_jobs(pao)
+    [run] = runs(pao)  # the older head was never checked
+    assert run["head_sha"] == newer and run["conclusion"] == "failure"
+    assert [a["path"] for a in run["annotations"]] == [REDIS]
+
+    await deliver(pao, "check_run", pao.fake.check_run_payload(run["id"]))
+    await run_jobs(pao)
+    first, again = runs(pao)
+    assert again["id"] != first["id"] and again["head_sha"] == newer
+    assert again["conclusion"] == "failure" and len(again["annotations"]) == 1
+
+
+async def test_many_findings_are_sent_in_batches_of_50(pao) -> None:
+    fields = "".join(f"    - {{name: f{i}, type: integer, default: x}}\n" for i in range(120))
+    bad = ('name: many\nversion: "1.0.0"\ndescription: d\nowner: o\npresentation:\n  fields:\n'
+           + fields + "fulfillment:\n  manual:\n    system: email\n    template: {summary: s, to: t}\n")
+    push_pr(pao, {"catalog/misc/many.yaml": bad})
+    await deliver(pao, "pull_request", pao.fake.pull_request_payload(pao.repo, number=1, head_ref="feature"))
+    await run_jobs(pao)
+    [run] = runs(pao)
+    assert [len(p["output"].get("annotations", [])) for p in patches(run)] == [50, 50, 20]
+    assert [p.get("conclusion") for p in patches(run)] == [None, None, "failure"]
+    assert [a["start_line"] for a in run["annotations"]] == list(range(7, 127))
+    assert {a["title"] for a in run["annotations"]} == {"PAO025"}
+
+
+async def test_no_catalog_change_is_neutral(pao) -> None:
+    push_pr(pao, {"README.md": "docs\n"})
+    await deliver(pao, "pull_request", pao.fake.pull_request_payload(pao.repo, number=1, head_ref="feature"))
+    await run_jobs(pao)
+    [run] = runs(pao)
+    assert (run["conclusion"], run["output"]["title"]) == ("neutral", "No catalog changes")
+    pao.fake.assert_openapi_clean()
+
+
+async def test_run_is_failed_with_the_reason_when_retries_run_out(pao) -> None:
+    push_pr(pao, {MYSQL: lambda t: t + "\n"})
+    # A base branch that does not exist: every fetch fails, and retrying cannot help.
+    await deliver(pao, "pull_request", pao.fake.pull_request_payload(
+        pao.repo, number=1, head_ref="feature", base_ref="gone"))
+    while True:
+        await pao.worker.run_one()
+        job = await pao.pool.fetchrow("SELECT id, status, attempts FROM jobs")
+        if job["status"] != "todo":
+            break
+        await pao.pool.execute("UPDATE jobs SET scheduled_at = now() WHERE id = $1", job["id"])
+    assert (job["status"], job["attempts"]) == ("failed", 5)
+    [run] = runs(pao)  # retries reused the run instead of creating one per attempt
+    assert (run["status"], run["conclusion"]) == ("completed", "failure")
+    assert run["output"]["title"] == "PAO could not check this pull request"
+    assert "refs/heads/gone" in run["output"]["summary"]
+    assert "x-access-token" not in run["output"]["summary"] and "ghs_" not in run["output"]["summary"]
