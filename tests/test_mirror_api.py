@@ -4,15 +4,42 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from pathlib import Path
+from typing import Any
+
+import jsonschema
 
 from app.api.auth import create_token
+from app.api.openapi import DOCUMENT
 from tests.mirror_support import ONEDEV_TOKEN
 
 pytest_plugins = ["tests.mirror_support"]
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def check(method: str, path: str, status: int, body: Any) -> Any:
+    """The body, after validating it against the schema the OpenAPI document gives it."""
+    for template, ops in DOCUMENT["paths"].items():
+        if re.match("^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$", path) \
+                and method.lower() in ops:
+            schema = ops[method.lower()]["responses"][str(status)]["content"][
+                "application/json"]["schema"]
+            jsonschema.validate(body, {**schema, "components": DOCUMENT["components"]})
+            return body
+    raise AssertionError(f"{method} {path} is not in the OpenAPI document")
+
+
+class Api:
+    def __init__(self, client):
+        self.client = client
+
+    async def __call__(self, method: str, path: str, headers=None, **kw) -> tuple[int, Any]:
+        resp = await self.client.request(method, path, headers=headers, **kw)
+        body = await resp.json()
+        return resp.status, check(method, path, resp.status, body)
 
 
 async def tokens(pool):
@@ -26,59 +53,62 @@ async def test_add_list_show_and_sync_over_rest(make_env):
     admin, user = await tokens(env.pool)
     for name in ("octo/a", "octo/b", "octo/c"):
         env.gh.create_repo(name, files={"f": name})
-    c = env.client
+    api = Api(env.client)
 
-    resp = await c.post("/api/v1/mirrors", json={"repository": "octo/a"})
-    assert resp.status == 401
-    resp = await c.post("/api/v1/mirrors", json={"repository": "octo/a"}, headers=user)
-    assert resp.status == 403
-    resp = await c.post("/api/v1/mirrors", json={"repo": "octo/a"}, headers=admin)
-    assert resp.status == 400 and "repository" in (await resp.json())["detail"]
-    resp = await c.post("/api/v1/mirrors", json={"repository": "not a name"}, headers=admin)
-    assert resp.status == 400
-    resp = await c.post("/api/v1/mirrors", json={"repository": "octo/missing"}, headers=admin)
-    assert resp.status == 404 and "octo/missing" in (await resp.json())["detail"]
+    status, _ = await api("POST", "/api/v1/mirrors", json={"repository": "octo/a"})
+    assert status == 401
+    status, _ = await api("POST", "/api/v1/mirrors", json={"repository": "octo/a"}, headers=user)
+    assert status == 403
+    status, body = await api("POST", "/api/v1/mirrors", json={"repo": "octo/a"}, headers=admin)
+    assert status == 400 and "repository" in body["detail"]
+    status, _ = await api("POST", "/api/v1/mirrors", json={"repository": "not a name"},
+                          headers=admin)
+    assert status == 400
+    status, body = await api("POST", "/api/v1/mirrors", json={"repository": "octo/missing"},
+                             headers=admin)
+    assert status == 404 and "octo/missing" in body["detail"]
 
     job_ids = set()
     for name in ("octo/a", "octo/b", "octo/c"):
-        resp = await c.post("/api/v1/mirrors", json={"repository": name}, headers=admin)
-        assert resp.status == 202
-        body = await resp.json()
+        status, body = await api("POST", "/api/v1/mirrors", json={"repository": name},
+                                 headers=admin)
+        assert status == 202
         assert body["outcome"] == "queued" and body["mirror"]["sync_status"] == "pending"
         job_ids.add(body["job_id"])
     assert len(job_ids) == 3
 
-    resp = await c.get("/api/v1/mirrors", params={"limit": "2"}, headers=user)
-    page1 = await resp.json()
-    assert [m["github"]["full_name"] for m in page1["items"]] == ["octo/a", "octo/b"]
-    resp = await c.get("/api/v1/mirrors", params={"limit": "2", "cursor": page1["next_cursor"]},
-                       headers=user)
-    page2 = await resp.json()
-    assert [m["github"]["full_name"] for m in page2["items"]] == ["octo/c"]
-    assert page2["next_cursor"] is None
-    resp = await c.get("/api/v1/mirrors", params={"status": "completed"}, headers=user)
-    assert (await resp.json())["items"] == []
-    for bad in ({"status": "done"}, {"cursor": "%%%"}, {"limit": "0"}):
-        resp = await c.get("/api/v1/mirrors", params=bad, headers=user)
-        assert resp.status == 400, bad
+    _, page1 = await api("GET", "/api/v1/mirrors", params={"limit": "2"}, headers=user)
+    assert [m["github"]["full_name"] for m in page1["mirrors"]] == ["octo/a", "octo/b"]
+    assert page1["pagination"]["has_more"]
+    _, page2 = await api("GET", "/api/v1/mirrors", headers=user,
+                         params={"limit": "2", "cursor": page1["pagination"]["next_cursor"]})
+    assert [m["github"]["full_name"] for m in page2["mirrors"]] == ["octo/c"]
+    assert page2["pagination"] == {"next_cursor": None, "has_more": False}
+    _, done = await api("GET", "/api/v1/mirrors", params={"status": "completed"}, headers=user)
+    assert done["mirrors"] == []
+    for bad, name in (({"status": "done"}, "status"), ({"cursor": "%%%"}, "cursor"),
+                      ({"limit": "0"}, "limit"), ({"sort": "x"}, "sort"),
+                      ({"status": "failed", "cursor": page1["pagination"]["next_cursor"]},
+                       "cursor")):
+        status, body = await api("GET", "/api/v1/mirrors", params=bad, headers=user)
+        assert status == 400 and body["parameter"] == name, bad
 
-    resp = await c.post("/api/v1/mirrors/octo/nope/sync", headers=user)
-    assert resp.status == 404
+    status, _ = await api("POST", "/api/v1/mirrors/octo/nope/sync", headers=user)
+    assert status == 404
     env.start_worker()
     await env.wait_status("octo/a", "completed")
-    resp = await c.post("/api/v1/mirrors/octo/a/sync", headers=user)
-    assert resp.status == 202 and (await resp.json())["job_id"]
+    status, body = await api("POST", "/api/v1/mirrors/octo/a/sync", headers=user)
+    assert status == 202 and body["job_id"]
     await env.wait_status("octo/a", "completed", successes=2)
 
-    resp = await c.get("/api/v1/mirrors/octo/a", headers=user)
-    shown = await resp.json()
+    status, shown = await api("GET", "/api/v1/mirrors/octo/a", headers=user)
     assert shown["onedev"]["path"] == "octo-a" and shown["sync_status"] == "completed"
     assert [entry["event_type"] for entry in shown["sync_logs"]] == ["manual", "manual"]
     assert shown["sync_logs"][0]["refs_pushed"] == 0  # nothing changed: nothing pushed
-    resp = await c.get("/api/v1/mirrors", params={"status": "completed"}, headers=user)
-    assert "octo/a" in [m["github"]["full_name"] for m in (await resp.json())["items"]]
-    resp = await c.get("/api/v1/mirrors/octo/zzz", headers=user)
-    assert resp.status == 404
+    _, done = await api("GET", "/api/v1/mirrors", params={"status": "completed"}, headers=user)
+    assert "octo/a" in [m["github"]["full_name"] for m in done["mirrors"]]
+    status, _ = await api("GET", "/api/v1/mirrors/octo/zzz", headers=user)
+    assert status == 404
 
 
 async def run_cli(*args: str, env_vars: dict[str, str]) -> tuple[int, str, str]:

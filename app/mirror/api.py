@@ -10,7 +10,8 @@ from typing import Any
 from aiohttp import web
 
 from app.api.auth import require_admin
-from app.mirror import manual, store
+from app.api.params import DEFAULT_LIMIT, MAX_LIMIT, BadParameter, single
+from app.mirror import manual, openapi, store
 from app.mirror.config import OFF_REASON, mirror_settings
 from app.state import RUNTIME
 from app.webhooks import error
@@ -18,50 +19,58 @@ from app.webhooks import error
 routes = web.RouteTableDef()
 
 STATUSES = ("pending", "in_progress", "completed", "failed")
-MAX_LIMIT = 200
+ALLOWED = {"status", "limit", "cursor"}
+
+openapi.register()
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda v: json.dumps(v, default=str))
 
 
-def _cursor(after_id: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{after_id}".encode()).decode().rstrip("=")
+def _cursor(status: str | None, after_id: int) -> str:
+    # Bound to the filter, so a cursor cannot be replayed against another query.
+    return base64.urlsafe_b64encode(f"{status or ''}:{after_id}".encode()).decode().rstrip("=")
 
 
-def _after_id(cursor: str) -> int:
+def _after_id(cursor: str, status: str | None) -> int:
     padded = cursor + "=" * (-len(cursor) % 4)
     try:
         text = base64.urlsafe_b64decode(padded.encode()).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        raise ValueError("cursor is not one this API issued") from None
-    if not text.startswith("id:") or not text[3:].isdigit():
-        raise ValueError("cursor is not one this API issued")
-    return int(text[3:])
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadParameter("cursor", "not a cursor this API issued") from None
+    filt, _, after = text.rpartition(":")
+    if not after.isdigit():
+        raise BadParameter("cursor", "not a cursor this API issued")
+    if filt != (status or ""):
+        raise BadParameter("cursor", "issued for another status filter")
+    return int(after)
 
 
 @routes.get("/api/v1/mirrors")
 async def list_mirrors(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    status = request.query.get("status")
+    for name in request.query:
+        if name not in ALLOWED:
+            raise BadParameter(name, f"unknown parameter; known: {', '.join(sorted(ALLOWED))}")
+    status = single(request.query, "status")
     if status is not None and status not in STATUSES:
-        return error(400, "invalid parameter", f"status must be one of {', '.join(STATUSES)}")
-    try:
-        limit = int(request.query.get("limit", "50"))
-        if not 1 <= limit <= MAX_LIMIT:
-            raise ValueError
-    except ValueError:
-        return error(400, "invalid parameter", f"limit must be a whole number 1..{MAX_LIMIT}")
-    try:
-        after = _after_id(request.query["cursor"]) if "cursor" in request.query else 0
-    except ValueError as exc:
-        return error(400, "invalid parameter", str(exc))
+        raise BadParameter("status", f"must be one of {', '.join(STATUSES)}; got {status!r}")
+    limit_text = single(request.query, "limit")
+    limit = DEFAULT_LIMIT
+    if limit_text is not None:
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
+            raise BadParameter("limit", f"must be a whole number 1..{MAX_LIMIT}, got {limit_text!r}")
+        limit = int(limit_text)
+    cursor = single(request.query, "cursor")
+    after = _after_id(cursor, status) if cursor else 0
     rows = await store.page(rt.pool, status=status, after_id=after, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     return _json({
-        "items": [store.public_view(r) for r in rows],
-        "next_cursor": _cursor(rows[-1]["id"]) if more else None,
+        "mirrors": [store.public_view(r) for r in rows],
+        "pagination": {"next_cursor": _cursor(status, rows[-1]["id"]) if more else None,
+                       "has_more": more},
     })
 
 
@@ -98,8 +107,7 @@ async def show_mirror(request: web.Request) -> web.Response:
     if row is None:
         return error(404, "not found", f"{_full_name(request)} is not mirrored")
     logs = await store.recent_logs(rt.pool, row["id"])
-    return _json({**store.public_view(row), "deleted_at": row["deleted_at"],
-                  "sync_logs": [dict(r) for r in logs]})
+    return _json({**store.public_view(row), "sync_logs": [store.log_view(r) for r in logs]})
 
 
 @routes.post("/api/v1/mirrors/{owner}/{repo}/sync")
@@ -112,4 +120,5 @@ async def sync_mirror(request: web.Request) -> web.Response:
         return error(404, "not found", f"{_full_name(request)} is not mirrored; "
                                        "POST /api/v1/mirrors to add it")
     job_id, row = queued
-    return _json({"mirror": store.public_view(row), "job_id": job_id}, status=202)
+    return _json({"mirror": store.public_view(row), "job_id": job_id, "outcome": "queued",
+                  "message": "sync queued"}, status=202)

@@ -229,6 +229,14 @@ async def installation_for(conn: asyncpg.Connection | asyncpg.Pool, github_repo_
         github_repo_id, owner)
 
 
+def _iso(value: Any) -> Any:
+    return value.isoformat() if value is not None and hasattr(value, "isoformat") else value
+
+
+def log_view(row: asyncpg.Record) -> dict[str, Any]:
+    return {**dict(row), "created_at": _iso(row["created_at"])}
+
+
 def public_view(row: asyncpg.Record) -> dict[str, Any]:
     """A mirror as the REST API and the CLI show it."""
     return {
@@ -244,11 +252,12 @@ def public_view(row: asyncpg.Record) -> dict[str, Any]:
         },
         "sync_status": row["sync_status"],
         "retry_count": row["retry_count"],
-        "last_synced_at": row["last_synced_at"],
+        "last_synced_at": _iso(row["last_synced_at"]),
         "refs": len(row["last_synced_refs"] or {}),
         "error_message": row["error_message"],
         "source": row["source"],
-        "unstarred_at": row["unstarred_at"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
+        "unstarred_at": _iso(row["unstarred_at"]),
+        "deleted_at": _iso(row["deleted_at"]),
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
     }
