@@ -252,3 +252,36 @@ async def test_mirroring_off_ignores_stars_with_a_reason(make_env):
     status, body = await env.deliver("watch", env.gh.watch_payload(repo, "alice"))
     assert status == 200 and "PAO_ONEDEV_URL" in body["reason"]
     assert await env.pool.fetchval("SELECT count(*) FROM repositories") == 0
+
+
+async def test_scenarios_c_and_d_in_progress_and_failed_retry(make_env, caplog):
+    caplog.set_level(logging.INFO)
+    env = await make_env()
+    ms = mirror_settings(env.runtime.settings)
+    env.runtime.settings.extra["mirror"] = ms.__class__(**{**ms.__dict__,
+                                                            "onedev_token": "wrong-onedev-token"})
+    inst = env.gh.install("octo", repos=["octo/hello"])
+    repo = env.gh.create_repo("octo/hello", installation=inst, files={"a": "b"})
+    await env.deliver("watch", env.gh.watch_payload(repo, "alice"))
+    await env.wait_status("octo/hello", "failed")
+
+    # D: failed -> a new star retries, and with the token fixed it completes.
+    env.runtime.settings.extra["mirror"] = ms
+    status, body = await env.deliver("watch", env.gh.watch_payload(repo, "bob"))
+    assert status == 202
+    row = await env.wait_status("octo/hello", "completed")
+    assert row["retry_count"] == 0 and row["error_message"] is None
+    assert [entry["status"] for entry in await env.logs("octo/hello")] == ["failed", "success"]
+
+    # C: in progress with a live job -> nothing new; without one (worker died) -> retried.
+    await env.stop_worker()
+    await env.pool.execute("UPDATE repositories SET sync_status = 'in_progress'")
+    status, body = await env.deliver("watch", env.gh.watch_payload(repo, "carol"))
+    assert status == 202  # no live job held the lock: the stuck row is retried
+    status, body = await env.deliver("watch", env.gh.watch_payload(repo, "dave"))
+    assert status == 202 and len(body["job_ids"]) == 1  # the same waiting job
+    await env.pool.execute("UPDATE repositories SET sync_status = 'in_progress'")
+    status, body = await env.deliver("watch", env.gh.watch_payload(repo, "erin"))
+    assert status == 200 and "in progress" in body["reason"]
+    for token in [t.token for t in env.gh.issued_tokens()] + [ONEDEV_TOKEN]:
+        assert token not in caplog.text

@@ -55,6 +55,12 @@ async def queue_sync(enqueue: Enqueue, repository_id: int, github_repo_id: int,
                          queueing_lock=lock, lock=lock)
 
 
+async def _sync_alive(conn: asyncpg.Connection, github_repo_id: int) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT 1 FROM jobs WHERE lock = $1 AND status IN ('todo', 'doing') LIMIT 1",
+        repo_lock(github_repo_id)))
+
+
 async def request_mirror(conn: asyncpg.Connection, enqueue: Enqueue, repo: GitHubRepo, *,
                          installation_id: int | None, source: str,
                          starred_by: str | None) -> Decision:
@@ -67,9 +73,11 @@ async def request_mirror(conn: asyncpg.Connection, enqueue: Enqueue, repo: GitHu
         if old == "completed":
             await store.touch_seen(conn, rid)
             return Decision(rid, "already_mirrored")
-        if old == "in_progress":
+        if old == "in_progress" and await _sync_alive(conn, repo.id):
             return Decision(rid, "in_progress")
-    await store.mark_pending(conn, rid, retry=(old == "failed" and not revive), revive=revive)
+        # An 'in_progress' row without a live job: its worker died on the last attempt.
+    await store.mark_pending(conn, rid, retry=old in ("failed", "in_progress") and not revive,
+                             revive=revive)
     job_id = await queue_sync(enqueue, rid, repo.id, source)
     return Decision(rid, "queued", job_id)
 
