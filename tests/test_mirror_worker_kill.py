@@ -27,7 +27,7 @@ async def start_worker(env_vars: dict[str, str], log: Path) -> asyncio.subproces
 
 async def stop(proc: asyncio.subprocess.Process, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, sig)  # the worker and the git it runs
+        os.killpg(proc.pid, sig)  # the worker (git runs in process groups of its own)
     await asyncio.wait_for(proc.wait(), 30)
 
 
