@@ -88,9 +88,11 @@ async def run_startup_hooks(rt: Runtime) -> None:
         hook: Callable[[Runtime], Awaitable[None]] = importlib.import_module(name).on_startup
         try:
             await hook(rt)
-        except Exception:
-            # A failing hook (say, the catalog remote is down) must not stop intake.
-            log.exception("start-up hook %s failed", name)
+        except Exception as exc:
+            # A failing hook (say, the catalog remote is down) must not stop intake;
+            # the work it would have queued is retried by the next push or poll.
+            log.warning("start-up hook %s failed: %s", name, exc)
+            log.debug("start-up hook %s traceback", name, exc_info=True)
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:
