@@ -285,3 +285,16 @@ async def test_scenarios_c_and_d_in_progress_and_failed_retry(make_env, caplog):
     assert status == 200 and "in progress" in body["reason"]
     for token in [t.token for t in env.gh.issued_tokens()] + [ONEDEV_TOKEN]:
         assert token not in caplog.text
+
+
+async def test_app_mode_poll_mirrors_a_public_star_outside_any_installation(make_env):
+    env = await make_env(users=("alice",))
+    inst = env.gh.install("someorg")
+    status, _ = await env.deliver("installation", env.gh.installation_payload(inst))
+    assert status == 200
+    repo = make_history(env.gh, "octo/public")  # the App is not installed on octo
+    env.gh.star("alice", "octo/public")
+    [result] = await stars.poll_all(env.pool, env.runtime.github, mirror_settings(env.runtime.settings))
+    assert result.queued == ["octo/public"]
+    await env.wait_status("octo/public", "completed")
+    assert env.onedev.refs("octo-public") == heads_and_tags(github_refs(repo))

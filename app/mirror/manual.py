@@ -35,9 +35,10 @@ async def fetch_repo(pool: asyncpg.Pool, github: Any, full_name: str) -> tuple[G
     owner, name = check_full_name(full_name).split("/", 1)
     installation_id = None
     if github.app_mode:
+        # The owner's installation, else any: its token reads public repositories.
         installation_id = await pool.fetchval(
             """SELECT i.id FROM installations i WHERE i.deleted_at IS NULL AND NOT i.suspended
-                 AND lower(i.account_login) = lower($1) ORDER BY i.id LIMIT 1""", owner)
+                ORDER BY (lower(i.account_login) = lower($1)) DESC, i.id LIMIT 1""", owner)
     try:
         gh = await github.api(installation_id)
         data = await gh.getitem("/repos/{owner}/{repo}", {"owner": owner, "repo": name})

@@ -229,6 +229,13 @@ async def installation_for(conn: asyncpg.Connection | asyncpg.Pool, github_repo_
         github_repo_id, owner)
 
 
+async def any_installation(conn: asyncpg.Connection | asyncpg.Pool) -> int | None:
+    """Some live installation: its token reads public repositories (and counts against
+    the App's rate limit rather than the anonymous one)."""
+    return await conn.fetchval("SELECT id FROM installations WHERE deleted_at IS NULL "
+                               "AND NOT suspended ORDER BY id LIMIT 1")
+
+
 def _iso(value: Any) -> Any:
     return value.isoformat() if value is not None and hasattr(value, "isoformat") else value
 

@@ -146,6 +146,8 @@ async def github_token(ctx: JobContext, row: asyncpg.Record) -> str | None:
     when PAO has no credentials at all."""
     installation_id = row["installation_id"] or await store.installation_for(
         ctx.pool, row["github_repo_id"], row["github_owner"])
+    if installation_id is None and not row["github_is_private"] and ctx.github.app_mode:
+        installation_id = await store.any_installation(ctx.pool)
     try:
         return await ctx.github.token(installation_id)
     except GitHubAuthError:
