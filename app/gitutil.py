@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ctypes
 import os
 import re
 import signal
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +94,25 @@ def auth_env(token: str | None, *, username: str = "x-access-token") -> dict[str
     return env
 
 
+_LIBC = None
+if sys.platform.startswith("linux"):
+    with contextlib.suppress(OSError):
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def _child_setup() -> None:
+    """In the forked git, before exec: own process group, and die with the worker.
+
+    The group lets a timeout kill git's helpers too; the parent-death signal
+    keeps a git from running on, unsupervised, after its worker was killed
+    (its job is retried elsewhere and must not race an orphan).
+    """
+    os.setpgrp()
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def _kill_group(proc: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -122,7 +143,7 @@ async def run_git(
         stderr=asyncio.subprocess.PIPE,
         # Its own process group, so a timeout also stops the helpers git starts
         # (git-remote-http holds the pipes open until the server answers).
-        start_new_session=True,
+        preexec_fn=_child_setup,
     )
     try:
         stdout, stderr_bytes = await asyncio.wait_for(proc.communicate(input), timeout)

@@ -1,0 +1,67 @@
+"""run_git's process handling: a killed worker takes its git with it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from app.gitutil import GitTimeout, run_git
+
+ROOT = Path(__file__).resolve().parent.parent
+# git's ext:: transport runs a command as the "remote": a slow remote with no network.
+SLOW_REMOTE = ["-c", "protocol.ext.allow=always", "ls-remote", "ext::sleep 30"]
+
+
+def children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except FileNotFoundError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and PR_SET_PDEATHSIG")
+def test_git_dies_with_a_killed_worker():
+    code = ("import asyncio; from app.gitutil import run_git; "
+            f"asyncio.run(run_git({SLOW_REMOTE!r}, timeout=60))")
+    worker = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 20
+        gits: list[int] = []
+        while not gits and time.monotonic() < deadline:
+            gits = [p for p in children(worker.pid)
+                    if Path(f"/proc/{p}/comm").read_text().strip().startswith("git")]
+            time.sleep(0.05)
+        assert gits, "git never started"
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+        deadline = time.monotonic() + 5
+        while any(alive(p) for p in gits) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(alive(p) for p in gits), "git outlived its killed worker"
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+
+
+async def test_timeout_kills_git_and_its_helpers_promptly():
+    started = time.monotonic()
+    with pytest.raises(GitTimeout, match="timed out after 1s"):
+        await run_git(SLOW_REMOTE, timeout=1)
+    assert time.monotonic() - started < 10
+    await asyncio.sleep(0)
