@@ -28,6 +28,8 @@ from app.config import Settings
 from app.github import GitHubClients
 from app.service import Runtime
 
+pytest_plugins = ["tests.fakes.fixtures"]
+
 TEMPLATE = "pao_test_template"
 _counter = itertools.count()
 

@@ -25,6 +25,14 @@ USER_AGENT = "pao-github-app"
 TOKEN_REFRESH_MARGIN = 300.0
 
 
+# What an operator should check when GitHub refuses an installation token.
+_TOKEN_REFUSAL_HINTS = {
+    401: " (GitHub rejected the App's JWT: check PAO_APP_ID, PAO_PRIVATE_KEY and the clock)",
+    403: " (the installation is suspended or lacks permission)",
+    404: " (no such installation: was the App uninstalled?)",
+}
+
+
 class GitHubAuthError(Exception):
     """PAO has no usable credentials for the call (no App, no token, or GitHub refused them)."""
 
@@ -98,13 +106,20 @@ class GitHubClients:
         """A client that authenticates as the App itself (JWT), for /app endpoints."""
         return GitHubAPI(self.session, USER_AGENT, base_url=self.api_url, cache=self.http_cache)
 
-    async def installation_token(self, installation_id: int, *, refresh: bool = False) -> str:
-        """The installation's access token, from the cache unless it is near expiry."""
+    async def installation_token(self, installation_id: int, *, refresh: bool = False,
+                                 stale: str | None = None) -> str:
+        """The installation's access token, from the cache unless it is near expiry.
+
+        ``refresh`` forces a new token; with ``stale`` (the token GitHub just
+        refused) only if the cache still holds that one, so many requests failing
+        at once on a revoked token fetch one replacement, not one each.
+        """
         lock = self._locks.setdefault(installation_id, asyncio.Lock())
         async with lock:
-            cached = None if refresh else self._tokens.get(installation_id)
+            cached = self._tokens.get(installation_id)
             if cached is not None and cached.fresh(time.time()):
-                return cached.token
+                if not refresh or (stale is not None and cached.token != stale):
+                    return cached.token
             gh = self.app_api()
             try:
                 data = await gh.post(
@@ -114,9 +129,11 @@ class GitHubClients:
                     jwt=self.jwt(),
                 )
             except BadRequest as exc:
+                status = int(exc.status_code)
+                hint = _TOKEN_REFUSAL_HINTS.get(status, "")
                 raise GitHubAuthError(
                     f"GitHub refused an installation token for installation {installation_id}: "
-                    f"{exc.status_code} {exc}"
+                    f"{status} {exc}{hint}"
                 ) from None
             expires = datetime.fromisoformat(data["expires_at"].replace("Z", "+00:00"))
             token = InstallationToken(data["token"], expires.timestamp())
@@ -167,7 +184,9 @@ class InstallationGitHubAPI(GitHubAPI):
     ) -> tuple[int, Any, bytes]:
         status, resp_headers, data = await super()._request(method, url, headers, body)
         if status == 401 and "authorization" in {k.lower() for k in headers}:
-            token = await self._clients.installation_token(self._installation_id, refresh=True)
+            token = await self._clients.installation_token(
+                self._installation_id, refresh=True, stale=self.oauth_token
+            )
             self.oauth_token = token
             headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
             headers["authorization"] = f"token {token}"
