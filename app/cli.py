@@ -20,7 +20,7 @@ from app import __version__
 from app.config import ConfigError, Settings
 
 # Modules that add subcommands; composed here.
-COMMAND_MODULES: tuple[str, ...] = ("app.catalog.cli",)
+COMMAND_MODULES: tuple[str, ...] = ("app.catalog.cli", "app.sync.commands", "app.mirror.cli")
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -32,6 +32,17 @@ def load_settings() -> Settings:
     except ConfigError as exc:
         print(f"pao: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
+
+
+def run_service(coro: Any) -> None:
+    """Run a long-lived service coroutine on uvloop (a faster event loop) when available."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+    else:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(coro)
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -51,7 +62,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.host is not None:
         settings = _replace(settings, host=args.host)
     _setup_logging(settings)
-    asyncio.run(service.serve(settings, with_workers=not args.no_workers))
+    from app.sync import demo  # with no PAO_REPO_URL, serve the example catalog
+
+    settings, on_ready = demo.prepare(settings)
+    run_service(service.serve(settings, with_workers=not args.no_workers, on_ready=on_ready))
     return EXIT_OK
 
 
@@ -60,7 +74,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     _setup_logging(settings)
-    asyncio.run(service.work(settings, args.concurrency))
+    run_service(service.work(settings, args.concurrency))
     return EXIT_OK
 
 

@@ -178,6 +178,7 @@ class Settings:
     job_poll_interval: float = 2.0
     job_stall_timeout: float = 120.0
     admin_token: str | None = field(default=None, repr=False)
+    retention_days: int = 30
     public_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -254,6 +255,7 @@ class Settings:
             job_poll_interval=r.duration("PAO_JOB_POLL_INTERVAL", 2.0),
             job_stall_timeout=r.duration("PAO_JOB_STALL_TIMEOUT", 120.0),
             admin_token=r.raw("PAO_ADMIN_TOKEN"),
+            retention_days=r.int("PAO_RETENTION_DAYS", 30, minimum=1),
             public_url=r.url("PAO_PUBLIC_URL"),
             extra=_feature_settings(r),
         )

@@ -124,9 +124,19 @@ def _encode_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
 
 
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset round trip on every release.
+
+    Pooled connections never LISTEN, hold session advisory locks, open cursors
+    outside transactions or SET session state (the worker's LISTEN connection
+    is its own), so there is nothing to reset; the round trip cost ~10% of
+    webhook intake time.
+    """
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_no_reset
     )
     assert pool is not None
     return pool

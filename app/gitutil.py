@@ -13,6 +13,7 @@ import base64
 import contextlib
 import os
 import re
+import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,13 @@ def auth_env(token: str | None, *, username: str = "x-access-token") -> dict[str
     return env
 
 
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+
+
 async def run_git(
     args: Sequence[str],
     *,
@@ -112,17 +120,18 @@ async def run_git(
         stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        # Its own process group, so a timeout also stops the helpers git starts
+        # (git-remote-http holds the pipes open until the server answers).
+        start_new_session=True,
     )
     try:
         stdout, stderr_bytes = await asyncio.wait_for(proc.communicate(input), timeout)
     except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
+        _kill_group(proc)
         await proc.wait()
         raise GitTimeout(args, -9, f"timed out after {timeout:.0f}s") from None
     except asyncio.CancelledError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
+        _kill_group(proc)
         await proc.wait()
         raise
     stderr = scrub(stderr_bytes.decode("utf-8", "replace"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import logging
 import signal
@@ -28,7 +29,11 @@ from app.log import register_secret
 log = logging.getLogger(__name__)
 
 # Modules exposing ``async def on_startup(runtime)``: catch-up syncs, periodic schedules.
-STARTUP_MODULES: tuple[str, ...] = ()
+STARTUP_MODULES: tuple[str, ...] = (
+    "app.jobs.maintenance",
+    "app.sync.startup",
+    "app.mirror.startup",
+)
 
 
 @dataclass
@@ -83,9 +88,11 @@ async def run_startup_hooks(rt: Runtime) -> None:
         hook: Callable[[Runtime], Awaitable[None]] = importlib.import_module(name).on_startup
         try:
             await hook(rt)
-        except Exception:
-            # A failing hook (say, the catalog remote is down) must not stop intake.
-            log.exception("start-up hook %s failed", name)
+        except Exception as exc:
+            # A failing hook (say, the catalog remote is down) must not stop intake;
+            # the work it would have queued is retried by the next push or poll.
+            log.warning("start-up hook %s failed: %s", name, exc)
+            log.debug("start-up hook %s traceback", name, exc_info=True)
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:
@@ -114,6 +121,9 @@ async def serve(settings: Settings, *, with_workers: bool = True,
         worker = make_worker(rt) if with_workers and settings.workers > 0 else None
         worker_task = asyncio.create_task(worker.run()) if worker else None
         await run_startup_hooks(rt)
+        # Everything loaded so far lives as long as the process: keep the cyclic
+        # garbage collector from rescanning it on every collection (tail latency).
+        gc.freeze()
         if on_ready is not None:
             await on_ready(rt, url)
         try:

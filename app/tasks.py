@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import importlib
 
-TASK_MODULES: tuple[str, ...] = ("app.checks.task",)
+TASK_MODULES: tuple[str, ...] = (
+    "app.jobs.maintenance",
+    "app.checks.task",
+    "app.sync.tasks",
+    "app.mirror.tasks",
+)
 
 for _name in TASK_MODULES:
     importlib.import_module(_name)

@@ -16,7 +16,7 @@ from app.state import RUNTIME
 log = logging.getLogger(__name__)
 
 # Feature modules that expose ``routes: aiohttp.web.RouteTableDef``; composed here.
-ROUTE_MODULES: tuple[str, ...] = ()
+ROUTE_MODULES: tuple[str, ...] = ("app.api.openapi", "app.api.catalog", "app.api.sync", "app.mirror.api")
 
 
 @web.middleware
@@ -68,6 +68,9 @@ def create_app(state: Any) -> web.Application:
         client_max_size=webhooks.MAX_PAYLOAD_BYTES + 1024,
     )
     app[RUNTIME] = state
+    app[webhooks.INTAKE_WRITER] = webhooks.IntakeWriter(state)
+    app.on_startup.append(webhooks.start_intake)
+    app.on_cleanup.append(webhooks.stop_intake)
     app.router.add_post("/api/v1/webhooks/github", webhooks.receive)
     app.router.add_post("/webhooks/github", webhooks.receive)
     app.router.add_get("/healthz", healthz)

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from app.web import create_app
+from app.webhooks import INTAKE_WRITER
 from tests.conftest import with_settings
 from tests.support import sign, webhook
 
@@ -203,3 +204,39 @@ async def test_unknown_route_is_json_404(client):
     resp = await client.get("/nope")
     assert resp.status == 404
     assert json.loads(await resp.text())["error"] == "not found"
+
+
+async def test_concurrent_deliveries_share_commits_but_not_failures(client, pool):
+    """A burst is written in shared transactions; a bad delivery in it costs no other."""
+    import asyncio
+
+    def installation(i: int, broken: bool) -> dict:
+        inst = {"id": 1000 + i} if broken else {"id": 1000 + i, "account": {"login": f"org{i}"}}
+        return {"action": "created", "installation": inst, "repositories": []}
+
+    broken = {3, 17, 31}
+    requests = []
+    for i in range(40):
+        body, headers = webhook("installation", installation(i, i in broken), delivery_id=f"d{i}")
+        requests.append(client.post(URL, data=body, headers=headers))
+    responses = await asyncio.gather(*requests)
+    statuses = {f"d{i}": r.status for i, r in enumerate(responses)}
+    assert {d for d, s in statuses.items() if s == 400} == {f"d{i}" for i in broken}
+    assert all(s == 200 for d, s in statuses.items() if int(d[1:]) not in broken)
+    stored = {r["delivery_id"]: r["status"] for r in await events(pool)}
+    assert len(stored) == 40
+    assert {d for d, s in stored.items() if s == "rejected"} == {f"d{i}" for i in broken}
+    logins = {r["account_login"] for r in await pool.fetch("SELECT account_login FROM installations")}
+    assert logins == {f"org{i}" for i in range(40) if i not in broken}
+    assert client.app[INTAKE_WRITER].largest_batch > 1  # deliveries did share a transaction
+
+
+def test_token_bucket_bounds_the_audit_rate(monkeypatch):
+    from app import webhooks
+
+    clock = [1000.0]
+    monkeypatch.setattr(webhooks.time, "monotonic", lambda: clock[0])
+    bucket = webhooks.TokenBucket(rate=10, burst=5)
+    assert [bucket.take() for _ in range(7)] == [True] * 5 + [False] * 2
+    clock[0] += 0.35  # 3.5 tokens' worth of time
+    assert [bucket.take() for _ in range(4)] == [True] * 3 + [False]

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from gidgethub import routing
 
-from app.handlers import checks, installation
+from app.handlers import catalog_push, checks, installation, mirror
 
 router = routing.Router(
     installation.router,
     checks.router,
+    catalog_push.router,
+    mirror.router,
 )

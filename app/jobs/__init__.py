@@ -130,7 +130,7 @@ async def enqueue(
     if task_name not in TASKS:
         raise ValueError(f"unknown task {task_name!r}")
     attempts = max_attempts if max_attempts is not None else TASKS[task_name].max_attempts
-    job_id = await conn.fetchval(
+    row = await conn.fetchrow(
         queries.ENQUEUE,
         task_name,
         args or {},
@@ -141,8 +141,8 @@ async def enqueue(
         float(delay),
         delivery_id,
     )
-    if job_id is not None:
-        return Enqueued(job_id, True)
+    if row is not None:
+        return Enqueued(row["id"], row["created"])
     waiting = await conn.fetchval(queries.WAITING_WITH_QUEUEING_LOCK, queueing_lock)
     if waiting is None:
         # The waiting twin started between our INSERT and SELECT: queue again.

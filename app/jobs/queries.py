@@ -6,13 +6,24 @@ job per lock. These statements lean on those indexes rather than re-checking.
 """
 
 # $1 task, $2 args, $3 queueing_lock, $4 lock, $5 priority, $6 max_attempts,
-# $7 delay seconds, $8 delivery_id. Returns the id only when a row was inserted.
+# $7 delay seconds, $8 delivery_id. Returns (id, created). When the queueing lock
+# is taken by a waiting job, returns that job with created = false in the same
+# round trip; no row at all means the waiting twin committed after this
+# statement's snapshot (see WAITING_WITH_QUEUEING_LOCK).
 ENQUEUE = """
-INSERT INTO jobs (task, args, queueing_lock, lock, priority, max_attempts,
-                  scheduled_at, delivery_id)
-VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7), $8)
-ON CONFLICT (queueing_lock) WHERE status = 'todo' DO NOTHING
-RETURNING id
+WITH inserted AS (
+    INSERT INTO jobs (task, args, queueing_lock, lock, priority, max_attempts,
+                      scheduled_at, delivery_id)
+    VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7), $8)
+    ON CONFLICT (queueing_lock) WHERE status = 'todo' DO NOTHING
+    RETURNING id
+)
+SELECT id, true AS created FROM inserted
+UNION ALL
+SELECT id, false FROM jobs
+ WHERE $3::text IS NOT NULL AND queueing_lock = $3 AND status = 'todo'
+   AND NOT EXISTS (SELECT 1 FROM inserted)
+LIMIT 1
 """
 
 # The job already waiting under a queueing lock (enqueue was a no-op).

@@ -1,0 +1,73 @@
+"""``watch`` (stars) and ``push``: queue mirror syncs into OneDev (issue 5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gidgethub import routing
+from gidgethub.sansio import Event
+
+from app.mirror import requests, store
+from app.mirror.config import OFF_REASON, mirror_settings
+from app.mirror.store import GitHubRepo
+from app.webhooks import Intake, require
+
+router = routing.Router()
+
+
+def _installation(data: dict[str, Any]) -> int | None:
+    inst = data.get("installation")
+    return inst["id"] if isinstance(inst, dict) and isinstance(inst.get("id"), int) else None
+
+
+@router.register("watch", action="started")
+async def starred(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs: Any) -> None:
+    if not mirror_settings(intake.settings).enabled:
+        intake.ignore(OFF_REASON)
+        return
+    repo = GitHubRepo.from_payload(event.data, "repository.")
+    sender = event.data.get("sender") or {}
+    decision = await requests.request_mirror(
+        intake.conn, intake.enqueue, repo, installation_id=_installation(event.data),
+        source="star", starred_by=sender.get("login") if isinstance(sender, dict) else None)
+    if decision.outcome == "queued":
+        intake.handled(f"mirror of {repo.full_name}: {decision.message}")
+    else:
+        intake.ignore(f"mirror of {repo.full_name}: {decision.message}")
+
+
+@router.register("watch", action="deleted")
+async def unstarred(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs: Any) -> None:
+    ms = mirror_settings(intake.settings)
+    if not ms.enabled:
+        intake.ignore(OFF_REASON)
+        return
+    repo_id = require(event.data, "repository.id", int)
+    full_name = require(event.data, "repository.full_name", str)
+    if await requests.request_unstar(intake.conn, intake.enqueue, repo_id, policy=ms.on_unstar,
+                                     event="unstar") is None:
+        intake.ignore(f"{full_name} is not mirrored")
+        return
+    intake.handled(f"unstar of {full_name} recorded (PAO_MIRROR_ON_UNSTAR={ms.on_unstar})")
+
+
+@router.register("push")
+async def pushed(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs: Any) -> None:
+    """A push to a mirrored repository queues an update; any other push is not ours to judge
+    (the catalog has its own push handler), so say nothing."""
+    if not mirror_settings(intake.settings).enabled:
+        return
+    repo_id = event.data.get("repository", {}).get("id") if isinstance(
+        event.data.get("repository"), dict) else None
+    if not isinstance(repo_id, int):
+        return
+    row = await store.by_github_id(intake.conn, repo_id)
+    if row is None or row["deleted_at"] is not None:
+        return
+    default_branch = event.data["repository"].get("default_branch")
+    if isinstance(default_branch, str) and default_branch != row["github_default_branch"]:
+        await intake.conn.execute(
+            "UPDATE repositories SET github_default_branch = $2, updated_at = now() WHERE id = $1",
+            row["id"], default_branch)
+    await requests.queue_sync(intake.enqueue, row["id"], repo_id, "push")
+    intake.handled(f"mirror update of {row['github_full_name']} queued")

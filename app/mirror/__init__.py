@@ -1,0 +1,1 @@
+"""Mirror starred GitHub repositories into OneDev and keep the mirrors current (issue 5)."""

@@ -1,0 +1,152 @@
+"""The git side of a mirror: one bare cache per repository, fetched then pushed.
+
+Only ``refs/heads/*`` and ``refs/tags/*`` are fetched and pushed: GitHub's
+``refs/pull/*`` stay out, and OneDev's own ``refs/pulls/*`` are never touched
+(``git push --mirror`` would delete them). Every git call that reaches a remote
+goes through ``app.gitutil.run_git``, which keeps the token out of argv, URLs,
+disk and output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.gitutil import run_git
+from app.mirror.naming import disk_needed, mirrored_refs
+
+REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
+
+
+class DiskFull(Exception):
+    """Not enough free disk for the repository, neither for the cache nor in a temp dir."""
+
+
+@dataclass(frozen=True)
+class Remote:
+    url: str
+    token: str | None
+    username: str = "x-access-token"
+
+
+def cache_path(data_dir: Path, github_repo_id: int) -> Path:
+    return Path(data_dir) / "mirror" / f"{github_repo_id}.git"
+
+
+def _free_bytes(path: Path) -> int:
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
+
+
+@contextlib.asynccontextmanager
+async def workdir(cache: Path, size_kb: int) -> AsyncIterator[tuple[Path, bool]]:
+    """The bare repository to work in: the cache, or a temp clone when its disk is short.
+
+    Yields ``(path, is_cache)``. A temp clone is removed afterwards, success or not.
+    """
+    if _use_cache(cache, size_kb):
+        if not os.path.exists(cache):  # noqa: ASYNC240  (a stat; no I/O worth a thread)
+            await run_git(["init", "--bare", "--quiet", str(cache)])
+        _remove_stale_locks(cache)
+        yield cache, True
+        return
+    tmp_root = Path(tempfile.gettempdir())
+    if _free_bytes(tmp_root) < disk_needed(size_kb):
+        raise DiskFull(
+            f"not enough free disk for a {size_kb // 1024} MB repository: need "
+            f"{disk_needed(size_kb) // (1024 * 1024)} MB free under {cache.parent} or {tmp_root}"
+        )
+    tmp = Path(tempfile.mkdtemp(prefix="pao-mirror-"))
+    try:
+        repo = tmp / "repo.git"
+        await run_git(["init", "--bare", "--quiet", str(repo)])
+        yield repo, False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _use_cache(cache: Path, size_kb: int) -> bool:
+    """True when the cache exists or its disk has room for the repository."""
+    if cache.exists():
+        return True
+    if _free_bytes(cache.parent) < disk_needed(size_kb):
+        return False
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    return True
+
+
+def _remove_stale_locks(repo: Path) -> None:
+    """Drop lock files a killed git left behind.
+
+    Safe because the job lock lets only one job work on a repository's cache.
+    """
+    for lock in [*repo.glob("*.lock"), *repo.glob("refs/**/*.lock")]:
+        with contextlib.suppress(OSError):
+            lock.unlink()
+
+
+# Auto-gc after every fetch and the forced-update report cost time on each sync;
+# caches are tidied on the periodic refresh instead (``tidy``).
+_FETCH_CONFIG = ("-c", "gc.auto=0", "-c", "maintenance.auto=false",
+                 "-c", "fetch.showForcedUpdates=false")
+
+
+async def fetch(repo: Path, source: Remote, *, timeout: float) -> None:
+    """Fetch branches and tags from GitHub, pruning what GitHub deleted. Never shallow."""
+    args = [*_FETCH_CONFIG, "fetch", "--prune", "--no-write-fetch-head", "--quiet"]
+    if (repo / "shallow").exists():
+        args.append("--unshallow")
+    await run_git([*args, source.url, *REFSPECS], cwd=repo, token=source.token,
+                  username=source.username, timeout=timeout)
+
+
+async def tidy(repo: Path, *, timeout: float) -> None:
+    """Pack loose objects when git thinks it is time (cheap when it is not)."""
+    await run_git(["gc", "--auto", "--quiet"], cwd=repo, timeout=timeout)
+
+
+async def local_refs(repo: Path) -> dict[str, str]:
+    out = await run_git(["for-each-ref", "--format=%(objectname) %(refname)",
+                         "refs/heads", "refs/tags"], cwd=repo)
+    return mirrored_refs(out.stdout.decode())
+
+
+def _tree_bytes(path: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.stat(os.path.join(root, name)).st_size
+    return total
+
+
+async def object_bytes(repo: Path) -> int:
+    """Bytes the repository's objects take (loose + packed); a stat walk, no git process."""
+    return await asyncio.to_thread(_tree_bytes, repo / "objects")
+
+
+async def push(repo: Path, target: Remote, *, default_branch: str | None,
+               refs: dict[str, str], timeout: float) -> None:
+    """Push every branch and tag in one push, pruning the ones deleted on GitHub.
+
+    The default branch's refspec comes first, so its update is the first command
+    OneDev receives: OneDev makes the first branch it receives a new project's default.
+    """
+    specs = list(REFSPECS)
+    if default_branch and f"refs/heads/{default_branch}" in refs:
+        ref = f"refs/heads/{default_branch}"
+        specs.insert(0, f"+{ref}:{ref}")
+    await run_git(["push", "--quiet", "--prune", target.url, *specs], cwd=repo,
+                  token=target.token, username=target.username, timeout=timeout)
+
+
+def remove_cache(cache: Path) -> None:
+    shutil.rmtree(cache, ignore_errors=True)

@@ -1,0 +1,174 @@
+"""One catalog sync, start to finish: fetch, find changes, read, parse, plan, commit.
+
+The database changes and the run's final record commit in one transaction; a
+crash before it leaves the previous state and the retried job does it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from app.catalog.parse import Finding, ParsedFile
+from app.sync import store
+from app.sync.changes import Change, changes_from_diff, changes_from_trees, files_changed
+from app.sync.gitcache import GitCache
+from app.sync.parsing import parse_many
+from app.sync.plan import Plan, affected_names, plan_sync
+from app.sync.source import CatalogSource
+
+log = logging.getLogger(__name__)
+
+TRIGGERS = ("webhook", "manual", "startup")
+
+
+class SyncRaced(Exception):
+    """Another sync committed between our reads and our write; run again from the new state."""
+
+
+@dataclass
+class SyncResult:
+    run_id: int
+    status: str
+    mode: str
+    from_sha: str | None
+    to_sha: str
+    files_changed: int
+    counts: dict[str, int]
+    errors: list[Finding] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
+
+    def summary(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "status": self.status, "mode": self.mode,
+                "from_sha": self.from_sha, "to_sha": self.to_sha,
+                "files_changed": self.files_changed, **self.counts,
+                "errors": len(self.errors),
+                "timings_ms": {k: round(v * 1000, 1) for k, v in self.timings.items()}}
+
+
+async def _read(cache: GitCache, wanted: Mapping[str, str]) -> tuple[dict[str, ParsedFile], dict[str, str]]:
+    """Read blobs (path -> oid) in one cat-file process and parse them off the event loop."""
+    blobs = await cache.read_blobs(wanted.values())
+    missing = [p for p, oid in wanted.items() if oid not in blobs]
+    if missing:
+        raise RuntimeError(f"git cache lacks blobs for {', '.join(missing[:5])}")
+    return await parse_many({p: blobs[oid] for p, oid in wanted.items()})
+
+
+async def sync_repository(
+    pool: asyncpg.Pool,
+    source: CatalogSource,
+    cache: GitCache,
+    token: str | None,
+    *,
+    triggered_by: str = "manual",
+    delivery_id: str | None = None,
+    job_id: int | None = None,
+    full: bool = False,
+) -> SyncResult:
+    """Bring the catalog tables to the branch head; record the run. Git errors propagate."""
+    run_id = await store.start_run(pool, repository=source.key, branch=source.branch,
+                                   triggered_by=triggered_by, delivery_id=delivery_id, job_id=job_id)
+    try:
+        return await _sync(pool, source, cache, token, run_id, full=full)
+    except BaseException as exc:
+        # Cancelled or crashed mid-way: nothing of the sync was committed.
+        await asyncio.shield(store.fail_run(pool, run_id, f"{type(exc).__name__}: {exc}"[:2000]))
+        raise
+
+
+async def _sync(pool: asyncpg.Pool, source: CatalogSource, cache: GitCache, token: str | None,
+                run_id: int, *, full: bool) -> SyncResult:
+    clock = _Clock()
+    head = await cache.fetch(token)
+    clock.lap("fetch")
+    state = await store.get_state(pool, source.key, source.branch)
+    last = state.last_processed_sha
+    changes: list[Change]
+    if last is None or full:
+        mode = "full" if last is None else "reconcile"
+    elif last == head:
+        mode = "noop"
+    elif await cache.is_ancestor(last, head):
+        mode = "incremental"
+    else:
+        mode = "reconcile"  # force push or rebase: the old commit is gone or off the branch
+        log.warning("last processed %s is not an ancestor of %s; full reconcile", last[:12], head[:12])
+
+    if mode in ("full", "reconcile"):
+        head_files = await cache.list_catalog(head)
+        known = await store.all_file_oids(pool, source.key)
+        changes = changes_from_trees(head_files, known)
+    elif mode == "incremental":
+        assert last is not None
+        changes = changes_from_diff(await cache.diff(last, head))
+    else:
+        changes = []
+    clock.lap("changes")
+
+    wanted = {c.path: c.oid for c in changes if c.oid is not None}
+    parsed, hashes = await _read(cache, wanted)
+    clock.lap("read_parse")
+    before = await store.load_files(pool, source.key, [c.path for c in changes])
+    keys = affected_names(changes, before, parsed)
+    claimants = await store.load_claimants(pool, source.key, keys)
+    current = await store.load_current(pool, keys)
+    # Unchanged files that may take over a name (the holder left): read them too.
+    changed_paths = {c.path for c in changes}
+    extra = {r.path: r.blob_oid for rs in claimants.values() for r in rs
+             if r.path not in changed_paths and r.error is None}
+    if extra:
+        more_parsed, more_hashes = await _read(cache, extra)
+        parsed.update(more_parsed)
+        hashes.update(more_hashes)
+    plan = plan_sync(changes, parsed, hashes, before, claimants, current)
+    clock.lap("plan")
+
+    async with pool.acquire() as conn, conn.transaction():
+        await store.lock_repository(conn, source.key)
+        again = await store.get_state(conn, source.key, source.branch)
+        if again.last_processed_sha != last:
+            raise SyncRaced(f"another sync moved {source.key} to {again.last_processed_sha}")
+        await store.apply_plan(conn, source.key, head, plan)
+        clock.lap("write_rows")
+        swept: dict[str, list[str]] = {}
+        if mode in ("full", "reconcile"):
+            swept = await store.sweep_unclaimed(conn, source.key)
+        clock.lap("sweep")
+        counts = _counts(plan, swept)
+        status = "completed_with_errors" if plan.errors else "completed"
+        n_files = files_changed(changes)
+        await store.finish_run(conn, run_id, repository=source.key, branch=source.branch,
+                               from_sha=last, to_sha=head, mode=mode, status=status,
+                               files_changed=n_files, counts=counts, plan=plan)
+    clock.lap("write")
+    result = SyncResult(run_id, status, mode, last, head, n_files, counts, plan.errors, clock.laps)
+    log.info("catalog sync %s %s..%s (%s): %s", source.key, (last or "")[:12], head[:12], mode,
+             ", ".join(f"{k}={v}" for k, v in counts.items() if v) or "no changes")
+    return result
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = now - self._last
+        self._last = now
+
+
+def _counts(plan: Plan, swept: Mapping[str, list[str]]) -> dict[str, int]:
+    out = {}
+    for kind, label in (("item", "items"), ("bundle", "bundles")):
+        out[f"{label}_added"] = plan.count(kind, "added")
+        out[f"{label}_updated"] = plan.count(kind, "updated")
+        out[f"{label}_removed"] = plan.count(kind, "removed") + len(swept.get(kind, []))
+    return out

@@ -1,0 +1,95 @@
+"""Which repository is the catalog: ``PAO_REPO_URL`` normalised, and matching pushes against it.
+
+``PAO_REPO_URL`` may be an https URL, a ``file://`` URL or a local path. The
+normalised form (``key``) names the repository in the sync tables and in job
+locks; ``full_name`` (``owner/name``) matches push payloads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+CATALOG_DIR = "catalog"
+
+
+@dataclass(frozen=True)
+class CatalogSource:
+    url: str  # what git fetches from (no credentials, ever)
+    branch: str
+    key: str  # normalised identity
+    full_name: str | None  # owner/name, when the URL has one
+
+    @property
+    def is_local(self) -> bool:
+        return self.url.startswith("file://")
+
+    @property
+    def lock(self) -> str:
+        """The job queue key: one waiting and one running sync per repository."""
+        return f"sync_catalog:{self.key}"
+
+    def cache_dir(self, data_dir: Path) -> Path:
+        """The bare git cache for this repository under the data dir."""
+        slug = re.sub(r"[^a-zA-Z0-9._-]+", "-", self.full_name or Path(self.key).name).strip("-")
+        digest = hashlib.sha256(self.key.encode()).hexdigest()[:10]
+        return data_dir / "git" / "catalog" / f"{slug or 'repo'}-{digest}.git"
+
+
+def normalise(url: str) -> str:
+    """Compare-friendly form of a repository URL: lowercase host, no ``.git``, no slash."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("http", "https"):
+        path = parsed.path.rstrip("/")
+        path = path[:-4] if path.endswith(".git") else path
+        host = (parsed.hostname or "").lower() + (f":{parsed.port}" if parsed.port else "")
+        return f"{parsed.scheme}://{host}{path}"
+    return to_fetch_url(url).rstrip("/")
+
+
+def to_fetch_url(url: str) -> str:
+    """A URL git can fetch: https as given; local paths become absolute ``file://`` URLs."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("http", "https"):
+        return url
+    path = parsed.path if parsed.scheme == "file" else url
+    return Path(path).expanduser().resolve().as_uri()
+
+
+def full_name_of(url: str) -> str | None:
+    parsed = urlparse(url)
+    parts = [p for p in parsed.path.split("/") if p]
+    if len(parts) < 2:
+        return None
+    name = parts[-1][:-4] if parts[-1].endswith(".git") else parts[-1]
+    return f"{parts[-2]}/{name}"
+
+
+def catalog_source(settings: Any) -> CatalogSource | None:
+    """The configured catalog repository, or None when ``PAO_REPO_URL`` is unset."""
+    if not settings.repo_url:
+        return None
+    url = to_fetch_url(settings.repo_url)
+    is_http = urlparse(url).scheme in ("http", "https")
+    return CatalogSource(url=url, branch=settings.repo_branch, key=normalise(url),
+                         full_name=full_name_of(url) if is_http else None)
+
+
+def push_matches(source: CatalogSource, repository: dict[str, Any]) -> bool:
+    """Is the pushed repository (the payload's ``repository``) the catalog repository?"""
+    for field in ("clone_url", "html_url", "url", "git_url", "ssh_url"):
+        value = repository.get(field)
+        if isinstance(value, str) and value.startswith(("http://", "https://", "file://")) \
+                and normalise(value) == source.key:
+            return True
+    full_name = repository.get("full_name")
+    return bool(source.full_name and isinstance(full_name, str)
+                and full_name.lower() == source.full_name.lower())
+
+
+def is_catalog_path(path: str) -> bool:
+    return path.startswith(CATALOG_DIR + "/") and path.endswith((".yaml", ".yml"))

@@ -1,0 +1,218 @@
+"""The sync's database reads and writes: file records, item/bundle rows, run bookkeeping.
+
+Reads touch only the rows a sync's changes name (indexed lookups by path and
+by name); writes are set-based (``unnest`` arrays), one statement per table.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from app.db import RawJson
+from app.sync.plan import EntryState, FileRecord, NameKey, Plan
+
+TABLES = {"item": "catalog_items", "bundle": "catalog_bundles"}
+# Advisory-lock namespace for "a sync of repository X is committing".
+SYNC_LOCK_NS = 0x5041
+
+
+@dataclass(frozen=True)
+class SyncState:
+    last_processed_sha: str | None
+    last_run_id: int | None
+
+
+async def get_state(conn: asyncpg.Connection | asyncpg.Pool, repository: str, branch: str) -> SyncState:
+    row = await conn.fetchrow(
+        "SELECT last_processed_sha, last_run_id FROM catalog_sync_state"
+        " WHERE repository = $1 AND branch = $2", repository, branch)
+    if row is None:
+        return SyncState(None, None)
+    return SyncState(row["last_processed_sha"], row["last_run_id"])
+
+
+async def start_run(pool: asyncpg.Pool, *, repository: str, branch: str, triggered_by: str,
+                    delivery_id: str | None, job_id: int | None) -> int:
+    """Record a running sync. Runs of this repository left 'running' by a dead worker end as failed."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            """UPDATE catalog_sync_runs SET status = 'failed', completed_at = now(),
+                      error = 'interrupted: the sync stopped before committing; nothing was written'
+                WHERE repository = $1 AND branch = $2 AND status = 'running'""",
+            repository, branch)
+        return await conn.fetchval(
+            """INSERT INTO catalog_sync_runs (repository, branch, triggered_by, delivery_id, job_id)
+               VALUES ($1, $2, $3, $4, $5) RETURNING id""",
+            repository, branch, triggered_by, delivery_id, job_id)
+
+
+async def fail_run(pool: asyncpg.Pool, run_id: int, error: str) -> None:
+    await pool.execute(
+        """UPDATE catalog_sync_runs SET status = 'failed', completed_at = now(), error = $2
+            WHERE id = $1 AND status = 'running'""", run_id, error)
+
+
+async def all_file_oids(conn: asyncpg.Connection | asyncpg.Pool, repository: str) -> dict[str, str]:
+    """Every recorded file of the repository: path -> blob id (full loads and reconciles only)."""
+    rows = await conn.fetch("SELECT path, blob_oid FROM catalog_files WHERE repository = $1", repository)
+    return {r["path"]: r["blob_oid"] for r in rows}
+
+
+def _record(r: asyncpg.Record) -> FileRecord:
+    return FileRecord(r["path"], r["blob_oid"], r["kind"], r["identifier"], r["error"])
+
+
+async def load_files(conn: asyncpg.Connection | asyncpg.Pool, repository: str,
+                     paths: Iterable[str]) -> dict[str, FileRecord]:
+    rows = await conn.fetch(
+        "SELECT path, blob_oid, kind, identifier, error FROM catalog_files"
+        " WHERE repository = $1 AND path = ANY($2::text[])", repository, list(paths))
+    return {r["path"]: _record(r) for r in rows}
+
+
+async def load_claimants(conn: asyncpg.Connection | asyncpg.Pool, repository: str,
+                         keys: Iterable[NameKey]) -> dict[NameKey, list[FileRecord]]:
+    keys = list(keys)
+    out: dict[NameKey, list[FileRecord]] = {k: [] for k in keys}
+    if not keys:
+        return out
+    rows = await conn.fetch(
+        """SELECT f.path, f.blob_oid, f.kind, f.identifier, f.error
+             FROM unnest($2::text[], $3::text[]) AS k(kind, identifier)
+             JOIN catalog_files f ON f.repository = $1 AND f.kind = k.kind
+                                 AND f.identifier = k.identifier""",
+        repository, [k for k, _ in keys], [n for _, n in keys])
+    for r in rows:
+        out[(r["kind"], r["identifier"])].append(_record(r))
+    return out
+
+
+async def load_current(conn: asyncpg.Connection | asyncpg.Pool,
+                       keys: Iterable[NameKey]) -> dict[NameKey, EntryState]:
+    by_kind: dict[str, list[str]] = {}
+    for kind, name in keys:
+        by_kind.setdefault(kind, []).append(name)
+    out: dict[NameKey, EntryState] = {}
+    for kind, names in by_kind.items():
+        rows = await conn.fetch(
+            f"SELECT name, source_file_path, source_file_hash, is_active FROM {TABLES[kind]}"
+            " WHERE name = ANY($1::text[])", names)
+        for r in rows:
+            out[(kind, r["name"])] = EntryState(r["source_file_path"], r["source_file_hash"],
+                                                r["is_active"])
+    return out
+
+
+async def lock_repository(conn: asyncpg.Connection, repository: str) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", SYNC_LOCK_NS, repository)
+
+
+UPSERT_FILES = """
+INSERT INTO catalog_files (repository, path, blob_oid, kind, identifier, error)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+ON CONFLICT (repository, path) DO UPDATE SET blob_oid = EXCLUDED.blob_oid, kind = EXCLUDED.kind,
+    identifier = EXCLUDED.identifier, error = EXCLUDED.error
+"""
+
+_COMMON = ("name", "display_name", "version", "description", "owner", "tags", "category", "document")
+_COLUMNS = {"item": _COMMON, "bundle": (*_COMMON, "bundle_definition")}
+_JSON = {"tags", "document", "bundle_definition"}
+# Columns that are sections of the stored document, taken from it by the database
+# so each document's JSON is built and parsed once.
+_SECTIONS = ("presentation", "fulfillment")
+
+
+def _upsert_sql(kind: str) -> str:
+    cols = _COLUMNS[kind]
+    n = len(cols)
+    arrays = ", ".join(f"${i + 1}::{'jsonb' if c in _JSON else 'text'}[]" for i, c in enumerate(cols))
+    arrays += f", ${n + 1}::text[], ${n + 2}::text[]"
+    targets = (*cols, *_SECTIONS, "source_file_path", "source_file_hash", "source_repository",
+               "last_seen_sha")
+    values = (*(f"u.{c}" for c in cols), *(f"u.document->'{c}'" for c in _SECTIONS), "u.path",
+              "u.hash", f"${n + 3}", f"${n + 4}")
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in targets if c != "name")
+    return f"""
+INSERT INTO {TABLES[kind]} ({", ".join(targets)})
+SELECT {", ".join(values)} FROM unnest({arrays}) AS u({", ".join(cols)}, path, hash)
+ON CONFLICT (name) DO UPDATE SET {updates}, is_active = true, updated_at = now()
+"""
+
+
+def _json_text(value: Any) -> RawJson | None:
+    # default=str: YAML values JSON has no type for (dates) are stored as text.
+    return None if value is None else RawJson(json.dumps(value, separators=(",", ":"), default=str))
+
+
+async def apply_plan(conn: asyncpg.Connection, repository: str, sha: str, plan: Plan) -> None:
+    """Write the plan's rows (call inside the sync's transaction)."""
+    if plan.file_deletes:
+        await conn.execute("DELETE FROM catalog_files WHERE repository = $1 AND path = ANY($2::text[])",
+                           repository, plan.file_deletes)
+    if plan.file_upserts:
+        fu = plan.file_upserts
+        await conn.execute(UPSERT_FILES, repository, [f.path for f in fu], [f.blob_oid for f in fu],
+                           [f.kind for f in fu], [f.identifier for f in fu], [f.error for f in fu])
+    for kind, table in TABLES.items():
+        gone = [name for k, name in plan.deactivations if k == kind]
+        if gone:
+            await conn.execute(f"UPDATE {table} SET is_active = false, updated_at = now()"
+                               " WHERE name = ANY($1::text[]) AND is_active", gone)
+        ups = [u for u in plan.upserts if u.kind == kind]
+        if ups:
+            rows = [u.row() for u in ups]
+            # JSON goes as text: asyncpg would read a list inside the array as a dimension.
+            columns: list[list[Any]] = [
+                [_json_text(r[c]) if c in _JSON else r[c] for r in rows] for c in _COLUMNS[kind]]
+            await conn.execute(_upsert_sql(kind), *columns, [u.path for u in ups],
+                               [u.content_hash for u in ups], repository, sha)
+
+
+async def sweep_unclaimed(conn: asyncpg.Connection, repository: str) -> dict[str, list[str]]:
+    """Deactivate active rows of this repository that no recorded file claims (full reconciles)."""
+    out: dict[str, list[str]] = {}
+    for kind, table in TABLES.items():
+        # EXCEPT, not NOT EXISTS: rows written earlier in this transaction have no
+        # statistics yet, and the planner would pick a nested loop over them.
+        rows = await conn.fetch(
+            f"""UPDATE {table} SET is_active = false, updated_at = now()
+                 WHERE name IN (SELECT name FROM {table} WHERE source_repository = $1 AND is_active
+                                EXCEPT
+                                SELECT identifier FROM catalog_files
+                                 WHERE repository = $1 AND kind = $2 AND identifier IS NOT NULL)
+             RETURNING name""", repository, kind)
+        out[kind] = [r["name"] for r in rows]
+    return out
+
+
+async def finish_run(conn: asyncpg.Connection, run_id: int, *, repository: str, branch: str,
+                     from_sha: str | None, to_sha: str, mode: str, status: str,
+                     files_changed: int, counts: dict[str, int], plan: Plan) -> None:
+    """Close the run record and move the repository's last processed SHA, in the sync's transaction."""
+    await conn.execute(
+        """UPDATE catalog_sync_runs SET from_sha = $2, to_sha = $3, mode = $4, status = $5,
+                  files_changed = $6, items_added = $7, items_updated = $8, items_removed = $9,
+                  bundles_added = $10, bundles_updated = $11, bundles_removed = $12,
+                  completed_at = now(), error = NULL
+            WHERE id = $1""",
+        run_id, from_sha, to_sha, mode, status, files_changed,
+        counts["items_added"], counts["items_updated"], counts["items_removed"],
+        counts["bundles_added"], counts["bundles_updated"], counts["bundles_removed"])
+    if plan.errors:
+        e = plan.errors
+        await conn.execute(
+            """INSERT INTO catalog_sync_errors (run_id, path, line, col, code, message)
+               SELECT $1, * FROM unnest($2::text[], $3::int[], $4::int[], $5::text[], $6::text[])""",
+            run_id, [f.path for f in e], [f.line for f in e], [f.col for f in e],
+            [f.code for f in e], [f.message for f in e])
+    await conn.execute(
+        """INSERT INTO catalog_sync_state (repository, branch, last_processed_sha, processed_at, last_run_id)
+           VALUES ($1, $2, $3, now(), $4)
+           ON CONFLICT (repository, branch) DO UPDATE SET last_processed_sha = EXCLUDED.last_processed_sha,
+               processed_at = now(), last_run_id = EXCLUDED.last_run_id""",
+        repository, branch, to_sha, run_id)

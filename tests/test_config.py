@@ -1,0 +1,119 @@
+"""Start-up configuration: defaults, and errors that name the variable and the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from app.config import ConfigError, Settings
+from app.log import register_secret, scrub
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_defaults_need_no_configuration():
+    s = Settings.from_env({})
+    assert s.db_url is None  # embedded PostgreSQL
+    assert s.repo_branch == "main"
+    assert s.github_api_url == "https://api.github.com"
+    assert (s.host, s.port) == ("127.0.0.1", 8000)
+    assert (s.log_level, s.log_format) == ("INFO", "text")
+    assert not s.app_mode
+
+
+def test_webhook_secret_list_allows_rotation():
+    s = Settings.from_env({"PAO_WEBHOOK_SECRET": "old-secret, new-secret"})
+    assert s.webhook_secrets == ("old-secret", "new-secret")
+
+
+def test_every_problem_is_reported_with_its_variable():
+    env = {
+        "PAO_PORT": "eighty",
+        "PAO_LOG_LEVEL": "LOUD",
+        "PAO_LOG_FORMAT": "xml",
+        "PAO_APP_ID": "abc",
+        "PAO_GITHUB_API_URL": "ftp://github.example.com",
+        "PAO_DB_URL": "mysql://localhost/pao",
+        "PAO_JOB_STALL_TIMEOUT": "soon",
+    }
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    text = str(info.value)
+    for name in env:
+        assert name in text, f"{name} missing from: {text}"
+    assert "expected a whole number" in text and "'eighty'" in text
+
+
+def test_app_id_without_key_is_refused():
+    with pytest.raises(ConfigError, match="PAO_APP_ID and PAO_PRIVATE_KEY"):
+        Settings.from_env({"PAO_APP_ID": "123"})
+
+
+def test_private_key_path_is_read_and_checked(tmp_path):
+    key = tmp_path / "key.pem"
+    key.write_text("-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----\n")
+    s = Settings.from_env({"PAO_APP_ID": "123", "PAO_PRIVATE_KEY_PATH": str(key)})
+    assert s.app_mode and s.private_key.startswith("-----BEGIN")
+    with pytest.raises(ConfigError, match="PAO_PRIVATE_KEY_PATH: cannot read"):
+        Settings.from_env({"PAO_APP_ID": "123", "PAO_PRIVATE_KEY_PATH": str(tmp_path / "nope")})
+    with pytest.raises(ConfigError, match="not a PEM private key"):
+        Settings.from_env({"PAO_APP_ID": "123", "PAO_PRIVATE_KEY": "hunter2"})
+
+
+def test_flattened_pem_newlines_are_restored():
+    flat = "-----BEGIN RSA PRIVATE KEY-----\\nabc\\n-----END RSA PRIVATE KEY-----"
+    s = Settings.from_env({"PAO_APP_ID": "1", "PAO_PRIVATE_KEY": flat})
+    assert "\n" in s.private_key and "\\n" not in s.private_key
+
+
+def test_repo_url_with_credentials_is_refused_without_echoing_them():
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"PAO_REPO_URL": "https://user:ghp_secretsecret@github.com/o/r.git"})
+    assert "PAO_REPO_TOKEN" in str(info.value)
+    assert "ghp_secretsecret" not in str(info.value)
+
+
+def test_repo_url_accepts_local_paths_and_file_urls():
+    assert Settings.from_env({"PAO_REPO_URL": "/srv/catalog"}).repo_url == "/srv/catalog"
+    assert Settings.from_env({"PAO_REPO_URL": "file:///srv/catalog"}).repo_url
+    with pytest.raises(ConfigError, match="PAO_REPO_URL"):
+        Settings.from_env({"PAO_REPO_URL": "ssh://git@github.com/o/r.git"})
+
+
+def test_secrets_stay_out_of_repr():
+    s = Settings.from_env({"PAO_REPO_TOKEN": "ghp_abcdefabcdefabcdef12", "PAO_ADMIN_TOKEN": "adm1n-t0ken"})
+    assert "ghp_abcdef" not in repr(s) and "adm1n" not in repr(s)
+
+
+def test_scrub_hides_tokens_and_url_credentials():
+    register_secret("my-very-own-secret")
+    line = ("clone https://x-access-token:ghs_0123456789abcdefghijABCD@github.com/o/r.git "
+            "Authorization: Bearer abc.def.ghi my-very-own-secret github_pat_11ABCDEFG0123456789_xyz")
+    out = scrub(line)
+    for leaked in ("ghs_0123", "abc.def.ghi", "my-very-own-secret", "github_pat_11"):
+        assert leaked not in out
+    assert "https://***@github.com/o/r.git" in out
+
+
+def test_app_manifest_is_a_valid_github_app_manifest():
+    manifest = yaml.safe_load((ROOT / "app.yml").read_text())
+    assert manifest["name"] and manifest["url"].startswith("https://")
+    assert manifest["hook_attributes"]["url"].endswith("/api/v1/webhooks/github")
+    assert manifest["default_permissions"] == {
+        "contents": "read", "checks": "write", "metadata": "read", "pull_requests": "read"}
+    assert set(manifest["default_events"]) == {
+        "push", "pull_request", "check_suite", "check_run", "watch", "installation",
+        "installation_repositories"}
+    # Only keys GitHub's manifest flow knows.
+    known = {"name", "url", "hook_attributes", "redirect_url", "callback_urls", "setup_url",
+             "description", "public", "default_events", "default_permissions",
+             "request_oauth_on_install", "setup_on_update"}
+    assert set(manifest) <= known
+
+
+def test_procfile_runs_web_worker_and_migrations():
+    lines = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line)
+    assert "pao serve" in lines["web"] and "pao worker" in lines["worker"]
+    assert "pao migrate" in lines["release"]

@@ -1,0 +1,345 @@
+"""The job queue: locks, retries, stalled workers, shutdown, with real worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tests.jobs_tasks  # noqa: F401  (registers the test tasks)
+from app import jobs
+from app.cli import main as cli_main
+from app.github import GitHubClients
+from app.jobs.worker import Worker, recover_stalled
+from tests.jobs_tasks import CREATE_LOG
+from tests.support import wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def queue(pool):
+    await pool.execute(CREATE_LOG)
+    return pool
+
+
+def make_worker(pool, dsn, settings, session, **kw) -> Worker:
+    return Worker(pool, dsn, settings, GitHubClients.from_settings(settings, session), session,
+                  poll_interval=0.1, **kw)
+
+
+async def job(pool, job_id):
+    return await pool.fetchrow("SELECT * FROM jobs WHERE id = $1", job_id)
+
+
+def start_worker_process(dsn: str, *, concurrency: int = 2, stall: float = 1.5) -> subprocess.Popen:
+    env = {**os.environ, "PAO_DB_URL": dsn, "PAO_JOB_STALL_TIMEOUT": str(stall),
+           "PAO_JOB_POLL_INTERVAL": "0.1", "PAO_LOG_LEVEL": "INFO"}
+    code = ("import tests.jobs_tasks; from app.cli import main; "
+            f"raise SystemExit(main(['worker', '--concurrency', '{concurrency}']))")
+    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def stop_process(proc: subprocess.Popen) -> str:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.stderr.read().decode() if proc.stderr else ""
+
+
+# -- enqueue and the queueing lock ----------------------------------------------
+
+async def test_queueing_lock_allows_one_waiting_job(queue):
+    first = await jobs.enqueue(queue, "test_sleep", {"label": "a"}, queueing_lock="repo:1")
+    second = await jobs.enqueue(queue, "test_sleep", {"label": "b"}, queueing_lock="repo:1")
+    assert first.created and not second.created
+    assert second.job_id == first.job_id
+    other = await jobs.enqueue(queue, "test_sleep", {}, queueing_lock="repo:2")
+    assert other.created and other.job_id != first.job_id
+
+
+async def test_enqueue_is_part_of_the_callers_transaction(queue):
+    with pytest.raises(RuntimeError):
+        async with queue.acquire() as conn, conn.transaction():
+            await jobs.enqueue(conn, "test_sleep", {})
+            raise RuntimeError("handler failed")
+    assert await queue.fetchval("SELECT count(*) FROM jobs") == 0
+
+
+async def test_unknown_task_is_refused(queue):
+    with pytest.raises(ValueError, match="unknown task"):
+        await jobs.enqueue(queue, "no_such_task", {})
+
+
+async def test_job_enqueued_while_its_twin_runs_is_not_lost(queue, db_dsn, settings, http_session):
+    worker = make_worker(queue, db_dsn, settings, http_session, concurrency=2)
+    first = await jobs.enqueue(queue, "test_sleep", {"seconds": 0.6, "label": "first"},
+                               queueing_lock="catalog", lock="catalog")
+    runner = asyncio.create_task(worker.run())
+    try:
+        await wait_for(lambda: queue.fetchval(
+            "SELECT status = 'doing' FROM jobs WHERE id = $1", first.job_id), what="first running")
+        # A push arrives while the sync runs: it must wait, not be dropped.
+        second = await jobs.enqueue(queue, "test_sleep", {"label": "second"},
+                                    queueing_lock="catalog", lock="catalog")
+        assert second.created and second.job_id != first.job_id
+        # A third while the second waits folds into the second.
+        third = await jobs.enqueue(queue, "test_sleep", {"label": "third"},
+                                   queueing_lock="catalog", lock="catalog")
+        assert third.job_id == second.job_id and not third.created
+        await wait_for(lambda: queue.fetchval(
+            "SELECT count(*) = 2 FROM jobs WHERE status = 'succeeded'"), what="both done")
+    finally:
+        worker.stop()
+        await runner
+    rows = await queue.fetch("SELECT label, started_at, finished_at FROM job_log "
+                             "WHERE label NOT LIKE 'started:%' ORDER BY started_at")
+    assert [r["label"] for r in rows] == ["first", "second"]
+    # Same lock: the second started only after the first finished.
+    assert rows[1]["started_at"] >= rows[0]["finished_at"]
+
+
+# -- retries ----------------------------------------------------------------------
+
+async def test_failing_job_retries_with_backoff_then_succeeds(queue, db_dsn, settings, http_session):
+    worker = make_worker(queue, db_dsn, settings, http_session)
+    queued = await jobs.enqueue(queue, "test_flaky", {"fail_times": 2})
+    assert await worker.run_one()
+    row = await job(queue, queued.job_id)
+    assert row["status"] == "todo" and row["attempts"] == 1
+    assert "remote unavailable (attempt 1)" in row["last_error"]
+    assert row["scheduled_at"] > row["started_at"]  # backed off, not due at once
+    runner = asyncio.create_task(worker.run())
+    try:
+        await wait_for(lambda: queue.fetchval(
+            "SELECT status = 'succeeded' FROM jobs WHERE id = $1", queued.job_id), what="success")
+    finally:
+        worker.stop()
+        await runner
+    attempts = await queue.fetch(
+        "SELECT attempt, outcome FROM job_attempts WHERE job_id = $1 ORDER BY attempt", queued.job_id)
+    assert [(a["attempt"], a["outcome"]) for a in attempts] == [
+        (1, "retry"), (2, "retry"), (3, "succeeded")]
+
+
+async def test_job_out_of_attempts_fails_and_keeps_its_error(queue, db_dsn, settings, http_session):
+    worker = make_worker(queue, db_dsn, settings, http_session)
+    queued = await jobs.enqueue(queue, "test_flaky", {"fail_times": 10}, max_attempts=2)
+    runner = asyncio.create_task(worker.run())
+    try:
+        await wait_for(lambda: queue.fetchval(
+            "SELECT status = 'failed' FROM jobs WHERE id = $1", queued.job_id), what="failure")
+    finally:
+        worker.stop()
+        await runner
+    row = await job(queue, queued.job_id)
+    assert row["attempts"] == 2 and "attempt 2" in row["last_error"]
+
+
+async def test_permanent_error_fails_at_once(queue, db_dsn, settings, http_session):
+    worker = make_worker(queue, db_dsn, settings, http_session)
+    queued = await jobs.enqueue(queue, "test_permanent", {})
+    assert await worker.run_one()
+    row = await job(queue, queued.job_id)
+    assert row["status"] == "failed" and row["attempts"] == 1
+    assert "credentials rejected" in row["last_error"]
+
+
+async def test_job_errors_are_scrubbed_of_secrets(queue, db_dsn, settings, http_session):
+    worker = make_worker(queue, db_dsn, settings, http_session)
+    queued = await jobs.enqueue(queue, "test_secret_error", {"token": "ghs_" + "A1b2" * 9})
+    assert await worker.run_one()
+    row = await job(queue, queued.job_id)
+    assert row["status"] == "failed"
+    assert "ghs_" not in row["last_error"] and "***" in row["last_error"]
+
+
+async def test_cli_retries_failed_jobs(queue, db_dsn, monkeypatch, capsys, settings, http_session):
+    worker = make_worker(queue, db_dsn, settings, http_session)
+    queued = await jobs.enqueue(queue, "test_permanent", {})
+    await worker.run_one()
+    monkeypatch.setenv("PAO_DB_URL", db_dsn)
+    code = await asyncio.to_thread(cli_main, ["jobs", "retry", str(queued.job_id)])
+    assert code == 0
+    row = await job(queue, queued.job_id)
+    assert row["status"] == "todo" and row["attempts"] == 0
+    # Not failed any more, so retrying again is refused with a clear message.
+    code = await asyncio.to_thread(cli_main, ["jobs", "retry", str(queued.job_id)])
+    assert code == 1
+    assert "is not failed" in capsys.readouterr().err
+
+
+# -- stalled workers ----------------------------------------------------------------
+
+async def test_stalled_job_is_requeued_or_failed(queue):
+    queued = await jobs.enqueue(queue, "test_sleep", {}, max_attempts=2)
+    await queue.execute("UPDATE jobs SET status = 'doing', attempts = 1, worker_id = 'dead:1', "
+                        "started_at = now(), heartbeat_at = now() - interval '1 hour' WHERE id = $1",
+                        queued.job_id)
+    assert await recover_stalled(queue, 60) == [queued.job_id]
+    row = await job(queue, queued.job_id)
+    assert row["status"] == "todo" and "stopped responding" in row["last_error"]
+    await queue.execute("UPDATE jobs SET status = 'doing', attempts = 2, worker_id = 'dead:2', "
+                        "heartbeat_at = now() - interval '1 hour' WHERE id = $1", queued.job_id)
+    await recover_stalled(queue, 60)
+    assert (await job(queue, queued.job_id))["status"] == "failed"
+
+
+async def test_stalled_job_with_waiting_twin_is_superseded(queue):
+    stalled = await jobs.enqueue(queue, "test_sleep", {}, queueing_lock="k")
+    await queue.execute("UPDATE jobs SET status = 'doing', attempts = 1, worker_id = 'dead:1', "
+                        "started_at = now(), heartbeat_at = now() - interval '1 hour' WHERE id = $1",
+                        stalled.job_id)
+    twin = await jobs.enqueue(queue, "test_sleep", {}, queueing_lock="k")
+    await recover_stalled(queue, 60)
+    row = await job(queue, stalled.job_id)
+    assert row["status"] == "cancelled" and f"superseded by job {twin.job_id}" in row["last_error"]
+    assert (await job(queue, twin.job_id))["status"] == "todo"
+
+
+# -- real processes -----------------------------------------------------------------
+
+async def listening_workers(pool) -> int:
+    return await pool.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND query LIKE 'LISTEN%'")
+
+
+async def _at_least(count, n: int) -> bool:
+    return (await count) >= n
+
+
+async def test_two_worker_processes_never_share_a_job_or_a_lock(queue, db_dsn):
+    procs = [start_worker_process(db_dsn, concurrency=3) for _ in range(2)]
+    locks = [f"lock{n}" for n in range(6)]
+    try:
+        await wait_for(lambda: _at_least(listening_workers(queue), 2),
+                       what="both workers listening")
+        ids = []
+        for i in range(36):
+            lock = locks[i % len(locks)]
+            queued = await jobs.enqueue(queue, "test_sleep", {"seconds": 0.1, "label": lock},
+                                        lock=lock)
+            ids.append(queued.job_id)
+        await wait_for(lambda: queue.fetchval(
+            "SELECT count(*) = 36 FROM jobs WHERE status = 'succeeded'"), timeout=60, what="all done")
+    finally:
+        logs = [stop_process(p) for p in procs]
+    runs = await queue.fetch("SELECT job_id, label, pid, started_at, finished_at FROM job_log "
+                             "WHERE label NOT LIKE 'started:%' ORDER BY started_at")
+    assert sorted(r["job_id"] for r in runs) == sorted(ids)  # each job ran exactly once
+    assert len({r["pid"] for r in runs}) == 2, f"both workers should take jobs:\n{logs}"
+    for lock in locks:
+        same = [r for r in runs if r["label"] == lock]
+        for a, b in itertools.pairwise(same):
+            assert b["started_at"] >= a["finished_at"], f"{lock}: two jobs ran at once"
+
+
+async def test_worker_killed_mid_job_leaves_job_retried_by_another(queue, db_dsn):
+    queued = await jobs.enqueue(queue, "test_sleep", {"seconds": 1.0, "label": "victim"},
+                                lock="victim")
+    first = start_worker_process(db_dsn)
+    second = None
+    try:
+        await wait_for(lambda: queue.fetchval(
+            "SELECT status = 'doing' FROM jobs WHERE id = $1", queued.job_id), what="job started")
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        second = start_worker_process(db_dsn)
+        await wait_for(lambda: queue.fetchval(
+            "SELECT status = 'succeeded' FROM jobs WHERE id = $1", queued.job_id),
+            timeout=60, what="job completed by the second worker")
+    finally:
+        stop_process(first)
+        if second is not None:
+            stop_process(second)
+    row = await job(queue, queued.job_id)
+    assert row["attempts"] == 2
+    finished = await queue.fetch("SELECT pid FROM job_log WHERE label = 'victim'")
+    assert [r["pid"] for r in finished] == [second.pid]
+    outcomes = await queue.fetch(
+        "SELECT outcome FROM job_attempts WHERE job_id = $1 ORDER BY attempt", queued.job_id)
+    assert [r["outcome"] for r in outcomes] == ["stalled", "succeeded"]
+
+
+async def test_sigterm_lets_the_running_job_finish(queue, db_dsn):
+    queued = await jobs.enqueue(queue, "test_sleep", {"seconds": 0.8, "label": "graceful"})
+    proc = start_worker_process(db_dsn)
+    try:
+        await wait_for(lambda: queue.fetchval(
+            "SELECT status = 'doing' FROM jobs WHERE id = $1", queued.job_id), what="job started")
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.wait, 30)
+    finally:
+        stderr = stop_process(proc)
+    assert code == 0, stderr
+    assert (await job(queue, queued.job_id))["status"] == "succeeded"
+
+
+async def test_worker_without_database_reports_configuration_error(tmp_path):
+    env = {**os.environ, "PAO_DB_URL": "mysql://nope", "PAO_PORT": "99999"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", "worker", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert b"PAO_DB_URL" in err and b"PAO_PORT" in err
+
+
+async def test_notify_wakes_an_idle_worker_quickly(queue, db_dsn, settings, http_session):
+    # Poll interval is long here: only NOTIFY can make this finish promptly.
+    worker = Worker(queue, db_dsn, settings, GitHubClients.from_settings(settings, http_session),
+                    http_session, poll_interval=30)
+    runner = asyncio.create_task(worker.run())
+    try:
+        await asyncio.sleep(0.3)  # worker is now idle, waiting
+        queued = await jobs.enqueue(queue, "test_sleep", {})
+        await wait_for(lambda: queue.fetchval(
+            "SELECT status = 'succeeded' FROM jobs WHERE id = $1", queued.job_id),
+            timeout=10, what="NOTIFY to wake the worker")
+    finally:
+        worker.stop()
+        await runner
+
+
+
+
+async def test_purge_history_keeps_failed_jobs_and_recent_rows(queue, db_dsn, settings, http_session):
+    from app.jobs.maintenance import PURGE_LOCK
+
+    old_ok = await jobs.enqueue(queue, "test_sleep", {})
+    old_failed = await jobs.enqueue(queue, "test_sleep", {})
+    recent_ok = await jobs.enqueue(queue, "test_sleep", {})
+    await queue.execute("UPDATE jobs SET status = 'succeeded', finished_at = now() - interval '40 days'"
+                        " WHERE id = $1", old_ok.job_id)
+    await queue.execute("UPDATE jobs SET status = 'failed', finished_at = now() - interval '40 days'"
+                        " WHERE id = $1", old_failed.job_id)
+    await queue.execute("UPDATE jobs SET status = 'succeeded', finished_at = now() WHERE id = $1",
+                        recent_ok.job_id)
+    await queue.execute(
+        "INSERT INTO webhook_events (delivery_id, event, signature_valid, received_at) VALUES"
+        " ('old', 'push', true, now() - interval '40 days'), ('new', 'push', true, now())")
+    purge = await jobs.enqueue(queue, "purge_history", {}, queueing_lock=PURGE_LOCK)
+    worker = make_worker(queue, db_dsn, settings, http_session)
+    assert await worker.run_one()
+    row = await job(queue, purge.job_id)
+    assert row["status"] == "succeeded", row["last_error"]
+    assert row["result"] == {"jobs": 1, "webhook_events": 1}
+    remaining = {r["id"] for r in await queue.fetch("SELECT id FROM jobs")}
+    assert old_ok.job_id not in remaining
+    assert {old_failed.job_id, recent_ok.job_id} <= remaining
+    assert [r["delivery_id"] for r in await queue.fetch("SELECT delivery_id FROM webhook_events")] == ["new"]
+    # It queued its next run, an hour out.
+    nxt = await queue.fetchrow("SELECT * FROM jobs WHERE queueing_lock = $1 AND status = 'todo'", PURGE_LOCK)
+    assert nxt is not None and nxt["scheduled_at"] > row["finished_at"]

@@ -1,0 +1,126 @@
+"""OneDevClient against the OneDev fake: paths, auth, body shapes, errors."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from app.mirror.onedev import (
+    OneDevAuthError,
+    OneDevClient,
+    OneDevError,
+    OneDevNameTaken,
+)
+from tests.fakes.onedev import OneDevFake
+
+TOKEN = "onedev-secret-token"
+
+
+@pytest.fixture
+async def onedev(aiohttp_server, tmp_path):
+    fake = OneDevFake(tmp_path / "onedev")
+    server = await aiohttp_server(fake.app())
+    fake.url = str(server.make_url("")).rstrip("/")
+    return fake
+
+
+@pytest.fixture
+async def client(onedev, http_session):
+    return OneDevClient(http_session, onedev.url, TOKEN)
+
+
+async def test_create_returns_bare_id_and_sends_required_objects(client, onedev):
+    project_id = await client.create_project("octo-hello", parent_id=None,
+                                             description="Synced from GitHub: octo/hello")
+    assert isinstance(project_id, int)
+    project = onedev.projects[project_id]
+    assert project.name == "octo-hello" and project.code_management and not project.issue_management
+    assert await client.project_id("octo-hello") == project_id
+    assert await client.project_id("nope") is None
+    assert onedev.requests[0].auth == "bearer"
+
+
+async def test_duplicate_name_is_name_taken(client):
+    await client.create_project("dup", parent_id=None, description="x")
+    with pytest.raises(OneDevNameTaken) as err:
+        await client.create_project("dup", parent_id=None, description="x")
+    assert "already used" in str(err.value)
+    assert not err.value.retryable
+
+
+async def test_child_project_path(client, onedev):
+    parent = await client.create_project("mirrors", parent_id=None, description="p")
+    child = await client.create_project("octo-hello", parent_id=parent, description="c")
+    assert await client.project_id("mirrors/octo-hello") == child
+    assert client.clone_url("mirrors/octo-hello") == f"{onedev.url}/mirrors/octo-hello.git"
+
+
+async def test_like_query_is_rechecked_for_the_exact_name(client, onedev):
+    onedev.add_project("a-b")
+    onedev.add_project("A_B")
+    exact = await client.find_by_name("a_b")
+    assert exact == []  # the LIKE matched both, neither is named exactly a_b
+    assert [p["name"] for p in await client.find_by_name("a-b")] == ["a-b"]
+
+
+async def test_basic_auth_with_user(onedev, http_session):
+    onedev.user = "pao"
+    good = OneDevClient(http_session, onedev.url, TOKEN, user="pao")
+    await good.create_project("x", parent_id=None, description="d")
+    assert onedev.requests[-1].auth == "basic"
+    wrong_user = OneDevClient(http_session, onedev.url, TOKEN, user="mallory")
+    with pytest.raises(OneDevAuthError):
+        await wrong_user.project_id("x")
+
+
+async def test_bad_token_is_auth_error_naming_the_variable(onedev, http_session):
+    bad = OneDevClient(http_session, onedev.url, "wrong-token")
+    with pytest.raises(OneDevAuthError) as err:
+        await bad.create_project("x", parent_id=None, description="d")
+    assert "PAO_ONEDEV_TOKEN" in str(err.value) and "wrong-token" not in str(err.value)
+    assert not err.value.retryable
+
+
+async def test_token_without_create_right_is_403(onedev, http_session):
+    onedev.tokens["read-only-token"] = False
+    ro = OneDevClient(http_session, onedev.url, "read-only-token")
+    with pytest.raises(OneDevAuthError) as err:
+        await ro.create_project("x", parent_id=None, description="d")
+    assert err.value.status == 403
+
+
+async def test_503_and_network_errors_are_retryable(client, onedev, http_session):
+    onedev.fail_next = 1
+    with pytest.raises(OneDevError) as err:
+        await client.project_id("x")
+    assert err.value.status == 503 and err.value.retryable
+    down = OneDevClient(http_session, "http://127.0.0.1:9", TOKEN)
+    with pytest.raises(OneDevError) as err:
+        await down.project_id("x")
+    assert err.value.status == 0 and err.value.retryable
+
+
+async def test_default_branch_round_trip(client):
+    pid = await client.create_project("x", parent_id=None, description="d")
+    assert await client.default_branch(pid) is None  # 204 until set
+    await client.set_default_branch(pid, "develop")
+    assert await client.default_branch(pid) == "develop"
+
+
+async def test_fake_rejects_what_onedev_rejects(onedev, http_session):
+    url = f"{onedev.url}/~api/projects"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with http_session.post(url, json={"name": "ok"}, headers=auth) as resp:
+        assert resp.status == 400 and "gitPackConfig" in await resp.text()
+    async with http_session.post(url, json={"name": "-bad", "gitPackConfig": {},
+                                            "codeAnalysisSetting": {}}, headers=auth) as resp:
+        assert resp.status == 400
+    async with http_session.get(url, params={"query": ""}, headers=auth) as resp:
+        assert resp.status == 400  # offset and count are required
+    async with http_session.get(url, params={"offset": 0, "count": 10}) as resp:
+        assert resp.status == 401
+
+
+async def test_client_is_aiohttp_based(client):
+    assert isinstance(client.session, aiohttp.ClientSession)
+

@@ -1,0 +1,75 @@
+"""Pure mirror rules and the settings reader."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from app.config import ConfigError, Settings
+from app.mirror.config import mirror_settings
+from app.mirror.naming import (
+    NAME_RE,
+    changed_refs,
+    mirrored_refs,
+    project_name,
+    refs_digest,
+    timestamped,
+)
+
+
+@pytest.mark.parametrize(("owner", "repo", "expected"), [
+    ("fastapi", "fastapi", "fastapi-fastapi"),
+    ("-weird", ".dots", "weird-.dots"),
+    ("a", "b c/d", "a-b-c-d"),
+    ("x", "thing.git", "x-thing-git"),
+])
+def test_project_names_follow_onedev_rule(owner, repo, expected):
+    name = project_name("{owner}-{repo}", owner, repo)
+    assert name == expected and NAME_RE.match(name)
+
+
+def test_template_and_timestamp():
+    assert project_name("github-{owner}-{repo}", "o", "r") == "github-o-r"
+    assert timestamped("o-r", datetime(2025, 10, 4, 10, 30, 1)) == "o-r-20251004103001"
+
+
+def test_only_branches_and_tags_are_mirrored():
+    refs = mirrored_refs("a1 refs/heads/main\nb2 refs/tags/v1\nc3 refs/pull/1/head\nd4 refs/notes/x\n")
+    assert refs == {"refs/heads/main": "a1", "refs/tags/v1": "b2"}
+    assert changed_refs({"refs/heads/main": "a1", "refs/heads/old": "x"}, refs) == 2
+    assert refs_digest(refs) == refs_digest(dict(reversed(list(refs.items()))))
+
+
+def test_settings_defaults_and_off_without_url():
+    ms = mirror_settings(Settings.from_env({}))
+    assert not ms.enabled
+    assert (ms.poll_interval, ms.refresh_interval, ms.timeout) == (900, 8 * 3600, 1800)
+    assert (ms.on_unstar, ms.on_conflict, ms.name_template) == ("keep", "use_existing",
+                                                                "{owner}-{repo}")
+
+
+def test_settings_read():
+    ms = mirror_settings(Settings.from_env({
+        "PAO_ONEDEV_URL": "https://onedev.example.com/", "PAO_ONEDEV_TOKEN": "t0k3n-value",
+        "PAO_MIRROR_USERS": "alice, bob", "PAO_MIRROR_POLL_INTERVAL": "5m",
+        "PAO_MIRROR_ON_UNSTAR": "delete", "PAO_ONEDEV_PARENT": "/mirrors/",
+    }))
+    assert ms.enabled and ms.onedev_url == "https://onedev.example.com"
+    assert ms.users == ("alice", "bob") and ms.poll_interval == 300
+    assert ms.on_unstar == "delete" and ms.onedev_parent == "mirrors"
+    assert "t0k3n-value" not in repr(ms)
+
+
+def test_settings_problems_name_the_variable():
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({
+            "PAO_ONEDEV_URL": "https://onedev.example.com",
+            "PAO_MIRROR_ON_CONFLICT": "overwrite",
+            "PAO_MIRROR_NAME_TEMPLATE": "{org}-{repo}",
+            "PAO_MIRROR_TIMEOUT": "soon",
+        })
+    text = "\n".join(err.value.problems)
+    for var in ("PAO_ONEDEV_TOKEN", "PAO_MIRROR_ON_CONFLICT", "PAO_MIRROR_NAME_TEMPLATE",
+                "PAO_MIRROR_TIMEOUT"):
+        assert var in text

@@ -1,0 +1,203 @@
+"""The sync engine against real git repositories and a real PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.sync.engine import sync_repository
+from app.sync.gitcache import GitCache
+from app.sync.source import CatalogSource, catalog_source
+from tests.conftest import with_settings
+from tests.sync_helpers import CatalogRepo, item_yaml
+
+
+class CountingCache(GitCache):
+    """A GitCache that remembers which blobs each sync asked for."""
+
+    read: list[str]
+
+    async def read_blobs(self, oids):  # type: ignore[override]
+        oids = list(oids)
+        self.read = getattr(self, "read", []) + oids
+        return await super().read_blobs(oids)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> CatalogRepo:
+    return CatalogRepo(tmp_path / "repo")
+
+
+@pytest.fixture
+def source(settings, repo) -> CatalogSource:
+    s = catalog_source(with_settings(settings, repo_url=repo.url))
+    assert s is not None
+    return s
+
+
+@pytest.fixture
+def cache(settings, source) -> CountingCache:
+    return CountingCache(source, source.cache_dir(settings.data_dir))
+
+
+async def sync(pool, source, cache, **kw):
+    cache.read = []
+    return await sync_repository(pool, source, cache, None, **kw)
+
+
+async def items(pool):
+    rows = await pool.fetch(
+        "SELECT name, version, is_active, source_file_path FROM catalog_items ORDER BY name")
+    return {r["name"]: (r["version"], r["is_active"], r["source_file_path"]) for r in rows}
+
+
+async def test_seed_000_story_full_load_then_incremental_then_soft_delete(pool, repo, source, cache):
+    assert await items(pool) == {}
+    repo.write("README.md", "catalog\n")
+    repo.write("catalog/databases/postgres-database.yaml", item_yaml("postgres-database"))
+    repo.write("catalog/databases/mysql-database.yaml", item_yaml("mysql-database"))
+    repo.write("catalog/compute/eks-container-app.yaml", item_yaml("eks-container-app"))
+    first = repo.commit_push("first")
+
+    r1 = await sync(pool, source, cache)
+    assert (r1.mode, r1.status, r1.from_sha, r1.to_sha) == ("full", "completed", None, first)
+    assert (r1.files_changed, r1.counts["items_added"]) == (3, 3)
+    assert set(await items(pool)) == {"postgres-database", "mysql-database", "eks-container-app"}
+    row = await pool.fetchrow("SELECT * FROM catalog_items WHERE name = 'mysql-database'")
+    assert row["category"] == "databases" and row["last_seen_sha"] == first
+    assert row["source_file_hash"].startswith("sha256:") and row["tags"] == ["database"]
+
+    repo.write("catalog/storage/s3-bucket.yaml", item_yaml("s3-bucket"))
+    repo.write("catalog/databases/postgres-database.yaml", item_yaml("postgres-database", "1.1.0"))
+    second = repo.commit_push("second")
+    r2 = await sync(pool, source, cache)
+    assert (r2.mode, r2.from_sha, r2.to_sha, r2.files_changed) == ("incremental", first, second, 2)
+    assert (r2.counts["items_added"], r2.counts["items_updated"]) == (1, 1)
+    assert len(cache.read) == 2  # only the two changed blobs were read
+    assert (await items(pool))["postgres-database"][0] == "1.1.0"
+
+    repo.remove("catalog/databases/mysql-database.yaml")
+    third = repo.commit_push("third")
+    r3 = await sync(pool, source, cache)
+    assert (r3.files_changed, r3.counts["items_removed"], r3.to_sha) == (1, 1, third)
+    assert (await items(pool))["mysql-database"][1] is False
+
+    runs = await pool.fetch("SELECT * FROM catalog_sync_runs ORDER BY id")
+    assert [r["status"] for r in runs] == ["completed"] * 3
+    assert [r["to_sha"] for r in runs] == [first, second, third]
+    assert all(r["completed_at"] is not None and r["triggered_by"] == "manual" for r in runs)
+    state = await pool.fetchrow("SELECT * FROM catalog_sync_state")
+    assert state["last_processed_sha"] == third and state["last_run_id"] == runs[-1]["id"]
+
+    # Nothing new: a no-op run that reads nothing.
+    r4 = await sync(pool, source, cache)
+    assert (r4.mode, r4.files_changed, cache.read) == ("noop", 0, [])
+
+
+async def test_unchanged_content_is_not_rewritten(pool, repo, source, cache):
+    repo.write("catalog/a/one.yaml", item_yaml("one"))
+    repo.commit_push("one")
+    await sync(pool, source, cache)
+    before = await pool.fetchval("SELECT updated_at FROM catalog_items WHERE name = 'one'")
+    repo.write("catalog/a/two.yaml", item_yaml("two"))
+    repo.commit_push("two")
+    # A forced full reconcile reads only blobs it has not seen.
+    r = await sync(pool, source, cache, full=True)
+    assert r.mode == "reconcile" and len(cache.read) == 1
+    assert await pool.fetchval("SELECT updated_at FROM catalog_items WHERE name = 'one'") == before
+
+
+async def test_force_push_reconciles_against_head(pool, repo, source, cache):
+    repo.write("catalog/a/keep.yaml", item_yaml("keep"))
+    base = repo.commit_push("base")
+    repo.write("catalog/a/doomed.yaml", item_yaml("doomed"))
+    repo.commit_push("soon rewritten")
+    await sync(pool, source, cache)
+    assert (await items(pool))["doomed"][1] is True
+
+    repo.reset_hard(base)
+    repo.write("catalog/a/fresh.yaml", item_yaml("fresh"))
+    repo.commit("rewritten history")
+    head = repo.push(force=True)
+    r = await sync(pool, source, cache)
+    assert (r.mode, r.to_sha) == ("reconcile", head)
+    now = await items(pool)
+    assert now["doomed"][1] is False and now["fresh"][1] is True and now["keep"][1] is True
+    assert r.counts["items_added"] == 1 and r.counts["items_removed"] == 1
+
+
+async def test_rename_keeps_the_same_item_at_its_new_path(pool, repo, source, cache):
+    repo.write("catalog/databases/redis-cache.yaml", item_yaml("redis-cache"))
+    repo.commit_push("add")
+    await sync(pool, source, cache)
+    item_id = await pool.fetchval("SELECT id FROM catalog_items WHERE name = 'redis-cache'")
+    repo.move("catalog/databases/redis-cache.yaml", "catalog/caches/redis-cache.yaml")
+    repo.commit_push("move")
+    r = await sync(pool, source, cache)
+    assert r.files_changed == 1 and r.counts["items_updated"] == 1 and r.counts["items_removed"] == 0
+    row = await pool.fetchrow("SELECT * FROM catalog_items WHERE name = 'redis-cache'")
+    assert row["id"] == item_id and row["is_active"]
+    assert (row["source_file_path"], row["category"]) == ("catalog/caches/redis-cache.yaml", "caches")
+
+
+async def test_broken_yaml_in_one_file_keeps_previous_version_and_syncs_the_rest(pool, repo, source, cache):
+    for name in ("alpha", "beta", "gamma"):
+        repo.write(f"catalog/x/{name}.yaml", item_yaml(name))
+    repo.commit_push("three")
+    await sync(pool, source, cache)
+
+    repo.write("catalog/x/beta.yaml", 'name: "beta"\nversion: "2.0.0"\ntags: [unclosed\n')
+    repo.write("catalog/x/gamma.yaml", item_yaml("gamma", "2.0.0"))
+    repo.write("catalog/x/delta.yaml", "- just\n- a list\n")
+    repo.commit_push("one broken")
+    r = await sync(pool, source, cache)
+    assert r.status == "completed_with_errors"
+    now = await items(pool)
+    assert now["beta"][:2] == ("1.0.0", True)  # previous active version kept
+    assert now["gamma"][0] == "2.0.0" and "delta" not in now
+    errors = await pool.fetch("SELECT * FROM catalog_sync_errors WHERE run_id = $1 ORDER BY path", r.run_id)
+    assert [e["path"] for e in errors] == ["catalog/x/beta.yaml", "catalog/x/delta.yaml"]
+    assert errors[0]["line"] >= 3 and "YAML" in errors[0]["message"]
+
+    repo.write("catalog/x/beta.yaml", item_yaml("beta", "2.0.1"))
+    repo.commit_push("fixed")
+    r = await sync(pool, source, cache)
+    assert r.status == "completed" and (await items(pool))["beta"][0] == "2.0.1"
+
+
+async def test_two_files_with_one_name_the_later_path_is_the_error(pool, repo, source, cache):
+    repo.write("catalog/a/first.yaml", item_yaml("shared", "1.0.0"))
+    repo.write("catalog/b/second.yaml", item_yaml("shared", "9.0.0"))
+    repo.commit_push("dupes")
+    r = await sync(pool, source, cache)
+    assert r.status == "completed_with_errors"
+    assert [(e.path, e.code) for e in r.errors] == [("catalog/b/second.yaml", "duplicate-name")]
+    assert (await items(pool))["shared"] == ("1.0.0", True, "catalog/a/first.yaml")
+
+    # When the holder goes, the other declaration takes the name over.
+    repo.remove("catalog/a/first.yaml")
+    repo.commit_push("holder removed")
+    r = await sync(pool, source, cache)
+    assert r.status == "completed"
+    assert (await items(pool))["shared"] == ("9.0.0", True, "catalog/b/second.yaml")
+
+
+async def test_bundle_with_a_title_syncs_under_its_file_name(pool, repo, source, cache):
+    repo.write("catalog/bundles/full-stack-web-app.yaml", '''\
+        name: "Full Stack Web Application"
+        version: "2.1.0"
+        description: "Complete web application stack with database and monitoring"
+        owner: "platform-solutions-team"
+        tags: ["web-app", "full-stack", "solution"]
+        bundle:
+          required_items:
+            - catalog_item: "eks-container-app"
+              version: ">=1.2.0"
+        ''')
+    repo.commit_push("bundle")
+    r = await sync(pool, source, cache)
+    assert r.counts["bundles_added"] == 1 and r.counts["items_added"] == 0
+    row = await pool.fetchrow("SELECT * FROM catalog_bundles")
+    assert (row["name"], row["display_name"]) == ("full-stack-web-app", "Full Stack Web Application")
+    assert row["bundle_definition"]["required_items"][0]["catalog_item"] == "eks-container-app"
