@@ -64,7 +64,7 @@ CASES = [
         c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]
         d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]
         e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]
-        """), None),
+        """), (5, 1)),
     ("PAO005", ITEM, b"a: &a [1, *a]\n", (1, 4)),
     ("PAO006", ITEM, HEADER.encode() + b"owner: other\n" + MANUAL.encode(), (5, 1)),
     ("PAO007", ITEM, HEADER.encode() + b"1: one\n" + MANUAL.encode(), (5, 1)),
@@ -185,12 +185,12 @@ fulfillment:
 
 @pytest.mark.parametrize(("code", "path", "content", "where"), CASES,
                          ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
-def test_rule_reports_at_the_exact_place(code: str, path: str, content: bytes, where) -> None:
+def test_rule_reports_at_the_exact_place(code: str, path: str, content: bytes,
+                                         where: tuple[int, int]) -> None:
     pf = parse_catalog_file(path, content)
     places = at(pf, code)
     assert places, f"{code} not reported; got {pf.findings}"
-    if where is not None:
-        assert where in places, f"{code} at {places}, expected {where}; all: {pf.findings}"
+    assert where in places, f"{code} at {places}, expected {where}; all: {pf.findings}"
     rule = spec.RULES_BY_CODE[code]
     assert all(f.severity == rule.severity for f in pf.findings if f.code == code)
     assert pf.ok is (rule.severity != "error" and all(f.severity != "error" for f in pf.findings))

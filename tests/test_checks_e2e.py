@@ -19,9 +19,6 @@ from app.service import Runtime, make_worker
 from app.web import create_app
 from tests.support import webhook
 
-# The GitHub fake lives on the `fakes` branch; until it is merged here this module skips.
-pytest.importorskip("tests.fakes.github")
-
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 URL = "/api/v1/webhooks/github"
 REPO = "org/catalog"

@@ -142,3 +142,13 @@ def test_summary_stays_within_githubs_limit() -> None:
 ])
 def test_repository_name(url: str, name: str | None) -> None:
     assert repository_name(url) == name
+
+
+async def test_a_small_parse_cache_only_costs_time(tmp_path: Path, origin: Path, monkeypatch) -> None:
+    from app.checks import task
+    from app.checks.evaluate import ParseCache
+
+    monkeypatch.setattr(task, "_cache", ParseCache(size=2))  # evicts while the run works
+    edit(origin, "catalog/caching/redis-cache.yaml", "max_value: 5", "max_value: 6")
+    ev = await check(tmp_path, origin, open_pr(origin))
+    assert [(f.path, f.code) for f in ev.all_findings] == [("catalog/caching/redis-cache.yaml", "PAO050")]

@@ -126,8 +126,12 @@ class _Converter:
     def convert(self, node: Node, path: Path) -> Any:
         self.left -= 1
         if self.left < 0:
-            raise _Budget(_mark(node), "aliases expand this document beyond the node limit; "
-                          "write the values out or reduce alias use")
+            # An alias's node carries its anchor's mark; point at the top-level key being
+            # expanded instead, which is where the author can act.
+            where = self.out.key_marks.get(path[:1]) if path else None
+            raise _Budget(where or _mark(node), "aliases expand this document beyond the node "
+                          f"limit{f' under {path[0]!r}' if path else ''}; write the values out "
+                          "or reduce alias use")
         self.out.marks[path] = _mark(node)
         if isinstance(node, ScalarNode):
             return self.scalar(node)

@@ -146,28 +146,26 @@ def _needs_token(url: str) -> bool:
 
 async def evaluate_commits(cache: RepoCache, base: str, head: str) -> Evaluation:
     """Evaluate ``head`` against ``base``: parse what the parse cache lacks, in one batch."""
-    head_tree = await cache.tree(head)
+    head_tree = {p: b for p, b in (await cache.tree(head)).items() if is_catalog_path(p)}
     changes = await cache.diff(base, head)
     changed_base_paths = {c.old_path or c.path for c in changes if c.status != "A"}
-    base_tree = {p: b for p, b in (await cache.tree(base)).items()} if changed_base_paths else {}
-    wanted = [(b, p) for p, b in head_tree.items() if is_catalog_path(p) and _cache.get(b, p) is None]
-    wanted += [(b, p) for p, b in base_tree.items()
-               if p in changed_base_paths and is_catalog_path(p) and _cache.get(b, p) is None]
-    contents = await cache.blobs([b for b, _ in wanted])
-    for blob, path in wanted:
-        if _cache.get(blob, path) is None:
-            _cache.parse(blob, path, contents[blob])
-    head_files: dict[str, ParsedFile] = {
-        p: _parsed(b, p) for p, b in head_tree.items() if is_catalog_path(p)}
+    base_tree = {p: b for p, b in (await cache.tree(base)).items()
+                 if p in changed_base_paths and is_catalog_path(p)} if changed_base_paths else {}
+    # Hold every file this run needs here: the shared cache may evict while we work.
+    parsed: dict[tuple[str, str], ParsedFile] = {}
+    missing: list[tuple[str, str]] = []
+    for blob, path in [*((b, p) for p, b in head_tree.items()), *((b, p) for p, b in base_tree.items())]:
+        hit = _cache.get(blob, path)
+        if hit is not None:
+            parsed[(blob, path)] = hit
+        else:
+            missing.append((blob, path))
+    contents = await cache.blobs([b for b, _ in missing])
+    for blob, path in missing:
+        parsed[(blob, path)] = _cache.parse(blob, path, contents[blob])
+    head_files = {p: parsed[(b, p)] for p, b in head_tree.items()}
     # The base catalog: unchanged files are the same blobs as at head.
-    base_files = {p: pf for p, pf in head_files.items() if p not in {c.path for c in changes}}
-    for p, b in base_tree.items():
-        if p in changed_base_paths and is_catalog_path(p):
-            base_files[p] = _parsed(b, p)
+    touched = {c.path for c in changes}
+    base_files = {p: pf for p, pf in head_files.items() if p not in touched}
+    base_files.update({p: parsed[(b, p)] for p, b in base_tree.items()})
     return evaluate(head_files, base_files, changes)
-
-
-def _parsed(blob: str, path: str) -> ParsedFile:
-    pf = _cache.get(blob, path)
-    assert pf is not None
-    return pf
