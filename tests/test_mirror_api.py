@@ -15,8 +15,6 @@ from app.api.auth import create_token
 from app.api.openapi import DOCUMENT
 from tests.mirror_support import ONEDEV_TOKEN
 
-pytest_plugins = ["tests.mirror_support"]
-
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -17,8 +17,6 @@ from tests.mirror_support import (
 )
 from tests.support import wait_for
 
-pytest_plugins = ["tests.mirror_support"]
-
 
 async def test_star_mirrors_branches_tags_default_branch_and_no_pull_refs(make_env, caplog):
     caplog.set_level(logging.INFO)

@@ -7,8 +7,6 @@ import pytest
 from app.mirror import git
 from app.mirror.naming import disk_needed
 
-pytest_plugins = ["tests.mirror_support"]
-
 
 async def test_workdir_uses_the_cache_when_the_disk_has_room(tmp_path):
     cache = tmp_path / "mirror" / "1.git"

@@ -6,8 +6,6 @@ from app.jobs.worker import Worker
 from app.mirror import startup, tasks
 from app.service import make_worker
 
-pytest_plugins = ["tests.mirror_support"]
-
 
 async def todo(pool, task):
     return await pool.fetch("SELECT * FROM jobs WHERE task = $1 AND status = 'todo' ORDER BY id", task)

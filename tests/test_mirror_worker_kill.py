@@ -13,8 +13,6 @@ from pathlib import Path
 
 from tests.mirror_support import ONEDEV_TOKEN, github_refs, heads_and_tags, make_history
 
-pytest_plugins = ["tests.mirror_support"]
-
 ROOT = Path(__file__).resolve().parent.parent
 
 

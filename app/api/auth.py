@@ -25,6 +25,9 @@ class Caller:
     is_admin: bool
 
 
+CALLER: web.RequestKey[Caller] = web.RequestKey("caller", Caller)
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -87,12 +90,12 @@ async def api_auth_middleware(request: web.Request, handler: Any) -> web.StreamR
     if caller is None:
         return error(401, "unauthorized",
                      "send 'Authorization: Bearer <token>'; create one with 'pao token create'")
-    request["caller"] = caller
+    request[CALLER] = caller
     return await handler(request)
 
 
 def require_admin(request: web.Request) -> Caller:
-    caller: Caller = request["caller"]
+    caller: Caller = request[CALLER]
     if not caller.is_admin:
         raise web.HTTPForbidden(
             text='{"error": "forbidden", "detail": "this endpoint needs an admin token"}',
