@@ -7,16 +7,8 @@ from types import SimpleNamespace
 import pytest
 
 from app.catalog.parse import parse_catalog_file
-from app.sync.changes import (
-    Change,
-    RawChange,
-    changes_from_diff,
-    changes_from_trees,
-    files_changed,
-    parse_diff_raw,
-    parse_ls_tree,
-)
-from app.sync.gitcache import parse_cat_file_batch
+from app.gitrepo import RawChange, parse_cat_file_batch, parse_diff_raw, parse_ls_tree
+from app.sync.changes import Change, changes_from_diff, changes_from_trees, files_changed
 from app.sync.plan import EntryState, FileRecord, content_hash, plan_sync
 from app.sync.source import catalog_source, push_matches
 from tests.sync_helpers import item_yaml
@@ -24,12 +16,13 @@ from tests.sync_helpers import item_yaml
 A, B, C = "a" * 40, "b" * 40, "c" * 40
 
 
-def test_parse_ls_tree_keeps_catalog_yaml_blobs_only():
+def test_parse_ls_tree_keeps_regular_file_blobs_only():
     out = (b"100644 blob " + A.encode() + b"\tcatalog/db/x.yaml\0"
            b"100644 blob " + B.encode() + b"\tcatalog/db/notes.md\0"
            b"160000 commit " + C.encode() + b"\tcatalog/sub.yaml\0"
            b"100644 blob " + C.encode() + b"\tcatalog/y.yml\0")
-    assert parse_ls_tree(out) == {"catalog/db/x.yaml": A, "catalog/y.yml": C}
+    assert parse_ls_tree(out) == {"catalog/db/x.yaml": A, "catalog/db/notes.md": B,
+                                  "catalog/y.yml": C}
 
 
 def test_parse_diff_raw_with_renames():

@@ -132,7 +132,6 @@ async def _evaluate(ctx: JobContext, req: Any) -> tuple[Evaluation, str]:
         raise PermanentJobError("PAO_REPO_URL is not set: no catalog repository to check")
     token = await ctx.github.token(req["installation_id"]) if _needs_token(settings.repo_url) else None
     cache = RepoCache(cache_dir(settings.data_dir, req["repository"]), settings.repo_url, token)
-    await cache.ensure()
     number = req["pr_number"]
     await cache.fetch_pull(number, req["base_ref"], req["head_ref"], req["head_sha"])
     head = req["head_sha"]
@@ -147,7 +146,7 @@ def _needs_token(url: str) -> bool:
 async def evaluate_commits(cache: RepoCache, base: str, head: str) -> Evaluation:
     """Evaluate ``head`` against ``base``: parse what the parse cache lacks, in one batch."""
     head_tree = {p: b for p, b in (await cache.tree(head)).items() if is_catalog_path(p)}
-    changes = await cache.diff(base, head)
+    changes = await cache.changes(base, head)
     changed_base_paths = {c.old_path or c.path for c in changes if c.status != "A"}
     base_tree = {p: b for p, b in (await cache.tree(base)).items()
                  if p in changed_base_paths and is_catalog_path(p)} if changed_base_paths else {}
