@@ -113,7 +113,9 @@ async def serve(settings: Settings, *, with_workers: bool = True,
         app = create_app(rt)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, settings.host, settings.port, backlog=1024)
+        # reuse_port: several `pao serve` processes may share one port (Linux spreads
+        # connections between them), which is how intake scales past one core.
+        site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, reuse_port=True)
         await site.start()
         bound = runner.addresses[0] if runner.addresses else (settings.host, settings.port)
         url = f"http://{bound[0]}:{bound[1]}"

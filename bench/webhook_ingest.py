@@ -5,6 +5,7 @@ sends N deliveries at concurrency C over loopback, prints deliveries/s and
 p50/p95/p99 acknowledgement latency, then checks every delivery was stored.
 
     python bench/webhook_ingest.py --requests 20000 --concurrency 32
+    python bench/webhook_ingest.py --client wrk --seconds 10 -c 32 [--processes 2]
 
 Workers run in the PAO process (PAO_WORKERS, default 0 here so the figures are
 intake alone; pass --workers 4 to include them).
@@ -203,6 +204,8 @@ async def main() -> None:
                         help="load generator: this script's aiohttp client, or wrk "
                              "(apt-get install wrk), which leaves more of the machine to PAO")
     parser.add_argument("--seconds", type=int, default=10, help="with --client wrk: run time")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="web processes sharing the port (the extra ones run --no-workers)")
     args = parser.parse_args()
 
     data_dir = tempfile.mkdtemp(prefix="pao-bench-")
@@ -222,8 +225,13 @@ async def main() -> None:
     else:
         env.pop("PAO_DB_URL", None)
     proc = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env)
+    extra: list[subprocess.Popen] = []
     try:
         await wait_ready(url, proc)
+        for _ in range(args.processes - 1):
+            extra.append(subprocess.Popen([sys.executable, "-m", "app", "serve", "--no-workers"],
+                                          cwd=ROOT, env=env))
+        await asyncio.sleep(3)  # the extra processes start against the running database
         if args.client == "wrk":
             bodies = [push_payload(i) for i in range(2000)]
             before = await _count_events(args.db_url or _embedded_dsn(data_dir))
@@ -259,8 +267,10 @@ async def main() -> None:
         if stored != len(ids):
             raise SystemExit("some deliveries were acknowledged but not stored")
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        for p in [*extra, proc]:
+            p.terminate()
+        for p in [*extra, proc]:
+            p.wait(timeout=60)
 
 
 async def _count_events(dsn: str) -> int:
