@@ -72,19 +72,6 @@ class ParsedFile:
             return Mark(1, 1)
         return self.loaded.at(path, key=key)
 
-    def compact(self) -> ParsedFile:
-        """A copy that keeps only the marks cross-file rules use (header and bundle), for caching."""
-        if self.loaded is None:
-            return self
-
-        def keep(path: tuple[str | int, ...]) -> bool:
-            return len(path) <= 1 or path[0] == "bundle"
-
-        slim = Loaded(None, {p: m for p, m in self.loaded.marks.items() if keep(p)},
-                      {p: m for p, m in self.loaded.key_marks.items() if keep(p)})
-        return ParsedFile(self.path, self.kind, self.identifier, self.document, self.findings,
-                          self.display_name, slim)
-
     def record(self) -> dict[str, Any]:
         """The normalized mapping to store: identifier as ``name``, ``display_name`` and
         ``tags`` defaulted, ``category`` from the path."""
@@ -138,8 +125,26 @@ class Reporter:
         self.at(mark, code, message, severity)
 
 
-def parse_catalog_file(path: str, data: bytes) -> ParsedFile:
-    """Check one catalog file on its own; never raises for bad content."""
+def _cross_file_path(path: tuple[str | int, ...]) -> bool:
+    """The marks cross-file rules place findings at: the header keys and the bundle lists."""
+    return len(path) <= 1 or path[0] == "bundle"
+
+
+def parse_catalog_file(path: str, data: bytes, *, keep_marks: bool = True) -> ParsedFile:
+    """Check one catalog file on its own; never raises for bad content.
+
+    The result keeps only the marks cross-file rules need, as plain Marks: the
+    YAML node tree is released, so holding thousands of parsed files (the CLI,
+    the checks' parse cache) costs little memory and no garbage-collector time.
+    ``keep_marks=False`` keeps none (the sync, which runs no cross-file rules).
+    """
+    parsed = _parse(path, data)
+    if parsed.loaded is not None:
+        parsed.loaded = parsed.loaded.resolved(_cross_file_path) if keep_marks else None
+    return parsed
+
+
+def _parse(path: str, data: bytes) -> ParsedFile:
     kind = kind_for_path(path)
     rep = Reporter(path, None)
     if len(data) > spec.MAX_FILE_BYTES:

@@ -12,6 +12,7 @@ loaded, and the node tree is turned into dicts, lists and scalars here so that:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,8 +55,12 @@ class Problem:
 @dataclass
 class Loaded:
     value: Any
-    marks: dict[Path, Mark] = field(default_factory=dict)  # where each value starts
-    key_marks: dict[Path, Mark] = field(default_factory=dict)  # where each mapping key is
+    # Where each value starts and where each mapping key is. Filled with the YAML
+    # nodes themselves and turned into Marks only when asked (``at``): most
+    # files have no findings, and building ~70 Marks a file was a seventh of
+    # parse time.
+    marks: dict[Path, Mark | Node] = field(default_factory=dict)
+    key_marks: dict[Path, Mark | Node] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     fatal: bool = False
     text: str = ""  # the source, to place findings inside multi-line strings
@@ -65,14 +70,19 @@ class Loaded:
         table = self.key_marks if key else self.marks
         p = tuple(path)
         if p in table:
-            return table[p]
+            return as_mark(table[p])
         while p:
             p = p[:-1]
             if p in self.key_marks and p != ():
-                return self.key_marks[p]
+                return as_mark(self.key_marks[p])
             if p in self.marks:
-                return self.marks[p]
+                return as_mark(self.marks[p])
         return Mark(1, 1)
+
+    def resolved(self, keep: Callable[[Path], bool]) -> Loaded:
+        """A copy with only the marks ``keep`` wants, as Marks (no YAML nodes kept alive)."""
+        return Loaded(None, {p: as_mark(m) for p, m in self.marks.items() if keep(p)},
+                      {p: as_mark(m) for p, m in self.key_marks.items() if keep(p)})
 
 
 class _Budget(Exception):
@@ -85,6 +95,10 @@ def _mark(node: Node) -> Mark:
     m = node.start_mark
     style = node.style if isinstance(node, ScalarNode) else None
     return Mark(m.line + 1, m.column + 1, style)
+
+
+def as_mark(where: Mark | Node) -> Mark:
+    return where if isinstance(where, Mark) else _mark(where)
 
 
 def load(text: str, *, max_nodes: int) -> Loaded:
@@ -128,11 +142,12 @@ class _Converter:
         if self.left < 0:
             # An alias's node carries its anchor's mark; point at the top-level key being
             # expanded instead, which is where the author can act.
-            where = self.out.key_marks.get(path[:1]) if path else None
-            raise _Budget(where or _mark(node), "aliases expand this document beyond the node "
+            top = self.out.key_marks.get(path[:1]) if path else None
+            where = as_mark(top) if top is not None else _mark(node)
+            raise _Budget(where, "aliases expand this document beyond the node "
                           f"limit{f' under {path[0]!r}' if path else ''}; write the values out "
                           "or reduce alias use")
-        self.out.marks[path] = _mark(node)
+        self.out.marks[path] = node
         if isinstance(node, ScalarNode):
             return self.scalar(node)
         if id(node) in self.active:
@@ -161,10 +176,10 @@ class _Converter:
 
     def mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:
         result: dict[str, Any] = {}
-        seen: dict[str, Mark] = {}
+        seen: dict[str, Node] = {}
         for key_node, value_node in node.value:
-            key_mark = _mark(key_node)
             if not (isinstance(key_node, ScalarNode) and key_node.tag == _STR):
+                key_mark = _mark(key_node)
                 what = "a merge key '<<'" if key_node.tag == "tag:yaml.org,2002:merge" else (
                     f"{key_node.value!r}" if isinstance(key_node, ScalarNode) else "a collection")
                 self.out.problems.append(Problem(
@@ -173,12 +188,12 @@ class _Converter:
                 continue
             key = key_node.value
             if key in seen:
-                first = seen[key]
+                first = _mark(seen[key])
                 self.out.problems.append(Problem(
-                    "PAO006", key_mark,
+                    "PAO006", _mark(key_node),
                     f"duplicate key '{key}' (first at line {first.line}); YAML would keep only "
                     f"this one: remove one of them"))
-            seen[key] = key_mark
-            self.out.key_marks[(*path, key)] = key_mark
+            seen[key] = key_node
+            self.out.key_marks[(*path, key)] = key_node
             result[key] = self.convert(value_node, (*path, key))
         return result

@@ -88,7 +88,7 @@ class ParseCache:
         return pf
 
     def parse(self, blob: str, path: str, data: bytes) -> ParsedFile:
-        pf = parse_catalog_file(path, data).compact()
+        pf = parse_catalog_file(path, data)
         self._items[(blob, path)] = pf
         while len(self._items) > self.size:
             self._items.popitem(last=False)

@@ -1,9 +1,8 @@
 """Parsing the files a sync read, off the event loop.
 
 The validator (``app.catalog.parse``) is the same one the CLI and check runs
-use, so the API serves only what passes it. It costs about three times a bare
-YAML load (templates are compiled to be checked), which makes it the largest
-part of a full load; results keep no YAML node marks once parsed.
+use, so the API serves only what passes it. It costs about 1.3 times a bare
+YAML load, which makes it the largest part of a full load.
 (A process pool was measured for 10,000-file loads and did not pay on a
 loaded 2-core host, so parsing stays in one thread.)
 """
@@ -11,7 +10,6 @@ loaded 2-core host, so parsing stays in one thread.)
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Mapping
 
 from app.catalog.parse import ParsedFile, parse_catalog_file
@@ -22,12 +20,8 @@ Parsed = tuple[dict[str, ParsedFile], dict[str, str]]
 
 def parse_batch(contents: Mapping[str, bytes]) -> Parsed:
     """Parse each path's bytes; also return each one's content hash."""
-    parsed = {}
-    for path, data in contents.items():
-        p = parse_catalog_file(path, data)
-        if getattr(p, "loaded", None) is not None:
-            p = dataclasses.replace(p, loaded=None)  # marks are large and no longer needed
-        parsed[path] = p
+    parsed = {path: parse_catalog_file(path, data, keep_marks=False)
+              for path, data in contents.items()}
     return parsed, {path: content_hash(data) for path, data in contents.items()}
 
 

@@ -6,12 +6,12 @@ by name); writes are set-based (``unnest`` arrays), one statement per table.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import orjson
 
 from app.db import RawJson
 from app.sync.plan import EntryState, FileRecord, NameKey, Plan
@@ -146,7 +146,7 @@ ON CONFLICT (name) DO UPDATE SET {updates}, is_active = true, updated_at = now()
 
 def _json_text(value: Any) -> RawJson | None:
     # default=str: YAML values JSON has no type for (dates) are stored as text.
-    return None if value is None else RawJson(json.dumps(value, separators=(",", ":"), default=str))
+    return None if value is None else RawJson(orjson.dumps(value, default=str).decode())
 
 
 async def apply_plan(conn: asyncpg.Connection, repository: str, sha: str, plan: Plan) -> None:
