@@ -19,6 +19,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from app.log import register_secret, scrub
 
@@ -69,8 +70,23 @@ class GitResult:
     stderr: str
 
 
-def auth_env(token: str | None, *, username: str = "x-access-token") -> dict[str, str]:
-    """Environment variables that make git send ``token`` as HTTP basic auth."""
+def _origin(args: Sequence[str]) -> str | None:
+    """``scheme://host[:port]/`` of the first http(s) URL among git's arguments."""
+    for arg in args:
+        if arg.startswith(("https://", "http://")):
+            parts = urlsplit(arg)
+            if parts.hostname:
+                return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/"
+    return None
+
+
+def auth_env(token: str | None, *, username: str = "x-access-token",
+             url: str | None = None) -> dict[str, str]:
+    """Environment variables that make git send ``token`` as HTTP basic auth.
+
+    With ``url`` (``scheme://host/``) the header goes only to that server, so a
+    redirect to another host never carries the token.
+    """
     env = {
         "GIT_TERMINAL_PROMPT": "0",
         # Never ask a credential helper or the user; we provide the header.
@@ -85,7 +101,7 @@ def auth_env(token: str | None, *, username: str = "x-access-token") -> dict[str
         env.update(
             {
                 "GIT_CONFIG_COUNT": "2",
-                "GIT_CONFIG_KEY_0": "http.extraHeader",
+                "GIT_CONFIG_KEY_0": f"http.{url}.extraHeader" if url else "http.extraHeader",
                 "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
                 "GIT_CONFIG_KEY_1": "credential.helper",
                 "GIT_CONFIG_VALUE_1": "",
@@ -132,7 +148,8 @@ async def run_git(
     check: bool = True,
 ) -> GitResult:
     """Run ``git *args``; raise GitError (or a subclass) with scrubbed output on failure."""
-    full_env = {**os.environ, "LC_ALL": "C", **auth_env(token, username=username), **(env or {})}
+    auth = auth_env(token, username=username, url=_origin(args))
+    full_env = {**os.environ, "LC_ALL": "C", **auth, **(env or {})}
     proc = await asyncio.create_subprocess_exec(
         "git",
         *args,

@@ -65,3 +65,14 @@ async def test_timeout_kills_git_and_its_helpers_promptly():
         await run_git(SLOW_REMOTE, timeout=1)
     assert time.monotonic() - started < 10
     await asyncio.sleep(0)
+
+
+def test_token_header_is_scoped_to_the_remote_host():
+    from app.gitutil import _origin, auth_env
+
+    assert _origin(["fetch", "--quiet", "https://github.example.com:8443/o/r.git", "+a:b"]) == \
+        "https://github.example.com:8443/"
+    assert _origin(["gc", "--auto"]) is None
+    env = auth_env("ghs_" + "x" * 36, url="https://github.example.com/")
+    assert env["GIT_CONFIG_KEY_0"] == "http.https://github.example.com/.extraHeader"
+    assert "ghs_" not in " ".join(env.values())  # only its base64 form, in the header
