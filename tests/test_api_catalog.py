@@ -193,6 +193,31 @@ async def test_bad_parameters_are_400_naming_the_parameter(api, query, parameter
     assert body["detail"].startswith(parameter)
 
 
+def _cursor_after(after: str) -> str:
+    """A well-formed cursor for the unfiltered list whose last name is ``after``."""
+    from multidict import MultiDict
+
+    from app.api.params import encode_cursor, parse_list_query
+    return encode_cursor(after, parse_list_query(MultiDict()).fingerprint())
+
+
+@pytest.mark.parametrize("query,parameter", [
+    ("q=%00", "q"), ("owner=a%00b", "owner"), ("category=%00", "category"), ("tags=db,%00", "tags"),
+    (f"cursor={_cursor_after(chr(0))}", "cursor"), (f"cursor={_cursor_after(chr(0xD800))}", "cursor"),
+])
+async def test_text_postgres_cannot_hold_is_a_400_not_a_500(api, query, parameter):
+    status, body = await api.get(f"/api/v1/catalog/items?{query}")
+    assert (status, body["parameter"]) == (400, parameter)
+
+
+async def test_odd_names_and_run_ids_are_client_errors(api):
+    status, body = await api.get("/api/v1/catalog/items/a%00b")
+    assert status == 400 and body["parameter"] == "name"
+    assert (await api.get("/api/v1/catalog/bundles/%E2%98%83"))[0] == 404  # unicode: just unknown
+    status, body = await api.get("/api/v1/sync/runs/%C2%B2")  # '²' is a digit to str.isdigit
+    assert status == 400 and "run_id" in body["detail"]
+
+
 async def test_unknown_and_inactive_are_404(api):
     status, body = await api.get("/api/v1/catalog/items/no-such-thing")
     assert status == 404 and "no-such-thing" in body["detail"]

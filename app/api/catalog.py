@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from app.api.params import ListQuery, encode_cursor, like_pattern, parse_bool, parse_list_query
+from app.api.params import ListQuery, encode_cursor, like_pattern, parse_bool, parse_list_query, text
 from app.state import RUNTIME
 from app.webhooks import error
 
@@ -96,7 +96,7 @@ def _detail(kind: str, r: Any) -> dict[str, Any]:
 
 async def _get(request: web.Request, kind: str) -> web.Response:
     table, label = KINDS[kind]
-    name = request.match_info["name"]
+    name = text("name", request.match_info["name"])
     for key in request.query:
         if key != "include_inactive":
             return error(400, "invalid parameter", f"{key}: unknown parameter; known: include_inactive")

@@ -50,18 +50,29 @@ def parse_bool(name: str, value: str) -> bool:
     raise BadParameter(name, f"expected true or false, got {value!r}")
 
 
+def text(name: str, value: str) -> str:
+    """``value`` if PostgreSQL can take it as text; else a 400 (a NUL or lone surrogate would be a 500)."""
+    if "\x00" in value:
+        raise BadParameter(name, "must not contain a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadParameter(name, "is not valid Unicode text") from None
+    return value
+
+
 def single(query: MultiMapping[str], name: str) -> str | None:
     values = query.getall(name, [])
     if len(values) > 1:
         raise BadParameter(name, "given more than once")
-    return values[0] if values else None
+    return text(name, values[0]) if values else None
 
 
 def parse_list_query(query: MultiMapping[str]) -> ListQuery:
     for name in query:
         if name not in ALLOWED:
             raise BadParameter(name, f"unknown parameter; known: {', '.join(sorted(ALLOWED))}")
-    tags = [t.strip() for v in query.getall("tags", []) for t in v.split(",") if t.strip()]
+    tags = [text("tags", t.strip()) for v in query.getall("tags", []) for t in v.split(",") if t.strip()]
     limit_text = single(query, "limit")
     limit = DEFAULT_LIMIT
     if limit_text is not None:
@@ -102,7 +113,7 @@ def decode_cursor(cursor: str, fingerprint: str) -> str:
         raise BadParameter("cursor", "not a cursor this API returned") from None
     if fp != fingerprint:
         raise BadParameter("cursor", "belongs to a query with other filters; start again without it")
-    return after
+    return text("cursor", after)
 
 
 def like_pattern(text: str) -> str:

@@ -81,7 +81,8 @@ async def sync_status(request: web.Request) -> web.Response:
 async def sync_run(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     text = request.match_info["run_id"]
-    if not text.isdigit() or len(text) > 18:
+    # isascii: str.isdigit also accepts digits int() refuses, such as '²'.
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         return error(400, "invalid parameter", f"run_id: expected a run number, got {text!r}")
     row = await rt.pool.fetchrow(f"SELECT {RUN_COLUMNS} FROM catalog_sync_runs WHERE id = $1", int(text))
     if row is None:
