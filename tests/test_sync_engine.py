@@ -201,3 +201,29 @@ async def test_bundle_with_a_title_syncs_under_its_file_name(pool, repo, source,
     row = await pool.fetchrow("SELECT * FROM catalog_bundles")
     assert (row["name"], row["display_name"]) == ("full-stack-web-app", "Full Stack Web Application")
     assert row["bundle_definition"]["required_items"][0]["catalog_item"] == "eks-container-app"
+
+
+async def test_a_deeply_nested_file_is_an_error_and_the_others_sync(pool, repo, source, cache):
+    repo.write("catalog/x/alpha.yaml", item_yaml("alpha"))
+    # Nested beyond Python's recursion limit: parsing raised, and the whole sync failed with it.
+    repo.write("catalog/x/deep.yaml", "name: deep\nextra: " + "[" * 600 + "]" * 600 + "\n")
+    repo.commit_push("deep")
+    r = await sync(pool, source, cache)
+    assert r.status == "completed_with_errors" and r.counts["items_added"] == 1
+    [error] = await pool.fetch("SELECT * FROM catalog_sync_errors WHERE run_id = $1", r.run_id)
+    assert error["path"] == "catalog/x/deep.yaml" and "nest" in error["message"]
+
+
+def test_a_file_nested_fifty_thousand_deep_does_not_crash_the_process():
+    # libyaml's composer recursed until the C stack overflowed: a segfault that took the
+    # worker (and `pao serve` with it) down on every retry. Run it apart, so a crash fails one test.
+    import subprocess
+    import sys
+
+    code = ("from app.catalog.parse import parse_catalog_file\n"
+            "p = parse_catalog_file('catalog/x/deep.yaml', b'a: ' + b'[' * 50000 + b']' * 50000)\n"
+            "print(p.ok, p.findings[0].code, p.findings[0].message)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-500:]
+    assert out.stdout.startswith("False PAO005") and "nest" in out.stdout

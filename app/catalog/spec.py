@@ -241,7 +241,8 @@ RULES: tuple[Rule, ...] = (
     Rule("PAO002", "error", f"The file is larger than {MAX_FILE_BYTES // 1024} KiB."),
     Rule("PAO003", "error", "The file is not valid YAML (or holds more than one document)."),
     Rule("PAO004", "error", "The document is not a mapping."),
-    Rule("PAO005", "error", f"Aliases expand to more than {MAX_NODES} nodes, or refer to themselves."),
+    Rule("PAO005", "error", f"Aliases expand to more than {MAX_NODES} nodes, refer to themselves,"
+         " or collections nest more than 100 levels deep."),
     Rule("PAO006", "error", "A mapping has the same key twice (YAML would keep only the last)."),
     Rule("PAO007", "error", "A mapping key is not a plain string (numbers, null, merge keys '<<')."),
     Rule("PAO008", "error", "A value has an explicit tag PAO does not support (e.g. !!binary, !custom)."),

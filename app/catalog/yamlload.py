@@ -7,6 +7,9 @@ loaded, and the node tree is turned into dicts, lists and scalars here so that:
 * a key given twice is reported, not silently overwritten;
 * aliases are expanded against a node budget, so an alias bomb costs a finding,
   not the process's memory; a self-referencing alias is reported too;
+* collections nested deeper than ``MAX_DEPTH`` are a finding, checked before
+  composing: libyaml's composer recurses in C and a deep enough file would
+  overflow the stack and kill the process;
 * timestamps stay strings (they end up in JSON), and unknown tags are reported.
 """
 
@@ -17,10 +20,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from yaml.events import CollectionEndEvent, CollectionStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _constructor = yaml.constructor.SafeConstructor()
+
+MAX_DEPTH = 100  # nested collections; catalog documents need a handful
+# Each collection needs an indicator of its own, so their count bounds the depth.
+# Below this many, composing is safe and the converter checks the depth; above it,
+# the events are scanned first (tens of thousands of levels crash the C composer).
+_INDICATORS = "[{-?:"
+_SCAN_ABOVE = 2000
 
 Path = tuple[str | int, ...]
 
@@ -101,8 +112,37 @@ def as_mark(where: Mark | Node) -> Mark:
     return where if isinstance(where, Mark) else _mark(where)
 
 
+def _too_deep(text: str) -> Mark | None:
+    """Where ``text`` first nests collections deeper than ``MAX_DEPTH``, found without composing."""
+    if sum(text.count(c) for c in _INDICATORS) <= _SCAN_ABOVE:
+        return None
+    loader = _Loader(text)
+    depth = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return Mark(event.start_mark.line + 1, event.start_mark.column + 1)
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return None  # composing reports it, with its position
+    finally:
+        loader.dispose()
+    return None
+
+
+def _depth_message() -> str:
+    return f"collections nest more than {MAX_DEPTH} levels deep here; flatten the structure"
+
+
 def load(text: str, *, max_nodes: int) -> Loaded:
     """Compose ``text`` (one YAML document) and convert it, recording problems."""
+    deep = _too_deep(text)
+    if deep is not None:
+        return Loaded(None, problems=[Problem("PAO005", deep, _depth_message())], fatal=True)
     loader = _Loader(text)
     try:
         root = loader.get_single_node()
@@ -147,6 +187,8 @@ class _Converter:
             raise _Budget(where, "aliases expand this document beyond the node "
                           f"limit{f' under {path[0]!r}' if path else ''}; write the values out "
                           "or reduce alias use")
+        if len(path) > MAX_DEPTH:  # also bounds alias chains, which composing does not see
+            raise _Budget(_mark(node), _depth_message())
         self.out.marks[path] = node
         if isinstance(node, ScalarNode):
             return self.scalar(node)
