@@ -227,3 +227,19 @@ def test_a_file_nested_fifty_thousand_deep_does_not_crash_the_process():
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr[-500:]
     assert out.stdout.startswith("False PAO005") and "nest" in out.stdout
+
+
+async def test_text_postgres_cannot_store_is_an_error_for_that_file_only(pool, repo, source, cache):
+    repo.write("catalog/x/alpha.yaml", item_yaml("alpha"))
+    # YAML's "\0" escape is a NUL character, which PostgreSQL text and jsonb cannot hold:
+    # the insert failed, and with it every sync while the file stayed in the catalog.
+    repo.write("catalog/x/beta.yaml", item_yaml("beta").replace('"beta service"', '"be\\0ta"'))
+    # An unknown key's finding quotes the key, NUL and all.
+    repo.write("catalog/x/gamma.yaml", item_yaml("gamma") + '"k\\0": 1\n')
+    repo.commit_push("nul")
+    r = await sync(pool, source, cache)
+    assert r.status == "completed_with_errors"
+    assert set(await items(pool)) == {"alpha"}
+    errors = await pool.fetch("SELECT path, message FROM catalog_sync_errors WHERE run_id = $1", r.run_id)
+    assert {e["path"] for e in errors} == {"catalog/x/beta.yaml", "catalog/x/gamma.yaml"}
+    assert any("NUL" in e["message"] for e in errors if e["path"] == "catalog/x/beta.yaml")

@@ -5,22 +5,76 @@ use, so the API serves only what passes it. It costs about 1.3 times a bare
 YAML load, which makes it the largest part of a full load.
 (A process pool was measured for 10,000-file loads and did not pay on a
 loaded 2-core host, so parsing stays in one thread.)
+
+YAML can carry text PostgreSQL cannot store (a NUL character, written ``"\\0"``,
+or a lone surrogate): such a document is an error of its file, and finding
+messages are made storable, so one file never fails the sync's transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping
+from typing import Any
 
-from app.catalog.parse import ParsedFile, parse_catalog_file
+from app.catalog.parse import Finding, ParsedFile, parse_catalog_file
 from app.sync.plan import content_hash
 
 Parsed = tuple[dict[str, ParsedFile], dict[str, str]]
 
 
+def _unstorable(text: str) -> str | None:
+    """Why PostgreSQL text could not hold ``text``, or None."""
+    if "\x00" in text:
+        return "a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "a lone surrogate (not Unicode text)"
+    return None
+
+
+def storable_text(text: str) -> str:
+    """``text`` with NULs and lone surrogates written as escapes."""
+    return text.replace("\x00", "\\0").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _first_unstorable(document: Any) -> str | None:
+    """Why some key or string in ``document`` cannot be stored, or None (iterative: no depth limit)."""
+    stack = [document]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            problem = _unstorable(value)
+            if problem:
+                return problem
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return None
+
+
+def storable(parsed: ParsedFile, data: bytes) -> ParsedFile:
+    """``parsed`` as the sync can store it: findings' text escaped; an unstorable document an error."""
+    findings = [f if _unstorable(f.message) is None
+                else dataclasses.replace(f, message=storable_text(f.message)) for f in parsed.findings]
+    # YAML refuses a literal NUL: only an escape ("\0", "\ud800") makes one, so most files skip the walk.
+    problem = (_first_unstorable(parsed.document)
+               if parsed.document is not None and b"\\" in data else None)
+    if problem is None:
+        return parsed if findings == parsed.findings else dataclasses.replace(parsed, findings=findings)
+    findings.append(Finding(parsed.path, 1, 1, "unstorable-text", "error",
+                            f"the file holds {problem}, which the catalog database cannot store; "
+                            "remove it (in YAML, a \\0 or \\ud800-style escape)"))
+    return dataclasses.replace(parsed, identifier=None, document=None, findings=findings)
+
+
 def parse_batch(contents: Mapping[str, bytes]) -> Parsed:
     """Parse each path's bytes; also return each one's content hash."""
-    parsed = {path: parse_catalog_file(path, data, keep_marks=False)
+    parsed = {path: storable(parse_catalog_file(path, data, keep_marks=False), data)
               for path, data in contents.items()}
     return parsed, {path: content_hash(data) for path, data in contents.items()}
 
