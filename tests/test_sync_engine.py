@@ -243,3 +243,20 @@ async def test_text_postgres_cannot_store_is_an_error_for_that_file_only(pool, r
     errors = await pool.fetch("SELECT path, message FROM catalog_sync_errors WHERE run_id = $1", r.run_id)
     assert {e["path"] for e in errors} == {"catalog/x/beta.yaml", "catalog/x/gamma.yaml"}
     assert any("NUL" in e["message"] for e in errors if e["path"] == "catalog/x/beta.yaml")
+
+
+async def test_a_file_name_that_is_not_utf8_is_an_error_and_the_others_sync(pool, repo, source, cache):
+    import os
+
+    repo.write("catalog/x/alpha.yaml", item_yaml("alpha"))
+    (repo.work / "catalog" / "x").mkdir(parents=True, exist_ok=True)
+    # git allows any bytes in a path; PostgreSQL text does not take them, so the sync failed.
+    with open(os.fsencode(repo.work / "catalog" / "x") + b"/b\xffd.yaml", "wb") as f:
+        f.write(item_yaml("bad").encode())
+    repo.commit_push("odd name")
+    r = await sync(pool, source, cache)
+    assert r.status == "completed_with_errors" and set(await items(pool)) == {"alpha"}
+    [error] = await pool.fetch("SELECT path, message FROM catalog_sync_errors WHERE run_id = $1", r.run_id)
+    assert error["path"].startswith("catalog/x/b") and "UTF-8" in error["message"]
+    r = await sync(pool, source, cache)  # the next sync is not stuck either
+    assert r.mode == "noop"

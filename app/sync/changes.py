@@ -53,3 +53,21 @@ def files_changed(changes: list[Change]) -> int:
     """Files a user would say changed: a rename counts once."""
     renamed = {c.renamed_from for c in changes if c.renamed_from}
     return sum(1 for c in changes if not (c.deleted and c.path in renamed))
+
+
+def split_unstorable(changes: list[Change]) -> tuple[list[Change], list[str]]:
+    """Changes whose path PostgreSQL text can hold, and the paths of files present that it cannot.
+
+    git allows any bytes in a path; bytes that are not UTF-8 arrive here as
+    surrogate escapes, which a text column refuses.
+    """
+    kept: list[Change] = []
+    bad: list[str] = []
+    for c in changes:
+        try:
+            c.path.encode("utf-8")
+            kept.append(c)
+        except UnicodeEncodeError:
+            if not c.deleted:  # never recorded, so there is nothing to drop
+                bad.append(c.path)
+    return kept, bad

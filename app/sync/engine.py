@@ -17,9 +17,9 @@ import asyncpg
 
 from app.catalog.parse import Finding, ParsedFile
 from app.sync import store
-from app.sync.changes import Change, changes_from_diff, changes_from_trees, files_changed
+from app.sync.changes import Change, changes_from_diff, changes_from_trees, files_changed, split_unstorable
 from app.sync.gitcache import GitCache
-from app.sync.parsing import parse_many
+from app.sync.parsing import parse_many, storable_text
 from app.sync.plan import Plan, affected_names, plan_sync
 from app.sync.source import CatalogSource
 
@@ -110,6 +110,7 @@ async def _sync(pool: asyncpg.Pool, source: CatalogSource, cache: GitCache, toke
         changes = changes_from_diff(await cache.diff(last, head))
     else:
         changes = []
+    changes, bad_paths = split_unstorable(changes)
     clock.lap("changes")
 
     wanted = {c.path: c.oid for c in changes if c.oid is not None}
@@ -128,6 +129,8 @@ async def _sync(pool: asyncpg.Pool, source: CatalogSource, cache: GitCache, toke
         parsed.update(more_parsed)
         hashes.update(more_hashes)
     plan = plan_sync(changes, parsed, hashes, before, claimants, current)
+    plan.errors.extend(Finding(storable_text(p), 1, 1, "path", "error",
+                               "the file name is not UTF-8; rename it") for p in bad_paths)
     clock.lap("plan")
 
     async with pool.acquire() as conn, conn.transaction():
