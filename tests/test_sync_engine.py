@@ -260,3 +260,37 @@ async def test_a_file_name_that_is_not_utf8_is_an_error_and_the_others_sync(pool
     assert error["path"].startswith("catalog/x/b") and "UTF-8" in error["message"]
     r = await sync(pool, source, cache)  # the next sync is not stuck either
     assert r.mode == "noop"
+
+
+async def test_pointing_pao_at_another_repository_or_branch_serves_only_that_catalog(
+        pool, settings, tmp_path, repo, source, cache):
+    # Say, the first-run example catalog, then the team's own repository, then back.
+    repo.write("catalog/x/example.yaml", item_yaml("example"))
+    repo.write("catalog/x/shared.yaml", item_yaml("shared", "1.0.0"))
+    repo.commit_push("example catalog")
+    await sync(pool, source, cache)
+
+    own = CatalogRepo(tmp_path / "own")
+    own.write("catalog/y/ours.yaml", item_yaml("ours"))
+    own.write("catalog/y/shared.yaml", item_yaml("shared", "2.0.0"))
+    own.commit_push("our catalog")
+    own_source = catalog_source(with_settings(settings, repo_url=own.url))
+    r = await sync(pool, own_source, CountingCache(own_source, own_source.cache_dir(settings.data_dir)))
+    assert r.mode == "full"
+    assert {n: v[:2] for n, v in (await items(pool)).items()} == {
+        "example": ("1.0.0", False), "ours": ("1.0.0", True), "shared": ("2.0.0", True)}
+
+    await sync(pool, source, cache)  # and back: the first catalog again, not a mix
+    assert {n: v[:2] for n, v in (await items(pool)).items()} == {
+        "example": ("1.0.0", True), "ours": ("1.0.0", False), "shared": ("1.0.0", True)}
+
+    # Another branch of the same repository, then back to the first.
+    repo.write("catalog/x/branch-only.yaml", item_yaml("branch-only"))
+    repo.remove("catalog/x/example.yaml")
+    repo.commit("a branch")
+    repo.push(branch="next")
+    next_source = catalog_source(with_settings(settings, repo_url=repo.url, repo_branch="next"))
+    await sync(pool, next_source, GitCache(next_source, next_source.cache_dir(settings.data_dir)))
+    assert {n for n, v in (await items(pool)).items() if v[1]} == {"branch-only", "shared"}
+    await sync(pool, source, cache)
+    assert {n for n, v in (await items(pool)).items() if v[1]} == {"example", "shared"}

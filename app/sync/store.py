@@ -174,14 +174,19 @@ async def apply_plan(conn: asyncpg.Connection, repository: str, sha: str, plan: 
 
 
 async def sweep_unclaimed(conn: asyncpg.Connection, repository: str) -> dict[str, list[str]]:
-    """Deactivate active rows of this repository that no recorded file claims (full reconciles)."""
+    """Deactivate active rows that no recorded file of ``repository`` claims (full loads and reconciles).
+
+    The catalog is one repository's: rows and file records another repository
+    left (``PAO_REPO_URL`` changed, say from the example catalog) go too.
+    """
+    await conn.execute("DELETE FROM catalog_files WHERE repository <> $1", repository)
     out: dict[str, list[str]] = {}
     for kind, table in TABLES.items():
         # EXCEPT, not NOT EXISTS: rows written earlier in this transaction have no
         # statistics yet, and the planner would pick a nested loop over them.
         rows = await conn.fetch(
             f"""UPDATE {table} SET is_active = false, updated_at = now()
-                 WHERE name IN (SELECT name FROM {table} WHERE source_repository = $1 AND is_active
+                 WHERE name IN (SELECT name FROM {table} WHERE is_active
                                 EXCEPT
                                 SELECT identifier FROM catalog_files
                                  WHERE repository = $1 AND kind = $2 AND identifier IS NOT NULL)
@@ -210,6 +215,10 @@ async def finish_run(conn: asyncpg.Connection, run_id: int, *, repository: str, 
                SELECT $1, * FROM unnest($2::text[], $3::int[], $4::int[], $5::text[], $6::text[])""",
             run_id, [f.path for f in e], [f.line for f in e], [f.col for f in e],
             [f.code for f in e], [f.message for f in e])
+    # The tables now hold this repository and branch only: another's last processed
+    # SHA would make a later switch back diff from a state that is no longer there.
+    await conn.execute("DELETE FROM catalog_sync_state WHERE repository <> $1 OR branch <> $2",
+                       repository, branch)
     await conn.execute(
         """INSERT INTO catalog_sync_state (repository, branch, last_processed_sha, processed_at, last_run_id)
            VALUES ($1, $2, $3, now(), $4)
