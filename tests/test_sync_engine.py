@@ -294,3 +294,21 @@ async def test_pointing_pao_at_another_repository_or_branch_serves_only_that_cat
     assert {n for n, v in (await items(pool)).items() if v[1]} == {"branch-only", "shared"}
     await sync(pool, source, cache)
     assert {n for n, v in (await items(pool)).items() if v[1]} == {"example", "shared"}
+
+
+async def test_a_file_renamed_and_broken_in_one_commit_keeps_the_previous_version(pool, repo, source, cache):
+    text = item_yaml("redis-cache") + "".join(f"# note {i}\n" for i in range(20))  # still a rename
+    repo.write("catalog/databases/redis-cache.yaml", text)
+    repo.commit_push("add")
+    await sync(pool, source, cache)
+    repo.move("catalog/databases/redis-cache.yaml", "catalog/caches/redis-cache.yaml")
+    repo.write("catalog/caches/redis-cache.yaml", text.replace('version: "1.0.0"', 'version: [1.1'))
+    repo.commit_push("move, with a typo")
+    r = await sync(pool, source, cache)
+    assert r.status == "completed_with_errors" and r.files_changed == 1
+    assert (await items(pool))["redis-cache"][:2] == ("1.0.0", True)  # not removed
+
+    repo.write("catalog/caches/redis-cache.yaml", text.replace("1.0.0", "1.1.0"))
+    repo.commit_push("fixed")
+    await sync(pool, source, cache)
+    assert (await items(pool))["redis-cache"] == ("1.1.0", True, "catalog/caches/redis-cache.yaml")

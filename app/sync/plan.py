@@ -10,7 +10,8 @@ Rules:
   bundles are separate namespaces).
 * A name belongs to the claiming file whose path sorts first; any other file
   claiming it is an error ("the later path").
-* A file that stops parsing keeps the name it held, so the item keeps its
+* A file that stops parsing keeps the name it held (at its old path, when it
+  was renamed in the same change), so the item keeps its
   previous active version, and the error is recorded.
 * A name nobody claims any more becomes inactive (soft delete).
 """
@@ -114,6 +115,7 @@ def plan_sync(
     """
     plan = Plan()
     changed: dict[str, FileRecord | None] = {}
+    renamed_from = {c.path: c.renamed_from for c in changes if c.renamed_from}
     for c in sorted(changes, key=lambda c: c.path):
         if c.deleted:
             changed[c.path] = None
@@ -128,7 +130,8 @@ def plan_sync(
             errors = [f for f in p.findings if f.severity == "error"] or [
                 Finding(c.path, 1, 1, "name", "error", "no usable name")]
             plan.errors.extend(errors)
-            old = before.get(c.path)
+            # A file renamed and broken in one go keeps the name it held at its old path.
+            old = before.get(c.path) or before.get(c.renamed_from or "")
             keep = old.identifier if old is not None and old.kind == p.kind else None
             record = FileRecord(c.path, c.oid, p.kind, keep, errors[0].message)
         changed[c.path] = record
@@ -148,7 +151,8 @@ def plan_sync(
         owner: FileRecord | None = None
         for r in candidates:
             # A broken file may only hold on to a name it already serves.
-            if r.error is None or (row is not None and row.is_active and row.path == r.path):
+            if r.error is None or (row is not None and row.is_active
+                                   and row.path in (r.path, renamed_from.get(r.path))):
                 owner = r
                 break
         for r in candidates:
