@@ -93,3 +93,20 @@ async def test_catch_up_finds_the_installation_from_installation_events(app_mode
     await synced_to(pool, later)
     run = await pool.fetchrow("SELECT triggered_by, mode FROM catalog_sync_runs ORDER BY id DESC LIMIT 1")
     assert (run["triggered_by"], run["mode"]) == ("startup", "incremental")
+
+
+async def test_catch_up_and_forced_syncs_find_the_installation_from_github(app_mode, pool):
+    # The App was installed while PAO was down: no installation event or push was ever
+    # recorded, so start-up, `pao sync` and POST /api/v1/sync had no token to fetch with.
+    fake, _, repo, client, _, runtime = app_mode
+    await run_startup_hooks(runtime)
+    await synced_to(pool, repo.sha())
+    assert any(r.path == "/repos/org/pao-repository/installation" for r in fake.requests)
+    run = await pool.fetchrow("SELECT triggered_by, mode, items_added FROM catalog_sync_runs")
+    assert (run["triggered_by"], run["mode"], run["items_added"]) == ("startup", "full", 2)
+
+    later = repo.commit({"catalog/storage/s3-bucket.yaml": item_yaml("s3-bucket")})
+    _, admin = await create_token(pool, user_id="mike", is_admin=True)
+    resp = await client.post("/api/v1/sync", headers={"Authorization": f"Bearer {admin}"})
+    assert resp.status == 202
+    await synced_to(pool, later)

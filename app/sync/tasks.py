@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 import asyncpg
+import gidgethub
 
 from app.github import GitHubAuthError
 from app.gitutil import GitAuthError, GitNotFoundError
@@ -56,9 +57,23 @@ async def git_token(github: Any, pool: asyncpg.Pool, source: CatalogSource,
                  JOIN installations i ON i.id = r.installation_id
                 WHERE lower(r.full_name) = lower($1) AND i.deleted_at IS NULL AND NOT i.suspended
                 LIMIT 1""", source.full_name)
+        if installation_id is None:
+            # Installed while PAO was down (no event recorded): GitHub says which installation.
+            installation_id = await repository_installation(github, source.full_name)
     if not github.app_mode and not github.static_token:
         return None  # a public repository needs none
     return await github.token(installation_id)
+
+
+async def repository_installation(github: Any, full_name: str) -> int | None:
+    """The App's installation on ``full_name`` (``GET /repos/{owner}/{repo}/installation``), or None."""
+    try:
+        found = await github.app_api().getitem(f"/repos/{full_name}/installation", jwt=github.jwt())
+    except gidgethub.BadRequest as exc:  # 404: the App is not installed there
+        log.warning("no installation of the App on %s: %s", full_name, exc)
+        return None
+    installation_id = found.get("id") if isinstance(found, dict) else None
+    return installation_id if isinstance(installation_id, int) else None
 
 
 @task(TASK, max_attempts=8, retry_base=5.0, retry_cap=600.0, timeout=1800.0)
