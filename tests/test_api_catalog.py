@@ -274,3 +274,14 @@ async def test_openapi_document_is_public_and_valid(api):
     assert doc["openapi"].startswith("3.1") and "/api/v1/catalog/items" in doc["paths"]
     for schema in doc["components"]["schemas"].values():
         jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_openapi_document_describes_exactly_the_routes_served():
+    import importlib
+
+    from app.web import ROUTE_MODULES
+
+    served = {(r.method.lower(), r.path) for m in ROUTE_MODULES
+              for r in importlib.import_module(m).routes}
+    documented = {(method, path) for path, ops in DOCUMENT["paths"].items() for method in ops}
+    assert served == documented
