@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 from pathlib import Path
@@ -17,6 +18,7 @@ from app.sync.gitcache import GitCache
 from app.sync.source import catalog_source
 from app.web import create_app
 from tests.conftest import with_settings
+from tests.support import wait_for
 from tests.sync_helpers import CatalogRepo, item_yaml
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "catalog"
@@ -285,3 +287,28 @@ def test_openapi_document_describes_exactly_the_routes_served():
               for r in importlib.import_module(m).routes}
     documented = {(method, path) for path, ops in DOCUMENT["paths"].items() for method in ops}
     assert served == documented
+
+
+async def test_a_forced_sync_is_not_lost_when_the_waiting_sync_starts_meanwhile(pool, settings, tmp_path):
+    from app.sync.tasks import queue_sync
+
+    source = catalog_source(with_settings(settings, repo_url=str(tmp_path / "catalog")))
+    waiting = await queue_sync(pool, source, triggered_by="webhook")
+    async with pool.acquire() as worker_conn:
+        # A worker claims the waiting push sync just as the forced one is being queued.
+        claim = worker_conn.transaction()
+        await claim.start()
+        await worker_conn.execute("SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", waiting)
+        forced = asyncio.create_task(queue_sync(pool, source, triggered_by="manual", full=True))
+
+        async def blocked() -> bool:
+            return await pool.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted") > 0
+        await wait_for(blocked, what="the forced sync's upgrade to wait for the row")
+        await worker_conn.execute(
+            "UPDATE jobs SET status = 'doing', worker_id = 'w1', started_at = now(),"
+            " heartbeat_at = now(), attempts = 1 WHERE id = $1", waiting)
+        await claim.commit()
+        job_id = await forced
+    # The running job was queued as an incremental sync; the full reconcile must still come.
+    job = await pool.fetchrow("SELECT status, args FROM jobs WHERE id = $1", job_id)
+    assert job_id != waiting and job["status"] == "todo" and job["args"]["full"] is True

@@ -40,9 +40,13 @@ async def queue_sync(conn: asyncpg.Connection | asyncpg.Pool, source: CatalogSou
                            queueing_lock=source.lock, lock=source.lock, delivery_id=delivery_id)
     if full and not queued.created:
         # A sync is already waiting (say, for a push): make it the full reconcile asked for.
-        await conn.execute(
+        upgraded = await conn.fetchval(
             """UPDATE jobs SET args = args || jsonb_build_object('full', true, 'triggered_by', $2::text)
-                WHERE id = $1 AND status = 'todo'""", queued.job_id, triggered_by)
+                WHERE id = $1 AND status = 'todo' RETURNING id""", queued.job_id, triggered_by)
+        if upgraded is None:
+            # It started in between, as an ordinary sync: queue the full one to follow it.
+            return await queue_sync(conn, source, triggered_by=triggered_by, full=True,
+                                    installation_id=installation_id, delivery_id=delivery_id)
     return queued.job_id
 
 
