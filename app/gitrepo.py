@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shutil
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.gitutil import GitError, run_git
 
+log = logging.getLogger(__name__)
+
 ZERO_OID = "0" * 40
+# git holds a ref's lock file for the moment it takes to update the ref; one this
+# old was left by a git that was killed (with its worker), and would fail every fetch.
+STALE_LOCK_SECONDS = 120.0
 # Symlinks and submodules are not files, whatever their names.
 NOT_FILES = (b"120000", b"160000")
 
@@ -117,9 +124,23 @@ class BareRepository:
         await run_git(["config", "core.logAllRefUpdates", "false"], cwd=staging)
         await asyncio.to_thread(staging.rename, self.path)
 
+    def remove_stale_locks(self, refs: Iterable[str]) -> list[Path]:
+        """Delete lock files of ``refs`` (and packed-refs) a killed git left behind; return them."""
+        now = time.time()
+        removed = []
+        for lock in [*(self.path / f"{ref}.lock" for ref in refs), self.path / "packed-refs.lock"]:
+            with contextlib.suppress(FileNotFoundError):
+                if now - lock.stat().st_mtime > STALE_LOCK_SECONDS:
+                    lock.unlink()
+                    removed.append(lock)
+        return removed
+
     async def fetch(self, url: str, refspecs: list[str], *, token: str | None) -> None:
         """Fetch ``refspecs`` from ``url`` (passed each time: a changed URL leaves nothing stale)."""
         await self.ensure()
+        targets = [spec.partition(":")[2] for spec in refspecs if ":" in spec]
+        for lock in await asyncio.to_thread(self.remove_stale_locks, targets):
+            log.warning("removed %s, left by a git process that was killed", lock)
         await run_git(["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", url, *refspecs],
                       cwd=self.path, token=token, timeout=self.timeout)
 
