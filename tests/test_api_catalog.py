@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import shutil
 from pathlib import Path
@@ -187,6 +188,8 @@ async def test_cursor_pages_cover_everything_once(api):
     ("limit=0", "limit"), ("limit=201", "limit"), ("limit=ten", "limit"),
     ("cursor=not-a-cursor", "cursor"), ("include_inactive=maybe", "include_inactive"),
     ("colour=blue", "colour"), ("owner=a&owner=b", "owner"),
+    # Base64 of deeply nested JSON: json.loads raised RecursionError, a 500.
+    ("cursor=" + base64.urlsafe_b64encode(b"[" * 2500 + b"]" * 2500).decode(), "cursor"),
 ])
 async def test_bad_parameters_are_400_naming_the_parameter(api, query, parameter):
     status, body = await api.get(f"/api/v1/catalog/items?{query}")

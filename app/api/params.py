@@ -102,14 +102,20 @@ def encode_cursor(after: str, fingerprint: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+# Cursors this API returns are far shorter (a name and a fingerprint).
+MAX_CURSOR = 2048
+
+
 def decode_cursor(cursor: str, fingerprint: str) -> str:
+    if len(cursor) > MAX_CURSOR:
+        raise BadParameter("cursor", "not a cursor this API returned")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data: Any = json.loads(raw)
         after, fp = data["a"], data["f"]
         if not isinstance(after, str) or not isinstance(fp, str):
             raise ValueError
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise BadParameter("cursor", "not a cursor this API returned") from None
     if fp != fingerprint:
         raise BadParameter("cursor", "belongs to a query with other filters; start again without it")
