@@ -332,3 +332,16 @@ async def test_a_ref_lock_left_by_a_killed_git_does_not_block_later_syncs(pool, 
     head = repo.commit_push("two")
     r = await sync(pool, source, cache)
     assert (r.to_sha, r.counts["items_added"]) == (head, 1)
+
+
+async def test_a_number_json_cannot_hold_is_an_error_for_that_file_only(pool, repo, source, cache):
+    repo.write("catalog/x/alpha.yaml", item_yaml("alpha"))
+    # Valid YAML and a valid catalog item, but beyond 64 bits: encoding the document for
+    # jsonb raised, and every sync failed while the file stayed in the catalog.
+    repo.write("catalog/x/big.yaml", item_yaml("big").replace(
+        'type: "string"', 'type: "integer"\n      default: 123456789012345678901234567890'))
+    repo.commit_push("big")
+    r = await sync(pool, source, cache)
+    assert r.status == "completed_with_errors" and set(await items(pool)) == {"alpha"}
+    [error] = await pool.fetch("SELECT path, message FROM catalog_sync_errors WHERE run_id = $1", r.run_id)
+    assert error["path"] == "catalog/x/big.yaml" and "64-bit" in error["message"]

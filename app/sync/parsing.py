@@ -6,9 +6,10 @@ YAML load, which makes it the largest part of a full load.
 (A process pool was measured for 10,000-file loads and did not pay on a
 loaded 2-core host, so parsing stays in one thread.)
 
-YAML can carry text PostgreSQL cannot store (a NUL character, written ``"\\0"``,
-or a lone surrogate): such a document is an error of its file, and finding
-messages are made storable, so one file never fails the sync's transaction.
+YAML can carry values PostgreSQL cannot store (a NUL character, written ``"\\0"``,
+a lone surrogate, an integer beyond 64 bits): such a document is an error of its
+file, and finding messages are made storable, so one file never fails the sync's
+transaction.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import asyncio
 import dataclasses
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from app.catalog.parse import Finding, ParsedFile, parse_catalog_file
 from app.sync.plan import content_hash
@@ -57,18 +60,26 @@ def _first_unstorable(document: Any) -> str | None:
     return None
 
 
+def _unstorable_document(document: Any, data: bytes) -> str | None:
+    """Why ``document`` cannot be stored as jsonb, or None."""
+    try:
+        orjson.dumps(document, default=str)  # as the store encodes it; microseconds a document
+    except orjson.JSONEncodeError as exc:  # an integer beyond 64 bits, a lone surrogate
+        return f"a value JSON cannot encode ({exc})"
+    # YAML refuses a literal NUL: only an escape ("\0") makes one, so most files skip the walk.
+    return _first_unstorable(document) if b"\\" in data else None
+
+
 def storable(parsed: ParsedFile, data: bytes) -> ParsedFile:
     """``parsed`` as the sync can store it: findings' text escaped; an unstorable document an error."""
     findings = [f if _unstorable(f.message) is None
                 else dataclasses.replace(f, message=storable_text(f.message)) for f in parsed.findings]
-    # YAML refuses a literal NUL: only an escape ("\0", "\ud800") makes one, so most files skip the walk.
-    problem = (_first_unstorable(parsed.document)
-               if parsed.document is not None and b"\\" in data else None)
+    problem = _unstorable_document(parsed.document, data) if parsed.document is not None else None
     if problem is None:
         return parsed if findings == parsed.findings else dataclasses.replace(parsed, findings=findings)
-    findings.append(Finding(parsed.path, 1, 1, "unstorable-text", "error",
+    findings.append(Finding(parsed.path, 1, 1, "unstorable-value", "error",
                             f"the file holds {problem}, which the catalog database cannot store; "
-                            "remove it (in YAML, a \\0 or \\ud800-style escape)"))
+                            "change or remove it"))
     return dataclasses.replace(parsed, identifier=None, document=None, findings=findings)
 
 
