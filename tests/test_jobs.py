@@ -287,6 +287,44 @@ async def test_sigterm_lets_the_running_job_finish(queue, db_dsn):
     assert (await job(queue, queued.job_id))["status"] == "succeeded"
 
 
+async def test_stop_with_every_slot_busy_releases_the_job_after_the_grace(
+        queue, db_dsn, settings, http_session):
+    # One slot, one long job: stop() must still start the grace period (SIGTERM
+    # with a 10-minute job must not hold the process for 10 minutes).
+    worker = make_worker(queue, db_dsn, settings, http_session, concurrency=1,
+                         shutdown_grace=0.5)
+    queued = await jobs.enqueue(queue, "test_sleep", {"seconds": 60, "label": "long"})
+    runner = asyncio.create_task(worker.run())
+    await wait_for(lambda: queue.fetchval(
+        "SELECT status = 'doing' FROM jobs WHERE id = $1", queued.job_id), what="job started")
+    worker.stop()
+    await asyncio.wait_for(runner, 10)
+    row = await job(queue, queued.job_id)
+    # Released for another worker, and the attempt does not count.
+    assert row["status"] == "todo" and row["attempts"] == 0 and row["worker_id"] is None
+
+
+async def test_job_finishing_during_shutdown_keeps_heartbeating(queue, db_dsn, settings,
+                                                                 http_session):
+    # The job needs longer than the stall timeout to finish after stop(); a peer
+    # checking for stalled jobs meanwhile must not take it from a live worker.
+    worker = make_worker(queue, db_dsn, settings, http_session, stall_timeout=1.0,
+                         shutdown_grace=10)
+    queued = await jobs.enqueue(queue, "test_sleep", {"seconds": 2.5, "label": "slow"})
+    runner = asyncio.create_task(worker.run())
+    await wait_for(lambda: queue.fetchval(
+        "SELECT status = 'doing' FROM jobs WHERE id = $1", queued.job_id), what="job started")
+    worker.stop()
+    taken = []
+    while not runner.done():
+        taken += await recover_stalled(queue, 1.0)
+        await asyncio.sleep(0.2)
+    await runner
+    assert taken == []
+    row = await job(queue, queued.job_id)
+    assert row["status"] == "succeeded" and row["attempts"] == 1
+
+
 async def test_worker_without_database_reports_configuration_error(tmp_path):
     env = {**os.environ, "PAO_DB_URL": "mysql://nope", "PAO_PORT": "99999"}
     proc = await asyncio.create_subprocess_exec(

@@ -40,6 +40,7 @@ class Worker:
         concurrency: int = 4,
         poll_interval: float = 2.0,
         stall_timeout: float = 120.0,
+        shutdown_grace: float = 25.0,
         tasks: dict[str, Task] | None = None,
     ):
         self.pool = pool
@@ -50,6 +51,8 @@ class Worker:
         self.concurrency = max(1, concurrency)
         self.poll_interval = poll_interval
         self.stall_timeout = stall_timeout
+        # After stop(), running jobs get this long to finish; then they are released.
+        self.shutdown_grace = shutdown_grace
         self.heartbeat_interval = max(0.2, min(10.0, stall_timeout / 4))
         self.tasks = tasks if tasks is not None else TASKS
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -66,15 +69,11 @@ class Worker:
         log.info("worker %s started (%d slots) for tasks: %s", self.worker_id,
                  self.concurrency, ", ".join(sorted(self.tasks)))
         await self._listen()
-        helpers = [
-            asyncio.create_task(self._heartbeat_loop(), name="pao-heartbeat"),
-            asyncio.create_task(self._stall_loop(), name="pao-stalled"),
-        ]
+        heartbeat = asyncio.create_task(self._heartbeat_loop(), name="pao-heartbeat")
+        stalled = asyncio.create_task(self._stall_loop(), name="pao-stalled")
         try:
             while not self._stopping.is_set():
-                await self._slots.acquire()
-                if self._stopping.is_set():
-                    self._slots.release()
+                if not await self._free_slot():
                     break
                 job = await self._claim_safely()
                 if job is None:
@@ -84,10 +83,12 @@ class Worker:
                 runner = asyncio.create_task(self._run_job(job))
                 self._running[job["id"]] = runner
         finally:
-            for helper in helpers:
-                helper.cancel()
+            stalled.cancel()
+            # Jobs still finishing are alive: keep heartbeating them through the
+            # grace period, or a peer would take them over mid-run.
             await self._drain()
-            for helper in helpers:
+            heartbeat.cancel()
+            for helper in (heartbeat, stalled):
                 with contextlib.suppress(asyncio.CancelledError):
                     await helper
             if self._listen_conn is not None:
@@ -95,13 +96,36 @@ class Worker:
                     await self._listen_conn.close()
             log.info("worker %s stopped", self.worker_id)
 
+    async def _free_slot(self) -> bool:
+        """Wait for a free slot; False (holding none) once ``stop()`` is called.
+
+        Waiting on the slots alone would miss a stop while every slot runs a
+        long job, and the grace period would never start.
+        """
+        acquire = asyncio.ensure_future(self._slots.acquire())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({acquire, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            acquire.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await acquire
+        if acquire.cancelled():
+            return False
+        if self._stopping.is_set():
+            self._slots.release()
+            return False
+        return True
+
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
 
-    async def _drain(self, grace: float = 25.0) -> None:
+    async def _drain(self) -> None:
         if not self._running:
             return
+        grace = self.shutdown_grace
         log.info("waiting up to %.0fs for %d running job(s)", grace, len(self._running))
         _, pending = await asyncio.wait(list(self._running.values()), timeout=grace)
         for runner in pending:
