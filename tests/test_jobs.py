@@ -273,6 +273,30 @@ async def test_worker_killed_mid_job_leaves_job_retried_by_another(queue, db_dsn
     assert [r["outcome"] for r in outcomes] == ["stalled", "succeeded"]
 
 
+async def test_job_taken_over_from_a_slow_worker_stops_running_there(queue, db_dsn):
+    # The first worker holds its event loop past the stall timeout (alive, but
+    # silent); the second takes the job over. When the first wakes up it must
+    # stop its now-orphaned run, not finish it alongside the new one.
+    queued = await jobs.enqueue(queue, "test_block_first",
+                                {"blocked": 4.0, "seconds": 2.0, "label": "slow"}, lock="slow")
+    first = start_worker_process(db_dsn)
+    second = None
+    try:
+        await wait_for(lambda: queue.fetchval(
+            "SELECT status = 'doing' FROM jobs WHERE id = $1", queued.job_id), what="job started")
+        second = start_worker_process(db_dsn)
+        await wait_for(lambda: queue.fetchval(
+            "SELECT status = 'succeeded' FROM jobs WHERE id = $1", queued.job_id),
+            timeout=60, what="job completed by the second worker")
+        await asyncio.sleep(3.0)  # long enough for the first run to have finished, had it gone on
+    finally:
+        stop_process(first)
+        if second is not None:
+            stop_process(second)
+    finished = await queue.fetch("SELECT attempt, pid FROM job_log WHERE label = 'slow'")
+    assert [(r["attempt"], r["pid"]) for r in finished] == [(2, second.pid)]
+
+
 async def test_sigterm_lets_the_running_job_finish(queue, db_dsn):
     queued = await jobs.enqueue(queue, "test_sleep", {"seconds": 0.8, "label": "graceful"})
     proc = start_worker_process(db_dsn)

@@ -50,9 +50,12 @@ UPDATE jobs
 RETURNING id, task, args, attempts, max_attempts, queueing_lock, lock, delivery_id
 """
 
+# Returns the jobs this worker still holds; one missing was taken over by a peer
+# (this worker looked dead) and must stop running here.
 HEARTBEAT = """
 UPDATE jobs SET heartbeat_at = now() WHERE id = ANY($1::bigint[]) AND worker_id = $2
   AND status = 'doing'
+RETURNING id
 """
 
 # Each finishing statement names the worker so a worker that was presumed dead

@@ -59,6 +59,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
+        self._in_task: set[int] = set()  # jobs whose task code is running (not finishing)
         self._slots = asyncio.Semaphore(self.concurrency)
         self._listen_conn: asyncpg.Connection | None = None
 
@@ -200,8 +201,12 @@ class Worker:
             log.info("job %s (%s) attempt %d/%d started", job["id"], job["task"],
                      job["attempts"], job["max_attempts"])
             try:
-                coro = task.fn(ctx, **job["args"])
-                result = await (asyncio.wait_for(coro, task.timeout) if task.timeout else coro)
+                self._in_task.add(job["id"])
+                try:
+                    coro = task.fn(ctx, **job["args"])
+                    result = await (asyncio.wait_for(coro, task.timeout) if task.timeout else coro)
+                finally:
+                    self._in_task.discard(job["id"])
             except asyncio.CancelledError:
                 await self._release(job)
                 raise
@@ -282,10 +287,20 @@ class Worker:
             await asyncio.sleep(self.heartbeat_interval)
             if not self._running:
                 continue
+            running = list(self._running)
             try:
-                await self.pool.execute(queries.HEARTBEAT, list(self._running), self.worker_id)
+                held = {r["id"] for r in await self.pool.fetch(
+                    queries.HEARTBEAT, running, self.worker_id)}
             except Exception as exc:
                 log.warning("heartbeat failed: %s", exc)
+                continue
+            for job_id in running:
+                # Only a job still in its task code: one already finishing has
+                # left 'doing' on its own.
+                if job_id not in held and job_id in self._in_task:
+                    log.warning("job %s was taken over by another worker (this one missed "
+                                "its heartbeats); stopping it here", job_id)
+                    self._running[job_id].cancel()
 
     async def _stall_loop(self) -> None:
         while True:
