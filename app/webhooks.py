@@ -229,9 +229,12 @@ class IntakeWriter:
                     await conn.executemany(INSERT_EVENT, [d.row() for d in batch])
                 return
             except Exception:
+                # Undo what the rolled-back handlers decided; a delivery no handler
+                # runs for keeps the outcome intake gave it (ignored, rejected, pong).
                 for delivery in batch:
-                    delivery.job_ids = []
-                    delivery.status, delivery.reason = "received", None
+                    if delivery.dispatch:
+                        delivery.job_ids = []
+                        delivery.status, delivery.reason = "received", None
         for delivery in batch:
             await self._write_one(delivery)
 

@@ -231,6 +231,39 @@ async def test_concurrent_deliveries_share_commits_but_not_failures(client, pool
     assert client.app[INTAKE_WRITER].largest_batch > 1  # deliveries did share a transaction
 
 
+async def test_a_failed_batch_keeps_the_outcome_of_every_other_delivery(client, pool):
+    """Deliveries that needed no handler keep their status when their batch is redone."""
+    import asyncio
+
+    requests, expected = [], {}
+    for i in range(30):
+        kind = i % 4
+        if kind == 0:  # a handler rejects it: the shared transaction fails
+            body, headers = webhook("installation", {"action": "created",
+                                                     "installation": {"id": i}},
+                                    delivery_id=f"d{i}")
+            expected[f"d{i}"] = "rejected"
+        elif kind == 1:
+            body, headers = webhook("gollum", {"pages": []}, delivery_id=f"d{i}")
+            expected[f"d{i}"] = "ignored"
+        elif kind == 2:
+            body, headers = webhook("ping", {"zen": "x"}, delivery_id=f"d{i}")
+            expected[f"d{i}"] = "processed"
+        else:
+            body, headers = webhook("push", {"ref": "x"}, secret="forged", delivery_id=f"d{i}")
+            expected[f"d{i}"] = "rejected"
+        requests.append(client.post(URL, data=body, headers=headers))
+    responses = await asyncio.gather(*requests)
+    for i, resp in enumerate(responses):
+        if i % 4 == 1:
+            assert resp.status == 200
+            assert await resp.json() == {"status": "ignored", "reason": "no handler for gollum"}
+    stored = {r["delivery_id"]: (r["status"], r["signature_valid"]) for r in await events(pool)}
+    assert {d: s for d, (s, _) in stored.items()} == expected
+    assert all(valid == (int(d[1:]) % 4 != 3) for d, (_, valid) in stored.items())
+    assert client.app[INTAKE_WRITER].largest_batch > 1
+
+
 def test_token_bucket_bounds_the_audit_rate(monkeypatch):
     from app import webhooks
 
