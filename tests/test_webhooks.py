@@ -193,6 +193,30 @@ async def test_payload_missing_a_needed_field_is_400_naming_it(client, pool):
     assert row["status"] == "rejected" and "installation.account" in row["reason"]
 
 
+@pytest.mark.parametrize("event,payload,field", [
+    ("installation", {"action": "created", "installation": {"id": 42, "account": {"login": "a"}},
+                      "repositories": [{"full_name": "a/r"}]}, "repositories[0].id"),
+    ("installation", {"action": "created", "installation": {"id": "x", "account": {"login": "a"}}},
+     "installation.id"),
+    ("installation_repositories", {"action": "removed", "installation":
+                                   {"id": 42, "account": {"login": "a"}},
+                                   "repositories_removed": ["a/r"]}, "repositories_removed[0]"),
+    ("installation_repositories", {"action": "added", "installation":
+                                   {"id": 42, "account": {"login": "a"}},
+                                   "repositories_added": [{"id": 7}]},
+     "repositories_added[0].full_name"),
+])
+async def test_installation_payload_with_bad_repositories_is_400_naming_the_field(
+        client, pool, event, payload, field):
+    body, headers = webhook(event, payload)
+    resp = await client.post(URL, data=body, headers=headers)
+    assert resp.status == 400
+    assert field in (await resp.json())["detail"]
+    assert await pool.fetchval("SELECT count(*) FROM installations") == 0
+    [row] = await events(pool)
+    assert row["status"] == "rejected" and field in row["reason"]
+
+
 async def test_health_and_ready(client):
     assert (await client.get("/healthz")).status == 200
     resp = await client.get("/readyz")
