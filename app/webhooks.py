@@ -22,7 +22,7 @@ from aiohttp import web
 from gidgethub.sansio import Event
 
 from app import jobs
-from app.log import delivery_id_var
+from app.log import delivery_id_var, scrub
 from app.state import RUNTIME
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ INSERT INTO webhook_events (delivery_id, attempt, event, action, installation_id
 VALUES ($1,
         1 + (SELECT count(*) FROM webhook_events WHERE delivery_id = $1),
         $2, $3, $4, $5, $6, $7, $8, $9, $10,
-        CASE WHEN $8 IN ('ignored', 'processed', 'rejected') THEN now() END, $11)
+        CASE WHEN $8 IN ('ignored', 'processed', 'rejected', 'failed') THEN now() END, $11)
 """
 
 
@@ -143,6 +143,7 @@ class Delivery:
     reason: str | None = None
     job_ids: list[int] = field(default_factory=list)
     payload_error: PayloadError | None = None
+    error: str | None = None  # a handler's crash, kept for the operator
 
     def row(self) -> tuple[Any, ...]:
         from app.db import RawJson
@@ -157,7 +158,7 @@ class Delivery:
             isinstance(repo.get("full_name"), str) else None
         return (self.delivery_id, self.event, action, installation_id, repository,
                 self.signature_ok, RawJson(self.raw) if self.raw is not None else None,
-                self.status, self.reason, self.job_ids, None)
+                self.status, self.reason, self.job_ids, self.error)
 
 
 class IntakeWriter:
@@ -247,6 +248,14 @@ class IntakeWriter:
             delivery.payload_error = exc
             delivery.status, delivery.reason, delivery.job_ids = "rejected", str(exc), []
             await self.state.pool.execute(INSERT_EVENT, *delivery.row())
+        except Exception as exc:
+            # A handler bug: the request fails (500, so GitHub offers a redelivery),
+            # but the delivery itself is kept, with what went wrong.
+            delivery.status, delivery.reason, delivery.job_ids = "failed", None, []
+            delivery.error = scrub(f"{type(exc).__name__}: {exc}")
+            log.exception("delivery %s (%s): handler failed", delivery.delivery_id, delivery.event)
+            with contextlib.suppress(Exception):
+                await self.state.pool.execute(INSERT_EVENT, *delivery.row())
 
     async def _dispatch(self, conn: asyncpg.Connection, delivery: Delivery, *, strict: bool) -> None:
         if not delivery.dispatch:
@@ -358,6 +367,9 @@ def _response(delivery: Delivery) -> web.Response:
         return web.json_response({"status": "pong", "message": "Webhook configured successfully"})
     if delivery.payload_error is not None:
         return error(400, "invalid payload", str(delivery.payload_error))
+    if delivery.status == "failed":
+        return error(500, "internal error",
+                     "a handler failed; the delivery is recorded and can be redelivered")
     if delivery.status == "queued":
         log.info("delivery %s (%s) queued job(s) %s", delivery.delivery_id, delivery.event,
                  delivery.job_ids)

@@ -217,6 +217,46 @@ async def test_installation_payload_with_bad_repositories_is_400_naming_the_fiel
     assert row["status"] == "rejected" and field in row["reason"]
 
 
+async def test_delivery_whose_handler_crashes_is_recorded_as_failed(client, pool, monkeypatch):
+    """A handler bug answers 500 (so GitHub shows it for redelivery), but the delivery is kept."""
+    from gidgethub import routing
+
+    import app.handlers
+
+    crashing = routing.Router()
+
+    @crashing.register("deployment")
+    async def buggy(event, gh, *args, intake, **kwargs):
+        await intake.enqueue("purge_history", {})
+        raise RuntimeError("handler bug with ghs_" + "Q" * 36)
+
+    monkeypatch.setattr(app.handlers, "router", routing.Router(app.handlers.router, crashing))
+    body, headers = webhook("deployment", {"action": "created"}, delivery_id="crash-1")
+    resp = await client.post(URL, data=body, headers=headers)
+    assert resp.status == 500
+    assert (await resp.json())["error"] == "internal error"
+    [row] = await events(pool)
+    assert row["delivery_id"] == "crash-1" and row["status"] == "failed"
+    assert row["payload"] == {"action": "created"}
+    assert "handler bug" in row["error"] and "ghs_" not in row["error"]
+    assert await pool.fetchval("SELECT count(*) FROM jobs") == 0  # its work rolled back
+
+    # In a burst, the crash costs no other delivery its answer or its row.
+    import asyncio
+
+    requests = []
+    for i in range(24):
+        event = "deployment" if i % 6 == 0 else "ping"
+        body, headers = webhook(event, {"action": "created"}, delivery_id=f"b{i}")
+        requests.append(client.post(URL, data=body, headers=headers))
+    responses = await asyncio.gather(*requests)
+    assert [r.status for r in responses] == [500 if i % 6 == 0 else 200 for i in range(24)]
+    stored = {r["delivery_id"]: r["status"] for r in await events(pool)}
+    assert {d: s for d, s in stored.items() if d.startswith("b")} == {
+        f"b{i}": "failed" if i % 6 == 0 else "processed" for i in range(24)}
+    assert client.app[INTAKE_WRITER].largest_batch > 1
+
+
 async def test_health_and_ready(client):
     assert (await client.get("/healthz")).status == 200
     resp = await client.get("/readyz")
