@@ -284,6 +284,12 @@ class Settings:
         if problem:
             r.problems.append(f"PAO_REPO_BRANCH: {problem}, got {repo_branch!r}")
 
+        stall_timeout = r.duration("PAO_JOB_STALL_TIMEOUT", 120.0)
+        if stall_timeout < 1.0:
+            r.problems.append(f"PAO_JOB_STALL_TIMEOUT: must be at least 1s (workers send "
+                              f"heartbeats every quarter of it), got {stall_timeout:g}s")
+            stall_timeout = 120.0
+
         settings = cls(
             db_url=db_url,
             data_dir=data_dir,
@@ -301,7 +307,7 @@ class Settings:
             log_format=r.choice("PAO_LOG_FORMAT", ("text", "json"), "text"),
             workers=r.int("PAO_WORKERS", 4, minimum=0, maximum=256),
             job_poll_interval=r.duration("PAO_JOB_POLL_INTERVAL", 2.0),
-            job_stall_timeout=r.duration("PAO_JOB_STALL_TIMEOUT", 120.0),
+            job_stall_timeout=stall_timeout,
             admin_token=r.raw("PAO_ADMIN_TOKEN"),
             retention_days=r.int("PAO_RETENTION_DAYS", 30, minimum=1),
             public_url=r.url("PAO_PUBLIC_URL"),

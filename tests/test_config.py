@@ -154,3 +154,11 @@ def test_data_dir_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "f").write_text("")
     with pytest.raises(ConfigError, match="PAO_DATA_DIR"):
         Settings.from_env({"PAO_DATA_DIR": str(tmp_path / "f")})
+
+
+def test_stall_timeout_too_short_for_heartbeats_is_refused():
+    # Heartbeats go out at most every 0.2 s: a shorter stall timeout would have
+    # peers take over every running job.
+    with pytest.raises(ConfigError, match="PAO_JOB_STALL_TIMEOUT"):
+        Settings.from_env({"PAO_JOB_STALL_TIMEOUT": "0.1"})
+    assert Settings.from_env({"PAO_JOB_STALL_TIMEOUT": "1"}).job_stall_timeout == 1.0
