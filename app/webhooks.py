@@ -103,10 +103,12 @@ def signature_valid(body: bytes, header: str | None, secrets: tuple[str, ...]) -
     """True when ``X-Hub-Signature-256`` matches ``body`` under any configured secret."""
     if not header or not header.startswith("sha256=") or not secrets:
         return False
-    received = header[len("sha256="):].strip()
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters,
+    # and a forged header must be a 401, not a 500.
+    received = header[len("sha256="):].strip().encode("utf-8", "surrogateescape")
     ok = False
     for secret in secrets:
-        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
         # Check every secret, not stopping at a match, so timing says nothing.
         ok |= hmac.compare_digest(expected, received)
     return ok

@@ -58,6 +58,16 @@ async def test_bad_signature_is_401_recorded_not_processed(client, pool, bad):
     assert await pool.fetchval("SELECT count(*) FROM jobs") == 0
 
 
+async def test_signature_with_non_ascii_characters_is_401_not_500(client, pool):
+    body, headers = webhook("push", {"ref": "refs/heads/main"})
+    headers["X-Hub-Signature-256"] = "sha256=" + "\u00e9" * 64
+    resp = await client.post(URL, data=body, headers=headers)
+    assert resp.status == 401
+    assert (await resp.json())["error"] == "invalid signature"
+    [row] = await events(pool)
+    assert row["signature_valid"] is False and row["status"] == "rejected"
+
+
 async def test_rotated_secrets_both_accepted(aiohttp_client, runtime):
     runtime.settings = with_settings(runtime.settings, webhook_secrets=("old-secret", "new-secret"))
     client = await aiohttp_client(create_app(runtime))
