@@ -39,6 +39,15 @@ class PayloadError(Exception):
         super().__init__(f"payload field '{field_path}' {problem}")
 
 
+class UnstorablePayload(PayloadError):
+    """The payload is valid JSON that PostgreSQL's jsonb refuses (a NUL character)."""
+
+    def __init__(self) -> None:
+        Exception.__init__(self, "payload contains \\u0000 (a NUL character), "
+                                 "which PostgreSQL cannot store")
+        self.field_path = ""
+
+
 def require(data: Any, path: str, kind: type | tuple[type, ...] | None = None) -> Any:
     """``data[a][b]...`` for ``path`` ``"a.b"``, or PayloadError naming the missing field."""
     value = data
@@ -246,7 +255,9 @@ class IntakeWriter:
             async with self.state.pool.acquire() as conn, conn.transaction():
                 await self._dispatch(conn, delivery, strict=False)
                 await conn.execute(INSERT_EVENT, *delivery.row())
-        except PayloadError as exc:
+        except (PayloadError, asyncpg.UntranslatableCharacterError) as exc:
+            if not isinstance(exc, PayloadError):
+                exc, delivery.raw = UnstorablePayload(), None
             delivery.payload_error = exc
             delivery.status, delivery.reason, delivery.job_ids = "rejected", str(exc), []
             await self.state.pool.execute(INSERT_EVENT, *delivery.row())
@@ -365,13 +376,13 @@ def _too_large() -> web.Response:
 
 
 def _response(delivery: Delivery) -> web.Response:
-    if delivery.event == "ping":
-        return web.json_response({"status": "pong", "message": "Webhook configured successfully"})
     if delivery.payload_error is not None:
         return error(400, "invalid payload", str(delivery.payload_error))
     if delivery.status == "failed":
         return error(500, "internal error",
                      "a handler failed; the delivery is recorded and can be redelivered")
+    if delivery.event == "ping":
+        return web.json_response({"status": "pong", "message": "Webhook configured successfully"})
     if delivery.status == "queued":
         log.info("delivery %s (%s) queued job(s) %s", delivery.delivery_id, delivery.event,
                  delivery.job_ids)

@@ -68,6 +68,16 @@ async def test_signature_with_non_ascii_characters_is_401_not_500(client, pool):
     assert row["signature_valid"] is False and row["status"] == "rejected"
 
 
+async def test_payload_postgres_cannot_store_is_400_and_recorded(client, pool):
+    # JSON allows \u0000 in strings; PostgreSQL's jsonb does not.
+    body, headers = webhook("ping", {"zen": "nul \u0000 here"})
+    resp = await client.post(URL, data=body, headers=headers)
+    assert resp.status == 400
+    assert "\\u0000" in (await resp.json())["detail"]
+    [row] = await events(pool)
+    assert row["status"] == "rejected" and row["signature_valid"] and row["payload"] is None
+
+
 async def test_rotated_secrets_both_accepted(aiohttp_client, runtime):
     runtime.settings = with_settings(runtime.settings, webhook_secrets=("old-secret", "new-secret"))
     client = await aiohttp_client(create_app(runtime))
