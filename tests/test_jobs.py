@@ -297,6 +297,25 @@ async def test_job_taken_over_from_a_slow_worker_stops_running_there(queue, db_d
     assert [(r["attempt"], r["pid"]) for r in finished] == [(2, second.pid)]
 
 
+async def test_a_lone_worker_that_was_slow_does_not_take_over_its_own_job(queue, db_dsn):
+    # One worker, its event loop held past the stall timeout: once it wakes up,
+    # it must know the job is still its own, not requeue and run it a second time.
+    queued = await jobs.enqueue(queue, "test_block_first",
+                                {"blocked": 4.0, "seconds": 1.0, "label": "lone"})
+    proc = start_worker_process(db_dsn)
+    try:
+        await wait_for(lambda: queue.fetchval(
+            "SELECT status = 'succeeded' FROM jobs WHERE id = $1", queued.job_id),
+            timeout=60, what="job completed")
+        await asyncio.sleep(1.5)
+    finally:
+        stop_process(proc)
+    runs = await queue.fetch("SELECT attempt, pid FROM job_log WHERE label = 'lone'")
+    assert [(r["attempt"], r["pid"]) for r in runs] == [(1, proc.pid)]
+    row = await job(queue, queued.job_id)
+    assert row["status"] == "succeeded" and row["attempts"] == 1
+
+
 async def test_sigterm_lets_the_running_job_finish(queue, db_dsn):
     queued = await jobs.enqueue(queue, "test_sleep", {"seconds": 0.8, "label": "graceful"})
     proc = start_worker_process(db_dsn)

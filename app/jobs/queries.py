@@ -98,10 +98,13 @@ ON CONFLICT (job_id, attempt) DO UPDATE
 """
 
 # Jobs whose worker stopped heartbeating: the worker died (SIGKILL, lost host).
+# $2: the worker asking, whose own jobs are alive whatever their heartbeat says
+# (its event loop was merely held up).
 STALLED = """
 SELECT id, attempts, max_attempts, queueing_lock, worker_id, started_at
   FROM jobs
  WHERE status = 'doing' AND heartbeat_at < now() - make_interval(secs => $1)
+   AND worker_id IS DISTINCT FROM $2
  ORDER BY id
    FOR UPDATE SKIP LOCKED
 """

@@ -215,7 +215,9 @@ class Worker:
             else:
                 await self._succeeded(job, result, started)
         finally:
-            self._running.pop(job["id"], None)
+            # Only our own entry: a requeued job claimed again has a newer runner.
+            if self._running.get(job["id"]) is asyncio.current_task():
+                del self._running[job["id"]]
             self._slots.release()
             job_id_var.reset(job_token)
             delivery_id_var.reset(delivery_token)
@@ -305,17 +307,21 @@ class Worker:
     async def _stall_loop(self) -> None:
         while True:
             try:
-                await recover_stalled(self.pool, self.stall_timeout)
+                await recover_stalled(self.pool, self.stall_timeout, self.worker_id)
             except Exception as exc:
                 log.warning("stalled-job check failed: %s", exc)
             await asyncio.sleep(max(1.0, self.stall_timeout / 2))
 
 
-async def recover_stalled(pool: asyncpg.Pool, stall_timeout: float) -> list[int]:
-    """Requeue (or fail, when out of attempts) jobs whose worker stopped heartbeating."""
+async def recover_stalled(pool: asyncpg.Pool, stall_timeout: float,
+                          worker_id: str | None = None) -> list[int]:
+    """Requeue (or fail, when out of attempts) jobs whose worker stopped heartbeating.
+
+    ``worker_id``: the worker asking; its own jobs are never taken from it.
+    """
     recovered = []
     async with pool.acquire() as conn, conn.transaction():
-        for job in await conn.fetch(queries.STALLED, stall_timeout):
+        for job in await conn.fetch(queries.STALLED, stall_timeout, worker_id):
             error = f"worker {job['worker_id']} stopped responding"
             if job["attempts"] >= job["max_attempts"]:
                 await conn.execute(queries.FAIL_STALLED, job["id"])
