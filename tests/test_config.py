@@ -162,3 +162,15 @@ def test_stall_timeout_too_short_for_heartbeats_is_refused():
     with pytest.raises(ConfigError, match="PAO_JOB_STALL_TIMEOUT"):
         Settings.from_env({"PAO_JOB_STALL_TIMEOUT": "0.1"})
     assert Settings.from_env({"PAO_JOB_STALL_TIMEOUT": "1"}).job_stall_timeout == 1.0
+
+
+def test_procfile_web_listens_on_the_platforms_port():
+    # Heroku-style platforms (and foreman/honcho) give the web process its port in
+    # $PORT, and route to nothing else.
+    import subprocess
+
+    web = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines()
+               if line)["web"]
+    expanded = subprocess.run(["bash", "-c", f"echo {web}"], env={"PORT": "5123"},
+                              capture_output=True, text=True, check=True).stdout
+    assert "--port 5123" in expanded and "--host 0.0.0.0" in expanded
