@@ -424,3 +424,11 @@ async def test_purge_history_keeps_failed_jobs_and_recent_rows(queue, db_dsn, se
     # It queued its next run, an hour out.
     nxt = await queue.fetchrow("SELECT * FROM jobs WHERE queueing_lock = $1 AND status = 'todo'", PURGE_LOCK)
     assert nxt is not None and nxt["scheduled_at"] > row["finished_at"]
+
+
+async def test_cli_refuses_a_negative_list_limit(db_dsn, monkeypatch, capsys):
+    monkeypatch.setenv("PAO_DB_URL", db_dsn)
+    with pytest.raises(SystemExit) as info:
+        await asyncio.to_thread(cli_main, ["jobs", "list", "--limit", "-1"])
+    assert info.value.code == 2
+    assert "--limit" in capsys.readouterr().err
