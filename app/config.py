@@ -194,7 +194,7 @@ def default_data_dir() -> Path:
 class Settings:
     """Validated configuration for one PAO process."""
 
-    db_url: str | None = None
+    db_url: str | None = field(default=None, repr=False)  # may hold a password
     data_dir: Path = field(default_factory=default_data_dir)
     webhook_secrets: tuple[str, ...] = ()
     app_id: str | None = None
