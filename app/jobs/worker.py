@@ -302,7 +302,9 @@ class Worker:
                 if job_id not in held and job_id in self._in_task:
                     log.warning("job %s was taken over by another worker (this one missed "
                                 "its heartbeats); stopping it here", job_id)
-                    self._running[job_id].cancel()
+                    runner = self._running.get(job_id)
+                    if runner is not None:
+                        runner.cancel()
 
     async def _stall_loop(self) -> None:
         while True:
