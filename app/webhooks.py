@@ -266,7 +266,9 @@ class IntakeWriter:
             # but the delivery itself is kept, with what went wrong.
             delivery.status, delivery.reason, delivery.job_ids = "failed", None, []
             delivery.error = scrub(f"{type(exc).__name__}: {exc}")
+            token = delivery_id_var.set(delivery.delivery_id)
             log.exception("delivery %s (%s): handler failed", delivery.delivery_id, delivery.event)
+            delivery_id_var.reset(token)
             with contextlib.suppress(Exception):
                 await self.state.pool.execute(INSERT_EVENT, *delivery.row())
 
@@ -278,7 +280,13 @@ class IntakeWriter:
         assert delivery.data is not None
         event = Event(delivery.data, event=delivery.event, delivery_id=delivery.delivery_id)
         intake = Intake(conn, self.state.settings, delivery.delivery_id, delivery.event)
-        await router.dispatch(event, self.state.github, intake=intake)
+        # Handlers run in this writer's task, not the request's: name the delivery
+        # in their log lines here.
+        token = delivery_id_var.set(delivery.delivery_id)
+        try:
+            await router.dispatch(event, self.state.github, intake=intake)
+        finally:
+            delivery_id_var.reset(token)
         delivery.job_ids = intake.job_ids
         if intake.job_ids:
             delivery.status, delivery.reason = "queued", "; ".join(intake.notes) or None

@@ -277,6 +277,32 @@ async def test_delivery_whose_handler_crashes_is_recorded_as_failed(client, pool
     assert client.app[INTAKE_WRITER].largest_batch > 1
 
 
+async def test_handler_log_lines_carry_the_delivery_id(client, monkeypatch):
+    """Handlers run in the intake writer's task; their log lines still name the delivery."""
+    import asyncio
+
+    from gidgethub import routing
+
+    import app.handlers
+    from app.log import delivery_id_var
+
+    seen: dict[str, str | None] = {}
+    recording = routing.Router()
+
+    @recording.register("deployment")
+    async def remember(event, gh, *args, intake, **kwargs):
+        seen[event.delivery_id] = delivery_id_var.get()
+        intake.handled("seen")
+
+    monkeypatch.setattr(app.handlers, "router", routing.Router(app.handlers.router, recording))
+    requests = []
+    for i in range(12):
+        body, headers = webhook("deployment", {"action": "created"}, delivery_id=f"log-{i}")
+        requests.append(client.post(URL, data=body, headers=headers))
+    assert all(r.status == 200 for r in await asyncio.gather(*requests))
+    assert seen == {f"log-{i}": f"log-{i}" for i in range(12)}
+
+
 async def test_health_and_ready(client):
     assert (await client.get("/healthz")).status == 200
     resp = await client.get("/readyz")
