@@ -316,6 +316,36 @@ async def test_a_lone_worker_that_was_slow_does_not_take_over_its_own_job(queue,
     assert row["status"] == "succeeded" and row["attempts"] == 1
 
 
+async def test_job_requeued_and_claimed_again_by_the_same_worker_runs_once(
+        queue, db_dsn, settings, http_session):
+    # A peer requeued the job as stalled, and this very worker claimed it again:
+    # the older run must stop, and its outcome must not be taken for the newer one's.
+    worker = make_worker(queue, db_dsn, settings, http_session, concurrency=2,
+                         stall_timeout=60)
+    queued = await jobs.enqueue(queue, "test_sleep", {"seconds": 1.5, "label": "twice"})
+    runner = asyncio.create_task(worker.run())
+    try:
+        await wait_for(lambda: queue.fetchval(
+            "SELECT status = 'doing' FROM jobs WHERE id = $1", queued.job_id), what="job started")
+        await queue.execute("UPDATE jobs SET heartbeat_at = now() - interval '1 hour' "
+                            "WHERE id = $1", queued.job_id)
+        assert await recover_stalled(queue, 30) == [queued.job_id]  # a peer's check
+        await wait_for(lambda: queue.fetchval(
+            "SELECT attempts = 2 AND status = 'doing' FROM jobs WHERE id = $1", queued.job_id),
+            what="claimed again")
+        await wait_for(lambda: queue.fetchval(
+            "SELECT status = 'succeeded' FROM jobs WHERE id = $1", queued.job_id), what="done")
+    finally:
+        worker.stop()
+        await runner
+    finished = await queue.fetch("SELECT attempt FROM job_log WHERE label = 'twice'")
+    assert [r["attempt"] for r in finished] == [2]
+    outcomes = await queue.fetch(
+        "SELECT attempt, outcome FROM job_attempts WHERE job_id = $1 ORDER BY attempt",
+        queued.job_id)
+    assert [(r["attempt"], r["outcome"]) for r in outcomes] == [(1, "stalled"), (2, "succeeded")]
+
+
 async def test_sigterm_lets_the_running_job_finish(queue, db_dsn):
     queued = await jobs.enqueue(queue, "test_sleep", {"seconds": 0.8, "label": "graceful"})
     proc = start_worker_process(db_dsn)

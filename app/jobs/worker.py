@@ -59,7 +59,8 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
-        self._in_task: set[int] = set()  # jobs whose task code is running (not finishing)
+        # Runners still in their task's code (not finishing): the ones a takeover stops.
+        self._in_task: set[asyncio.Task[Any]] = set()
         self._slots = asyncio.Semaphore(self.concurrency)
         self._listen_conn: asyncpg.Connection | None = None
 
@@ -81,6 +82,11 @@ class Worker:
                     self._slots.release()
                     await self._sleep_until_woken()
                     continue
+                older = self._running.get(job["id"])
+                if older is not None and older in self._in_task:
+                    # Requeued as stalled and claimed again here: the older run lost it.
+                    log.warning("job %s claimed again; stopping its older run", job["id"])
+                    older.cancel()
                 runner = asyncio.create_task(self._run_job(job))
                 self._running[job["id"]] = runner
         finally:
@@ -201,12 +207,14 @@ class Worker:
             log.info("job %s (%s) attempt %d/%d started", job["id"], job["task"],
                      job["attempts"], job["max_attempts"])
             try:
-                self._in_task.add(job["id"])
+                me = asyncio.current_task()
+                assert me is not None
+                self._in_task.add(me)
                 try:
                     coro = task.fn(ctx, **job["args"])
                     result = await (asyncio.wait_for(coro, task.timeout) if task.timeout else coro)
                 finally:
-                    self._in_task.discard(job["id"])
+                    self._in_task.discard(me)
             except asyncio.CancelledError:
                 await self._release(job)
                 raise
@@ -226,7 +234,7 @@ class Worker:
         async with self.pool.acquire() as conn, conn.transaction():
             done = await conn.fetchval(
                 queries.SUCCEED, job["id"], self.worker_id,
-                result if isinstance(result, dict | list) else None,
+                result if isinstance(result, dict | list) else None, job["attempts"],
             )
             if done is None:
                 log.warning("job %s finished but was taken over by another worker", job["id"])
@@ -244,7 +252,8 @@ class Worker:
             message = f"attempt timed out after {task.timeout:.0f}s"
         async with self.pool.acquire() as conn, conn.transaction():
             if permanent or out_of_attempts:
-                await conn.execute(queries.FAIL, job["id"], self.worker_id, message)
+                await conn.execute(queries.FAIL, job["id"], self.worker_id, message,
+                                   job["attempts"])
                 outcome = "failed"
             else:
                 delay = exc.delay if isinstance(exc, RetryJob) and exc.delay else (
@@ -253,11 +262,12 @@ class Worker:
                 try:
                     async with conn.transaction():
                         await conn.execute(queries.RETRY, job["id"], self.worker_id, delay,
-                                           message)
+                                           message, job["attempts"])
                 except UNIQUE_VIOLATION:
                     twin = await conn.fetchval(queries.WAITING_WITH_QUEUEING_LOCK,
                                                job["queueing_lock"])
-                    await conn.execute(queries.SUPERSEDE, job["id"], self.worker_id, message, twin)
+                    await conn.execute(queries.SUPERSEDE, job["id"], self.worker_id, message, twin,
+                                       job["attempts"])
                     outcome = "superseded"
             await conn.execute(queries.RECORD_ATTEMPT, job["id"], job["attempts"],
                                self.worker_id, started, outcome, message)
@@ -274,12 +284,13 @@ class Worker:
         with contextlib.suppress(Exception):
             async with self.pool.acquire() as conn:
                 try:
-                    await conn.execute(queries.RELEASE, job["id"], self.worker_id)
+                    await conn.execute(queries.RELEASE, job["id"], self.worker_id,
+                                       job["attempts"])
                 except UNIQUE_VIOLATION:
                     twin = await conn.fetchval(queries.WAITING_WITH_QUEUEING_LOCK,
                                                job["queueing_lock"])
                     await conn.execute(queries.SUPERSEDE, job["id"], self.worker_id,
-                                       "released at shutdown", twin)
+                                       "released at shutdown", twin, job["attempts"])
             log.info("job %s released for another worker", job["id"])
 
     # -- background loops --------------------------------------------------
@@ -299,12 +310,11 @@ class Worker:
             for job_id in running:
                 # Only a job still in its task code: one already finishing has
                 # left 'doing' on its own.
-                if job_id not in held and job_id in self._in_task:
+                runner = self._running.get(job_id)
+                if job_id not in held and runner in self._in_task:
                     log.warning("job %s was taken over by another worker (this one missed "
                                 "its heartbeats); stopping it here", job_id)
-                    runner = self._running.get(job_id)
-                    if runner is not None:
-                        runner.cancel()
+                    runner.cancel()
 
     async def _stall_loop(self) -> None:
         while True:
@@ -336,7 +346,8 @@ async def recover_stalled(pool: asyncpg.Pool, stall_timeout: float,
                 except UNIQUE_VIOLATION:
                     twin = await conn.fetchval(queries.WAITING_WITH_QUEUEING_LOCK,
                                                job["queueing_lock"])
-                    await conn.execute(queries.SUPERSEDE, job["id"], None, error, twin)
+                    await conn.execute(queries.SUPERSEDE, job["id"], None, error, twin,
+                                       job["attempts"])
                     outcome = "superseded"
             await conn.execute(queries.RECORD_ATTEMPT, job["id"], job["attempts"],
                                job["worker_id"], job["started_at"], outcome, error)
