@@ -203,6 +203,16 @@ def _replace(settings: Settings, **changes: Any) -> Settings:
     return dataclasses.replace(settings, **changes)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pao", description="PAO: the platform catalog GitHub App.",
@@ -217,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("worker", help="run job workers only")
-    p.add_argument("--concurrency", type=int, help="jobs at a time (default PAO_WORKERS)")
+    p.add_argument("--concurrency", type=_positive_int,
+                   help="jobs at a time (default PAO_WORKERS)")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("migrate", help="apply database migrations")
@@ -228,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = jobs_sub.add_parser("list", help="recent jobs")
     q.add_argument("--status", choices=["todo", "doing", "succeeded", "failed", "cancelled"])
     q.add_argument("--task")
-    q.add_argument("--limit", type=int, default=50)
+    q.add_argument("--limit", type=_positive_int, default=50)
     q.add_argument("--json", action="store_true")
     q = jobs_sub.add_parser("show", help="one job with its attempts")
     q.add_argument("id", type=int)

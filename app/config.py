@@ -7,6 +7,7 @@ reported together so an operator fixes them in one pass.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,10 +94,13 @@ class EnvReader:
         self.problems.append(f"{name}: expected true or false, got {value!r}")
         return default
 
-    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+    def choice(self, name: str, choices: tuple[str, ...], default: str, *,
+               ignore_case: bool = False) -> str:
         value = self.raw(name)
         if value is None:
             return default
+        if ignore_case:
+            value = next((c for c in choices if c.lower() == value.lower()), value)
         if value not in choices:
             self.problems.append(f"{name}: must be one of {', '.join(choices)}; got {value!r}")
             return default
@@ -152,6 +156,35 @@ def redact_url(url: str) -> str:
     return parsed._replace(netloc="***@" + netloc).geturl()
 
 
+# What git refuses in a branch name (see git check-ref-format), plus a leading
+# dash, which git would read as an option.
+_BAD_BRANCH = re.compile(r"(^[-/.])|([/.]$)|(\.\.)|(//)|(@\{)|(\.lock$)|(/\.)|([\x00-\x20~^:?*\[\\\x7f])")
+
+
+def branch_problem(name: str) -> str | None:
+    """Why git would refuse ``name`` as a branch, or None."""
+    if name == "@" or _BAD_BRANCH.search(name):
+        return "not a valid git branch name"
+    return None
+
+
+def rsa_key_problem(pem: str) -> str | None:
+    """Why ``pem`` cannot sign GitHub App JWTs (RS256), or None. Never quotes the key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        return ("cannot load the private key (is it the complete, unencrypted PEM "
+                "downloaded from the App's settings?)")
+    except Exception:  # cryptography's UnsupportedAlgorithm and friends
+        return "cannot load the private key"
+    if not isinstance(key, rsa.RSAPrivateKey):
+        return "GitHub App keys are RSA; this is another kind of key"
+    return None
+
+
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "pao"
@@ -161,7 +194,7 @@ def default_data_dir() -> Path:
 class Settings:
     """Validated configuration for one PAO process."""
 
-    db_url: str | None = None
+    db_url: str | None = field(default=None, repr=False)  # may hold a password
     data_dir: Path = field(default_factory=default_data_dir)
     webhook_secrets: tuple[str, ...] = ()
     app_id: str | None = None
@@ -195,12 +228,15 @@ class Settings:
         if db_url is not None and urlparse(db_url).scheme not in ("postgres", "postgresql"):
             r.problems.append("PAO_DB_URL: expected a postgresql:// URL")
         data_dir = Path(r.str("PAO_DATA_DIR") or default_data_dir()).expanduser()
+        if data_dir.exists() and not data_dir.is_dir():
+            r.problems.append(f"PAO_DATA_DIR: {data_dir} exists and is not a directory")
 
         app_id = r.str("PAO_APP_ID")
         if app_id is not None and not app_id.isdigit():
             r.problems.append(f"PAO_APP_ID: expected the numeric App ID, got {app_id!r}")
         private_key = r.raw("PAO_PRIVATE_KEY")
         key_path = r.str("PAO_PRIVATE_KEY_PATH")
+        key_var = "PAO_PRIVATE_KEY_PATH" if key_path and not private_key else "PAO_PRIVATE_KEY"
         if private_key and key_path:
             r.problems.append("PAO_PRIVATE_KEY and PAO_PRIVATE_KEY_PATH: set one, not both")
         elif key_path:
@@ -213,8 +249,12 @@ class Settings:
             private_key = private_key.replace("\\n", "\n")
             if "PRIVATE KEY-----" not in private_key:
                 r.problems.append(
-                    "PAO_PRIVATE_KEY: not a PEM private key (expected '-----BEGIN ... PRIVATE KEY-----')"
+                    f"{key_var}: not a PEM private key (expected '-----BEGIN ... PRIVATE KEY-----')"
                 )
+            else:
+                problem = rsa_key_problem(private_key)
+                if problem:
+                    r.problems.append(f"{key_var}: {problem}")
         if (app_id is None) != (private_key is None):
             r.problems.append(
                 "PAO_APP_ID and PAO_PRIVATE_KEY (or PAO_PRIVATE_KEY_PATH) go together: "
@@ -236,24 +276,38 @@ class Settings:
                     f"got scheme {scheme!r}"
                 )
 
+        secrets = tuple(r.list("PAO_WEBHOOK_SECRET"))
+        if r.raw("PAO_WEBHOOK_SECRET") is not None and not secrets:
+            r.problems.append("PAO_WEBHOOK_SECRET: lists no secret (only commas and spaces)")
+        repo_branch = r.str("PAO_REPO_BRANCH", "main") or "main"
+        problem = branch_problem(repo_branch)
+        if problem:
+            r.problems.append(f"PAO_REPO_BRANCH: {problem}, got {repo_branch!r}")
+
+        stall_timeout = r.duration("PAO_JOB_STALL_TIMEOUT", 120.0)
+        if stall_timeout < 1.0:
+            r.problems.append(f"PAO_JOB_STALL_TIMEOUT: must be at least 1s (workers send "
+                              f"heartbeats every quarter of it), got {stall_timeout:g}s")
+            stall_timeout = 120.0
+
         settings = cls(
             db_url=db_url,
             data_dir=data_dir,
-            webhook_secrets=tuple(r.list("PAO_WEBHOOK_SECRET")),
+            webhook_secrets=secrets,
             app_id=app_id,
             private_key=private_key,
             repo_url=repo_url,
-            repo_branch=r.str("PAO_REPO_BRANCH", "main") or "main",
+            repo_branch=repo_branch,
             repo_token=r.raw("PAO_REPO_TOKEN"),
             github_api_url=r.url("PAO_GITHUB_API_URL", "https://api.github.com")
             or "https://api.github.com",
             host=r.str("PAO_HOST", "127.0.0.1") or "127.0.0.1",
             port=r.int("PAO_PORT", 8000, minimum=0, maximum=65535),
-            log_level=r.choice("PAO_LOG_LEVEL", LOG_LEVELS, "INFO"),
+            log_level=r.choice("PAO_LOG_LEVEL", LOG_LEVELS, "INFO", ignore_case=True),
             log_format=r.choice("PAO_LOG_FORMAT", ("text", "json"), "text"),
             workers=r.int("PAO_WORKERS", 4, minimum=0, maximum=256),
             job_poll_interval=r.duration("PAO_JOB_POLL_INTERVAL", 2.0),
-            job_stall_timeout=r.duration("PAO_JOB_STALL_TIMEOUT", 120.0),
+            job_stall_timeout=stall_timeout,
             admin_token=r.raw("PAO_ADMIN_TOKEN"),
             retention_days=r.int("PAO_RETENTION_DAYS", 30, minimum=1),
             public_url=r.url("PAO_PUBLIC_URL"),

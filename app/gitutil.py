@@ -95,9 +95,10 @@ def auth_env(token: str | None, *, username: str = "x-access-token",
         "GIT_CONFIG_NOSYSTEM": "1",
     }
     if token:
-        register_secret(token)
+        # Installation tokens change hourly: kept among the recent ones only.
+        register_secret(token, short_lived=True)
         basic = base64.b64encode(f"{username}:{token}".encode()).decode()
-        register_secret(basic)
+        register_secret(basic, short_lived=True)
         env.update(
             {
                 "GIT_CONFIG_COUNT": "2",

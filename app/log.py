@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import sys
+from collections import OrderedDict
 from datetime import UTC, datetime
 
 delivery_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -18,7 +19,13 @@ delivery_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 job_id_var: contextvars.ContextVar[int | None] = contextvars.ContextVar("job_id", default=None)
 
-_SECRETS: set[str] = set()
+_SECRETS: set[str] = set()  # from the configuration: kept for the process's life
+# Per-call tokens (installation tokens, which change hourly): only the most
+# recent are kept, so a long-running worker's scrubber does not grow forever.
+# Older ones have expired, and token-shaped strings are caught by _PATTERNS anyway.
+MAX_SHORT_LIVED_SECRETS = 1024
+_SHORT_LIVED: OrderedDict[str, None] = OrderedDict()
+_longest_first: list[str] | None = None  # every secret, longest first; rebuilt on change
 
 # GitHub token shapes (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_), HTTP credentials
 # in URLs, Authorization headers, and JWTs.
@@ -30,15 +37,39 @@ _PATTERNS = [
 ]
 
 
-def register_secret(value: str | None) -> None:
-    """Make ``scrub`` (and so every log line) hide this exact value."""
-    if value and len(value) >= 6:
+def register_secret(value: str | None, *, short_lived: bool = False) -> None:
+    """Make ``scrub`` (and so every log line) hide this exact value.
+
+    ``short_lived`` values (tokens fetched per call) are kept among the most
+    recent ``MAX_SHORT_LIVED_SECRETS``; others for the life of the process.
+    """
+    global _longest_first
+    if not value or len(value) < 6 or value in _SECRETS:
+        return
+    if not short_lived:
         _SECRETS.add(value)
+        _SHORT_LIVED.pop(value, None)
+        _longest_first = None
+    elif value in _SHORT_LIVED:
+        _SHORT_LIVED.move_to_end(value)
+    else:
+        _SHORT_LIVED[value] = None
+        while len(_SHORT_LIVED) > MAX_SHORT_LIVED_SECRETS:
+            _SHORT_LIVED.popitem(last=False)
+        _longest_first = None
+
+
+def secret_count() -> int:
+    """How many exact values ``scrub`` hides."""
+    return len(_SECRETS) + len(_SHORT_LIVED)
 
 
 def scrub(text: str) -> str:
     """``text`` with known secrets and token-shaped strings replaced by ``***``."""
-    for secret in sorted(_SECRETS, key=len, reverse=True):
+    global _longest_first
+    if _longest_first is None:
+        _longest_first = sorted((*_SECRETS, *_SHORT_LIVED), key=len, reverse=True)
+    for secret in _longest_first:
         if secret in text:
             text = text.replace(secret, "***")
     for pattern in _PATTERNS:

@@ -22,7 +22,7 @@ from aiohttp import web
 from gidgethub.sansio import Event
 
 from app import jobs
-from app.log import delivery_id_var
+from app.log import delivery_id_var, scrub
 from app.state import RUNTIME
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,15 @@ class PayloadError(Exception):
     def __init__(self, field_path: str, problem: str = "is missing"):
         self.field_path = field_path
         super().__init__(f"payload field '{field_path}' {problem}")
+
+
+class UnstorablePayload(PayloadError):
+    """The payload is valid JSON that PostgreSQL's jsonb refuses (a NUL character)."""
+
+    def __init__(self) -> None:
+        Exception.__init__(self, "payload contains \\u0000 (a NUL character), "
+                                 "which PostgreSQL cannot store")
+        self.field_path = ""
 
 
 def require(data: Any, path: str, kind: type | tuple[type, ...] | None = None) -> Any:
@@ -103,10 +112,12 @@ def signature_valid(body: bytes, header: str | None, secrets: tuple[str, ...]) -
     """True when ``X-Hub-Signature-256`` matches ``body`` under any configured secret."""
     if not header or not header.startswith("sha256=") or not secrets:
         return False
-    received = header[len("sha256="):].strip()
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters,
+    # and a forged header must be a 401, not a 500.
+    received = header[len("sha256="):].strip().encode("utf-8", "surrogateescape")
     ok = False
     for secret in secrets:
-        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
         # Check every secret, not stopping at a match, so timing says nothing.
         ok |= hmac.compare_digest(expected, received)
     return ok
@@ -125,7 +136,7 @@ INSERT INTO webhook_events (delivery_id, attempt, event, action, installation_id
 VALUES ($1,
         1 + (SELECT count(*) FROM webhook_events WHERE delivery_id = $1),
         $2, $3, $4, $5, $6, $7, $8, $9, $10,
-        CASE WHEN $8 IN ('ignored', 'processed', 'rejected') THEN now() END, $11)
+        CASE WHEN $8 IN ('ignored', 'processed', 'rejected', 'failed') THEN now() END, $11)
 """
 
 
@@ -143,6 +154,7 @@ class Delivery:
     reason: str | None = None
     job_ids: list[int] = field(default_factory=list)
     payload_error: PayloadError | None = None
+    error: str | None = None  # a handler's crash, kept for the operator
 
     def row(self) -> tuple[Any, ...]:
         from app.db import RawJson
@@ -157,7 +169,7 @@ class Delivery:
             isinstance(repo.get("full_name"), str) else None
         return (self.delivery_id, self.event, action, installation_id, repository,
                 self.signature_ok, RawJson(self.raw) if self.raw is not None else None,
-                self.status, self.reason, self.job_ids, None)
+                self.status, self.reason, self.job_ids, self.error)
 
 
 class IntakeWriter:
@@ -229,9 +241,12 @@ class IntakeWriter:
                     await conn.executemany(INSERT_EVENT, [d.row() for d in batch])
                 return
             except Exception:
+                # Undo what the rolled-back handlers decided; a delivery no handler
+                # runs for keeps the outcome intake gave it (ignored, rejected, pong).
                 for delivery in batch:
-                    delivery.job_ids = []
-                    delivery.status, delivery.reason = "received", None
+                    if delivery.dispatch:
+                        delivery.job_ids = []
+                        delivery.status, delivery.reason = "received", None
         for delivery in batch:
             await self._write_one(delivery)
 
@@ -240,10 +255,22 @@ class IntakeWriter:
             async with self.state.pool.acquire() as conn, conn.transaction():
                 await self._dispatch(conn, delivery, strict=False)
                 await conn.execute(INSERT_EVENT, *delivery.row())
-        except PayloadError as exc:
+        except (PayloadError, asyncpg.UntranslatableCharacterError) as exc:
+            if not isinstance(exc, PayloadError):
+                exc, delivery.raw = UnstorablePayload(), None
             delivery.payload_error = exc
             delivery.status, delivery.reason, delivery.job_ids = "rejected", str(exc), []
             await self.state.pool.execute(INSERT_EVENT, *delivery.row())
+        except Exception as exc:
+            # A handler bug: the request fails (500, so GitHub offers a redelivery),
+            # but the delivery itself is kept, with what went wrong.
+            delivery.status, delivery.reason, delivery.job_ids = "failed", None, []
+            delivery.error = scrub(f"{type(exc).__name__}: {exc}")
+            token = delivery_id_var.set(delivery.delivery_id)
+            log.exception("delivery %s (%s): handler failed", delivery.delivery_id, delivery.event)
+            delivery_id_var.reset(token)
+            with contextlib.suppress(Exception):
+                await self.state.pool.execute(INSERT_EVENT, *delivery.row())
 
     async def _dispatch(self, conn: asyncpg.Connection, delivery: Delivery, *, strict: bool) -> None:
         if not delivery.dispatch:
@@ -253,7 +280,13 @@ class IntakeWriter:
         assert delivery.data is not None
         event = Event(delivery.data, event=delivery.event, delivery_id=delivery.delivery_id)
         intake = Intake(conn, self.state.settings, delivery.delivery_id, delivery.event)
-        await router.dispatch(event, self.state.github, intake=intake)
+        # Handlers run in this writer's task, not the request's: name the delivery
+        # in their log lines here.
+        token = delivery_id_var.set(delivery.delivery_id)
+        try:
+            await router.dispatch(event, self.state.github, intake=intake)
+        finally:
+            delivery_id_var.reset(token)
         delivery.job_ids = intake.job_ids
         if intake.job_ids:
             delivery.status, delivery.reason = "queued", "; ".join(intake.notes) or None
@@ -351,10 +384,13 @@ def _too_large() -> web.Response:
 
 
 def _response(delivery: Delivery) -> web.Response:
-    if delivery.event == "ping":
-        return web.json_response({"status": "pong", "message": "Webhook configured successfully"})
     if delivery.payload_error is not None:
         return error(400, "invalid payload", str(delivery.payload_error))
+    if delivery.status == "failed":
+        return error(500, "internal error",
+                     "a handler failed; the delivery is recorded and can be redelivered")
+    if delivery.event == "ping":
+        return web.json_response({"status": "pong", "message": "Webhook configured successfully"})
     if delivery.status == "queued":
         log.info("delivery %s (%s) queued job(s) %s", delivery.delivery_id, delivery.event,
                  delivery.job_ids)

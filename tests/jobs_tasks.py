@@ -66,3 +66,16 @@ async def test_secret_error(ctx: JobContext, token: str) -> None:
 
     register_secret(token)
     raise RuntimeError(f"request with token {token} failed")
+
+
+@task("test_block_first", max_attempts=3, retry_base=0.1)
+async def test_block_first(ctx: JobContext, blocked: float, seconds: float,
+                           label: str | None = None) -> None:
+    """On its first attempt, hold the event loop (as CPU-bound work would), then go on."""
+    started = await _log_start(ctx, label)
+    if ctx.attempt == 1:
+        import time
+
+        time.sleep(blocked)  # no heartbeats meanwhile: peers think this worker died
+    await asyncio.sleep(seconds)
+    await _log_done(ctx, label, started)

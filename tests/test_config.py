@@ -51,9 +51,15 @@ def test_app_id_without_key_is_refused():
         Settings.from_env({"PAO_APP_ID": "123"})
 
 
+def rsa_pem() -> str:
+    from tests.fakes.github import AppKey
+
+    return AppKey.generate().private_pem
+
+
 def test_private_key_path_is_read_and_checked(tmp_path):
     key = tmp_path / "key.pem"
-    key.write_text("-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----\n")
+    key.write_text(rsa_pem())
     s = Settings.from_env({"PAO_APP_ID": "123", "PAO_PRIVATE_KEY_PATH": str(key)})
     assert s.app_mode and s.private_key.startswith("-----BEGIN")
     with pytest.raises(ConfigError, match="PAO_PRIVATE_KEY_PATH: cannot read"):
@@ -63,7 +69,7 @@ def test_private_key_path_is_read_and_checked(tmp_path):
 
 
 def test_flattened_pem_newlines_are_restored():
-    flat = "-----BEGIN RSA PRIVATE KEY-----\\nabc\\n-----END RSA PRIVATE KEY-----"
+    flat = rsa_pem().strip().replace("\n", "\\n")
     s = Settings.from_env({"PAO_APP_ID": "1", "PAO_PRIVATE_KEY": flat})
     assert "\n" in s.private_key and "\\n" not in s.private_key
 
@@ -85,6 +91,8 @@ def test_repo_url_accepts_local_paths_and_file_urls():
 def test_secrets_stay_out_of_repr():
     s = Settings.from_env({"PAO_REPO_TOKEN": "ghp_abcdefabcdefabcdef12", "PAO_ADMIN_TOKEN": "adm1n-t0ken"})
     assert "ghp_abcdef" not in repr(s) and "adm1n" not in repr(s)
+    s = Settings.from_env({"PAO_DB_URL": "postgresql://pao:db-passw0rd@db.internal/pao"})
+    assert "db-passw0rd" not in repr(s)
 
 
 def test_scrub_hides_tokens_and_url_credentials():
@@ -117,3 +125,54 @@ def test_procfile_runs_web_worker_and_migrations():
     lines = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line)
     assert "pao serve" in lines["web"] and "pao worker" in lines["worker"]
     assert "pao migrate" in lines["release"]
+
+
+def test_private_key_that_cannot_sign_is_refused_without_echoing_it():
+    body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7notakey"
+    pem = f"-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"PAO_APP_ID": "123", "PAO_PRIVATE_KEY": pem})
+    assert "PAO_PRIVATE_KEY" in str(info.value) and body not in str(info.value)
+
+
+def test_webhook_secret_that_lists_no_secret_is_refused():
+    with pytest.raises(ConfigError, match="PAO_WEBHOOK_SECRET"):
+        Settings.from_env({"PAO_WEBHOOK_SECRET": " , ,"})
+
+
+@pytest.mark.parametrize("branch", ["-c core.x=y", "feature branch", "a..b", "main.lock",
+                                    "topic/", "x~1", "what?"])
+def test_repo_branch_that_git_would_refuse_is_refused(branch):
+    with pytest.raises(ConfigError, match="PAO_REPO_BRANCH"):
+        Settings.from_env({"PAO_REPO_BRANCH": branch})
+    assert Settings.from_env({"PAO_REPO_BRANCH": "release/2.x"}).repo_branch == "release/2.x"
+
+
+def test_log_level_is_case_insensitive():
+    assert Settings.from_env({"PAO_LOG_LEVEL": "debug"}).log_level == "DEBUG"
+
+
+def test_data_dir_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "f").write_text("")
+    with pytest.raises(ConfigError, match="PAO_DATA_DIR"):
+        Settings.from_env({"PAO_DATA_DIR": str(tmp_path / "f")})
+
+
+def test_stall_timeout_too_short_for_heartbeats_is_refused():
+    # Heartbeats go out at most every 0.2 s: a shorter stall timeout would have
+    # peers take over every running job.
+    with pytest.raises(ConfigError, match="PAO_JOB_STALL_TIMEOUT"):
+        Settings.from_env({"PAO_JOB_STALL_TIMEOUT": "0.1"})
+    assert Settings.from_env({"PAO_JOB_STALL_TIMEOUT": "1"}).job_stall_timeout == 1.0
+
+
+def test_procfile_web_listens_on_the_platforms_port():
+    # Heroku-style platforms (and foreman/honcho) give the web process its port in
+    # $PORT, and route to nothing else.
+    import subprocess
+
+    web = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines()
+               if line)["web"]
+    expanded = subprocess.run(["bash", "-c", f"echo {web}"], env={"PORT": "5123"},
+                              capture_output=True, text=True, check=True).stdout
+    assert "--port 5123" in expanded and "--host 0.0.0.0" in expanded

@@ -76,3 +76,20 @@ def test_token_header_is_scoped_to_the_remote_host():
     env = auth_env("ghs_" + "x" * 36, url="https://github.example.com/")
     assert env["GIT_CONFIG_KEY_0"] == "http.https://github.example.com/.extraHeader"
     assert "ghs_" not in " ".join(env.values())  # only its base64 form, in the header
+
+
+def test_per_call_tokens_do_not_grow_the_scrubber_without_bound():
+    # A long-running worker runs git with a fresh installation token every hour
+    # per installation; the scrubber must keep the recent ones, not every one ever.
+    from app import log
+    from app.gitutil import auth_env
+
+    log.register_secret("pinned-start-up-secret")
+    before = log.secret_count()
+    for n in range(3 * log.MAX_SHORT_LIVED_SECRETS):
+        auth_env(f"token-{n:06d}-value")
+    assert log.secret_count() <= before + log.MAX_SHORT_LIVED_SECRETS
+    latest = f"token-{3 * log.MAX_SHORT_LIVED_SECRETS - 1:06d}-value"
+    assert log.scrub(f"git said {latest}") == "git said ***"
+    # Secrets from the configuration are kept for the life of the process.
+    assert log.scrub("pinned-start-up-secret") == "***"

@@ -273,6 +273,79 @@ async def test_worker_killed_mid_job_leaves_job_retried_by_another(queue, db_dsn
     assert [r["outcome"] for r in outcomes] == ["stalled", "succeeded"]
 
 
+async def test_job_taken_over_from_a_slow_worker_stops_running_there(queue, db_dsn):
+    # The first worker holds its event loop past the stall timeout (alive, but
+    # silent); the second takes the job over. When the first wakes up it must
+    # stop its now-orphaned run, not finish it alongside the new one.
+    queued = await jobs.enqueue(queue, "test_block_first",
+                                {"blocked": 4.0, "seconds": 2.0, "label": "slow"}, lock="slow")
+    first = start_worker_process(db_dsn)
+    second = None
+    try:
+        await wait_for(lambda: queue.fetchval(
+            "SELECT status = 'doing' FROM jobs WHERE id = $1", queued.job_id), what="job started")
+        second = start_worker_process(db_dsn)
+        await wait_for(lambda: queue.fetchval(
+            "SELECT status = 'succeeded' FROM jobs WHERE id = $1", queued.job_id),
+            timeout=60, what="job completed by the second worker")
+        await asyncio.sleep(3.0)  # long enough for the first run to have finished, had it gone on
+    finally:
+        stop_process(first)
+        if second is not None:
+            stop_process(second)
+    finished = await queue.fetch("SELECT attempt, pid FROM job_log WHERE label = 'slow'")
+    assert [(r["attempt"], r["pid"]) for r in finished] == [(2, second.pid)]
+
+
+async def test_a_lone_worker_that_was_slow_does_not_take_over_its_own_job(queue, db_dsn):
+    # One worker, its event loop held past the stall timeout: once it wakes up,
+    # it must know the job is still its own, not requeue and run it a second time.
+    queued = await jobs.enqueue(queue, "test_block_first",
+                                {"blocked": 4.0, "seconds": 1.0, "label": "lone"})
+    proc = start_worker_process(db_dsn)
+    try:
+        await wait_for(lambda: queue.fetchval(
+            "SELECT status = 'succeeded' FROM jobs WHERE id = $1", queued.job_id),
+            timeout=60, what="job completed")
+        await asyncio.sleep(1.5)
+    finally:
+        stop_process(proc)
+    runs = await queue.fetch("SELECT attempt, pid FROM job_log WHERE label = 'lone'")
+    assert [(r["attempt"], r["pid"]) for r in runs] == [(1, proc.pid)]
+    row = await job(queue, queued.job_id)
+    assert row["status"] == "succeeded" and row["attempts"] == 1
+
+
+async def test_job_requeued_and_claimed_again_by_the_same_worker_runs_once(
+        queue, db_dsn, settings, http_session):
+    # A peer requeued the job as stalled, and this very worker claimed it again:
+    # the older run must stop, and its outcome must not be taken for the newer one's.
+    worker = make_worker(queue, db_dsn, settings, http_session, concurrency=2,
+                         stall_timeout=60)
+    queued = await jobs.enqueue(queue, "test_sleep", {"seconds": 1.5, "label": "twice"})
+    runner = asyncio.create_task(worker.run())
+    try:
+        await wait_for(lambda: queue.fetchval(
+            "SELECT status = 'doing' FROM jobs WHERE id = $1", queued.job_id), what="job started")
+        await queue.execute("UPDATE jobs SET heartbeat_at = now() - interval '1 hour' "
+                            "WHERE id = $1", queued.job_id)
+        assert await recover_stalled(queue, 30) == [queued.job_id]  # a peer's check
+        await wait_for(lambda: queue.fetchval(
+            "SELECT attempts = 2 AND status = 'doing' FROM jobs WHERE id = $1", queued.job_id),
+            what="claimed again")
+        await wait_for(lambda: queue.fetchval(
+            "SELECT status = 'succeeded' FROM jobs WHERE id = $1", queued.job_id), what="done")
+    finally:
+        worker.stop()
+        await runner
+    finished = await queue.fetch("SELECT attempt FROM job_log WHERE label = 'twice'")
+    assert [r["attempt"] for r in finished] == [2]
+    outcomes = await queue.fetch(
+        "SELECT attempt, outcome FROM job_attempts WHERE job_id = $1 ORDER BY attempt",
+        queued.job_id)
+    assert [(r["attempt"], r["outcome"]) for r in outcomes] == [(1, "stalled"), (2, "succeeded")]
+
+
 async def test_sigterm_lets_the_running_job_finish(queue, db_dsn):
     queued = await jobs.enqueue(queue, "test_sleep", {"seconds": 0.8, "label": "graceful"})
     proc = start_worker_process(db_dsn)
@@ -285,6 +358,44 @@ async def test_sigterm_lets_the_running_job_finish(queue, db_dsn):
         stderr = stop_process(proc)
     assert code == 0, stderr
     assert (await job(queue, queued.job_id))["status"] == "succeeded"
+
+
+async def test_stop_with_every_slot_busy_releases_the_job_after_the_grace(
+        queue, db_dsn, settings, http_session):
+    # One slot, one long job: stop() must still start the grace period (SIGTERM
+    # with a 10-minute job must not hold the process for 10 minutes).
+    worker = make_worker(queue, db_dsn, settings, http_session, concurrency=1,
+                         shutdown_grace=0.5)
+    queued = await jobs.enqueue(queue, "test_sleep", {"seconds": 60, "label": "long"})
+    runner = asyncio.create_task(worker.run())
+    await wait_for(lambda: queue.fetchval(
+        "SELECT status = 'doing' FROM jobs WHERE id = $1", queued.job_id), what="job started")
+    worker.stop()
+    await asyncio.wait_for(runner, 10)
+    row = await job(queue, queued.job_id)
+    # Released for another worker, and the attempt does not count.
+    assert row["status"] == "todo" and row["attempts"] == 0 and row["worker_id"] is None
+
+
+async def test_job_finishing_during_shutdown_keeps_heartbeating(queue, db_dsn, settings,
+                                                                 http_session):
+    # The job needs longer than the stall timeout to finish after stop(); a peer
+    # checking for stalled jobs meanwhile must not take it from a live worker.
+    worker = make_worker(queue, db_dsn, settings, http_session, stall_timeout=1.0,
+                         shutdown_grace=10)
+    queued = await jobs.enqueue(queue, "test_sleep", {"seconds": 2.5, "label": "slow"})
+    runner = asyncio.create_task(worker.run())
+    await wait_for(lambda: queue.fetchval(
+        "SELECT status = 'doing' FROM jobs WHERE id = $1", queued.job_id), what="job started")
+    worker.stop()
+    taken = []
+    while not runner.done():
+        taken += await recover_stalled(queue, 1.0)
+        await asyncio.sleep(0.2)
+    await runner
+    assert taken == []
+    row = await job(queue, queued.job_id)
+    assert row["status"] == "succeeded" and row["attempts"] == 1
 
 
 async def test_worker_without_database_reports_configuration_error(tmp_path):
@@ -343,3 +454,11 @@ async def test_purge_history_keeps_failed_jobs_and_recent_rows(queue, db_dsn, se
     # It queued its next run, an hour out.
     nxt = await queue.fetchrow("SELECT * FROM jobs WHERE queueing_lock = $1 AND status = 'todo'", PURGE_LOCK)
     assert nxt is not None and nxt["scheduled_at"] > row["finished_at"]
+
+
+async def test_cli_refuses_a_negative_list_limit(db_dsn, monkeypatch, capsys):
+    monkeypatch.setenv("PAO_DB_URL", db_dsn)
+    with pytest.raises(SystemExit) as info:
+        await asyncio.to_thread(cli_main, ["jobs", "list", "--limit", "-1"])
+    assert info.value.code == 2
+    assert "--limit" in capsys.readouterr().err

@@ -86,3 +86,60 @@ async def test_serve_on_embedded_database_then_sigterm(tmp_path):
     assert proc.returncode == 0, err.decode()
     log = err.decode()
     assert "embedded PostgreSQL" in log and "s3cret-value" not in log
+
+
+async def test_sigterm_during_a_burst_loses_no_acknowledged_delivery(db_dsn, pool, tmp_path):
+    """Deliveries in flight when SIGTERM arrives are answered and stored, or refused: never
+    acknowledged and then missing."""
+    from tests.support import webhook
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAO_")}
+    env.update({"PAO_DB_URL": db_dsn, "PAO_DATA_DIR": str(tmp_path), "PAO_PORT": str(port),
+                "PAO_WEBHOOK_SECRET": "test-webhook-secret", "PAO_WORKERS": "1",
+                "PAO_REPO_URL": str(tmp_path / "no-catalog")})
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", "serve", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/api/v1/webhooks/github"
+    acknowledged: list[str] = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            async def ready():
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                        return resp.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            await wait_for(ready, timeout=60, interval=0.2, what="pao serve to be ready")
+
+            async def send(n: int) -> None:
+                body, headers = webhook("ping", {"zen": f"burst {n}"}, delivery_id=f"burst-{n}")
+                try:
+                    async with session.post(url, data=body, headers=headers) as resp:
+                        if resp.status == 200:
+                            acknowledged.append(f"burst-{n}")
+                except aiohttp.ClientError:
+                    pass  # refused once intake stopped: GitHub will show it as failed
+
+            async def sender(start: int) -> None:
+                for n in range(start, 3000, 16):
+                    await send(n)
+
+            senders = [asyncio.create_task(sender(i)) for i in range(16)]
+            await wait_for(lambda: _true(len(acknowledged) >= 100), what="a burst under way")
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.gather(*senders)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    stored = {r["delivery_id"] for r in await pool.fetch("SELECT delivery_id FROM webhook_events")}
+    assert len(acknowledged) >= 100
+    assert set(acknowledged) <= stored
+
+
+async def _true(value: bool) -> bool:
+    return value

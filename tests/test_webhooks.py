@@ -58,6 +58,26 @@ async def test_bad_signature_is_401_recorded_not_processed(client, pool, bad):
     assert await pool.fetchval("SELECT count(*) FROM jobs") == 0
 
 
+async def test_signature_with_non_ascii_characters_is_401_not_500(client, pool):
+    body, headers = webhook("push", {"ref": "refs/heads/main"})
+    headers["X-Hub-Signature-256"] = "sha256=" + "\u00e9" * 64
+    resp = await client.post(URL, data=body, headers=headers)
+    assert resp.status == 401
+    assert (await resp.json())["error"] == "invalid signature"
+    [row] = await events(pool)
+    assert row["signature_valid"] is False and row["status"] == "rejected"
+
+
+async def test_payload_postgres_cannot_store_is_400_and_recorded(client, pool):
+    # JSON allows \u0000 in strings; PostgreSQL's jsonb does not.
+    body, headers = webhook("ping", {"zen": "nul \u0000 here"})
+    resp = await client.post(URL, data=body, headers=headers)
+    assert resp.status == 400
+    assert "\\u0000" in (await resp.json())["detail"]
+    [row] = await events(pool)
+    assert row["status"] == "rejected" and row["signature_valid"] and row["payload"] is None
+
+
 async def test_rotated_secrets_both_accepted(aiohttp_client, runtime):
     runtime.settings = with_settings(runtime.settings, webhook_secrets=("old-secret", "new-secret"))
     client = await aiohttp_client(create_app(runtime))
@@ -193,6 +213,96 @@ async def test_payload_missing_a_needed_field_is_400_naming_it(client, pool):
     assert row["status"] == "rejected" and "installation.account" in row["reason"]
 
 
+@pytest.mark.parametrize("event,payload,field", [
+    ("installation", {"action": "created", "installation": {"id": 42, "account": {"login": "a"}},
+                      "repositories": [{"full_name": "a/r"}]}, "repositories[0].id"),
+    ("installation", {"action": "created", "installation": {"id": "x", "account": {"login": "a"}}},
+     "installation.id"),
+    ("installation_repositories", {"action": "removed", "installation":
+                                   {"id": 42, "account": {"login": "a"}},
+                                   "repositories_removed": ["a/r"]}, "repositories_removed[0]"),
+    ("installation_repositories", {"action": "added", "installation":
+                                   {"id": 42, "account": {"login": "a"}},
+                                   "repositories_added": [{"id": 7}]},
+     "repositories_added[0].full_name"),
+])
+async def test_installation_payload_with_bad_repositories_is_400_naming_the_field(
+        client, pool, event, payload, field):
+    body, headers = webhook(event, payload)
+    resp = await client.post(URL, data=body, headers=headers)
+    assert resp.status == 400
+    assert field in (await resp.json())["detail"]
+    assert await pool.fetchval("SELECT count(*) FROM installations") == 0
+    [row] = await events(pool)
+    assert row["status"] == "rejected" and field in row["reason"]
+
+
+async def test_delivery_whose_handler_crashes_is_recorded_as_failed(client, pool, monkeypatch):
+    """A handler bug answers 500 (so GitHub shows it for redelivery), but the delivery is kept."""
+    from gidgethub import routing
+
+    import app.handlers
+
+    crashing = routing.Router()
+
+    @crashing.register("deployment")
+    async def buggy(event, gh, *args, intake, **kwargs):
+        await intake.enqueue("purge_history", {})
+        raise RuntimeError("handler bug with ghs_" + "Q" * 36)
+
+    monkeypatch.setattr(app.handlers, "router", routing.Router(app.handlers.router, crashing))
+    body, headers = webhook("deployment", {"action": "created"}, delivery_id="crash-1")
+    resp = await client.post(URL, data=body, headers=headers)
+    assert resp.status == 500
+    assert (await resp.json())["error"] == "internal error"
+    [row] = await events(pool)
+    assert row["delivery_id"] == "crash-1" and row["status"] == "failed"
+    assert row["payload"] == {"action": "created"}
+    assert "handler bug" in row["error"] and "ghs_" not in row["error"]
+    assert await pool.fetchval("SELECT count(*) FROM jobs") == 0  # its work rolled back
+
+    # In a burst, the crash costs no other delivery its answer or its row.
+    import asyncio
+
+    requests = []
+    for i in range(24):
+        event = "deployment" if i % 6 == 0 else "ping"
+        body, headers = webhook(event, {"action": "created"}, delivery_id=f"b{i}")
+        requests.append(client.post(URL, data=body, headers=headers))
+    responses = await asyncio.gather(*requests)
+    assert [r.status for r in responses] == [500 if i % 6 == 0 else 200 for i in range(24)]
+    stored = {r["delivery_id"]: r["status"] for r in await events(pool)}
+    assert {d: s for d, s in stored.items() if d.startswith("b")} == {
+        f"b{i}": "failed" if i % 6 == 0 else "processed" for i in range(24)}
+    assert client.app[INTAKE_WRITER].largest_batch > 1
+
+
+async def test_handler_log_lines_carry_the_delivery_id(client, monkeypatch):
+    """Handlers run in the intake writer's task; their log lines still name the delivery."""
+    import asyncio
+
+    from gidgethub import routing
+
+    import app.handlers
+    from app.log import delivery_id_var
+
+    seen: dict[str, str | None] = {}
+    recording = routing.Router()
+
+    @recording.register("deployment")
+    async def remember(event, gh, *args, intake, **kwargs):
+        seen[event.delivery_id] = delivery_id_var.get()
+        intake.handled("seen")
+
+    monkeypatch.setattr(app.handlers, "router", routing.Router(app.handlers.router, recording))
+    requests = []
+    for i in range(12):
+        body, headers = webhook("deployment", {"action": "created"}, delivery_id=f"log-{i}")
+        requests.append(client.post(URL, data=body, headers=headers))
+    assert all(r.status == 200 for r in await asyncio.gather(*requests))
+    assert seen == {f"log-{i}": f"log-{i}" for i in range(12)}
+
+
 async def test_health_and_ready(client):
     assert (await client.get("/healthz")).status == 200
     resp = await client.get("/readyz")
@@ -229,6 +339,39 @@ async def test_concurrent_deliveries_share_commits_but_not_failures(client, pool
     logins = {r["account_login"] for r in await pool.fetch("SELECT account_login FROM installations")}
     assert logins == {f"org{i}" for i in range(40) if i not in broken}
     assert client.app[INTAKE_WRITER].largest_batch > 1  # deliveries did share a transaction
+
+
+async def test_a_failed_batch_keeps_the_outcome_of_every_other_delivery(client, pool):
+    """Deliveries that needed no handler keep their status when their batch is redone."""
+    import asyncio
+
+    requests, expected = [], {}
+    for i in range(30):
+        kind = i % 4
+        if kind == 0:  # a handler rejects it: the shared transaction fails
+            body, headers = webhook("installation", {"action": "created",
+                                                     "installation": {"id": i}},
+                                    delivery_id=f"d{i}")
+            expected[f"d{i}"] = "rejected"
+        elif kind == 1:
+            body, headers = webhook("gollum", {"pages": []}, delivery_id=f"d{i}")
+            expected[f"d{i}"] = "ignored"
+        elif kind == 2:
+            body, headers = webhook("ping", {"zen": "x"}, delivery_id=f"d{i}")
+            expected[f"d{i}"] = "processed"
+        else:
+            body, headers = webhook("push", {"ref": "x"}, secret="forged", delivery_id=f"d{i}")
+            expected[f"d{i}"] = "rejected"
+        requests.append(client.post(URL, data=body, headers=headers))
+    responses = await asyncio.gather(*requests)
+    for i, resp in enumerate(responses):
+        if i % 4 == 1:
+            assert resp.status == 200
+            assert await resp.json() == {"status": "ignored", "reason": "no handler for gollum"}
+    stored = {r["delivery_id"]: (r["status"], r["signature_valid"]) for r in await events(pool)}
+    assert {d: s for d, (s, _) in stored.items()} == expected
+    assert all(valid == (int(d[1:]) % 4 != 3) for d, (_, valid) in stored.items())
+    assert client.app[INTAKE_WRITER].largest_batch > 1
 
 
 def test_token_bucket_bounds_the_audit_rate(monkeypatch):

@@ -7,7 +7,7 @@ from typing import Any
 from gidgethub import routing
 from gidgethub.sansio import Event
 
-from app.webhooks import Intake, require
+from app.webhooks import Intake, PayloadError, require
 
 router = routing.Router()
 
@@ -30,13 +30,36 @@ DELETE FROM installation_repositories WHERE installation_id = $1 AND repository_
 """
 
 
-async def _add_repositories(intake: Intake, installation_id: int, repos: list[dict[str, Any]]) -> None:
+def _repositories(data: dict[str, Any], key: str) -> list[tuple[int, str | None]]:
+    """``(id, full_name)`` of each entry of ``data[key]``; PayloadError naming a bad one."""
+    entries = data.get(key) or []
+    if not isinstance(entries, list):
+        raise PayloadError(key, "has the wrong type")
+    repos = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise PayloadError(f"{key}[{i}]", "has the wrong type")
+        repo_id = entry.get("id")
+        if not isinstance(repo_id, int) or isinstance(repo_id, bool):
+            raise PayloadError(f"{key}[{i}].id", "is missing" if repo_id is None
+                               else "has the wrong type")
+        name = entry.get("full_name")
+        repos.append((repo_id, name if isinstance(name, str) else None))
+    return repos
+
+
+async def _add_repositories(intake: Intake, installation_id: int, data: dict[str, Any],
+                            key: str) -> None:
+    repos = _repositories(data, key)
+    for i, (_, name) in enumerate(repos):
+        if name is None:
+            raise PayloadError(f"{key}[{i}].full_name")
     if repos:
         await intake.conn.execute(
             ADD_REPOSITORIES,
             installation_id,
-            [int(r["id"]) for r in repos],
-            [str(r["full_name"]) for r in repos],
+            [repo_id for repo_id, _ in repos],
+            [name for _, name in repos],
         )
 
 
@@ -47,20 +70,21 @@ async def _add_repositories(intake: Intake, installation_id: int, repos: list[di
 async def installation_created(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs: Any) -> None:
     inst = require(event.data, "installation")
     account = require(event.data, "installation.account")
+    installation_id = require(event.data, "installation.id", int)
     await intake.conn.execute(
         UPSERT_INSTALLATION,
-        int(require(event.data, "installation.id")),
+        installation_id,
         str(require(event.data, "installation.account.login")),
         account.get("type"),
         event.data.get("action") == "suspend" or bool(inst.get("suspended_at")),
     )
-    await _add_repositories(intake, int(inst["id"]), event.data.get("repositories") or [])
+    await _add_repositories(intake, installation_id, event.data, "repositories")
     intake.handled(f"installation {event.data.get('action')}")
 
 
 @router.register("installation", action="deleted")
 async def installation_deleted(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs: Any) -> None:
-    installation_id = int(require(event.data, "installation.id"))
+    installation_id = require(event.data, "installation.id", int)
     await intake.conn.execute(
         "UPDATE installations SET deleted_at = now(), updated_at = now() WHERE id = $1",
         installation_id,
@@ -74,14 +98,14 @@ async def installation_deleted(event: Event, gh: Any, *args: Any, intake: Intake
 
 @router.register("installation_repositories")
 async def repositories_changed(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs: Any) -> None:
-    installation_id = int(require(event.data, "installation.id"))
+    installation_id = require(event.data, "installation.id", int)
     account_login = str(require(event.data, "installation.account.login"))
     await intake.conn.execute(
         UPSERT_INSTALLATION, installation_id, account_login,
-        event.data["installation"]["account"].get("type"), False,
+        require(event.data, "installation.account", dict).get("type"), False,
     )
-    await _add_repositories(intake, installation_id, event.data.get("repositories_added") or [])
-    removed = [int(r["id"]) for r in event.data.get("repositories_removed") or []]
+    await _add_repositories(intake, installation_id, event.data, "repositories_added")
+    removed = [repo_id for repo_id, _ in _repositories(event.data, "repositories_removed")]
     if removed:
         await intake.conn.execute(REMOVE_REPOSITORIES, installation_id, removed)
     intake.handled("installation repositories updated")

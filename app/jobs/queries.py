@@ -50,22 +50,26 @@ UPDATE jobs
 RETURNING id, task, args, attempts, max_attempts, queueing_lock, lock, delivery_id
 """
 
+# Returns the jobs this worker still holds; one missing was taken over by a peer
+# (this worker looked dead) and must stop running here.
 HEARTBEAT = """
 UPDATE jobs SET heartbeat_at = now() WHERE id = ANY($1::bigint[]) AND worker_id = $2
   AND status = 'doing'
+RETURNING id
 """
 
-# Each finishing statement names the worker so a worker that was presumed dead
-# (and whose job another worker took over) cannot overwrite the newer outcome.
+# Each finishing statement names the claim: worker and attempt,
+# so a run that was presumed dead (its job taken over, possibly claimed again by
+# the same worker) cannot overwrite the newer run's outcome.
 SUCCEED = """
 UPDATE jobs SET status = 'succeeded', finished_at = now(), result = $3, last_error = NULL
- WHERE id = $1 AND worker_id = $2 AND status = 'doing'
+ WHERE id = $1 AND worker_id = $2 AND attempts = $4 AND status = 'doing'
 RETURNING id
 """
 
 FAIL = """
 UPDATE jobs SET status = 'failed', finished_at = now(), last_error = $3
- WHERE id = $1 AND worker_id = $2 AND status = 'doing'
+ WHERE id = $1 AND worker_id = $2 AND attempts = $4 AND status = 'doing'
 RETURNING id
 """
 
@@ -74,7 +78,7 @@ RETURNING id
 RETRY = """
 UPDATE jobs SET status = 'todo', scheduled_at = now() + make_interval(secs => $3),
        last_error = $4, worker_id = NULL, heartbeat_at = NULL
- WHERE id = $1 AND worker_id = $2 AND status = 'doing'
+ WHERE id = $1 AND worker_id = $2 AND attempts = $5 AND status = 'doing'
 RETURNING id
 """
 
@@ -84,6 +88,7 @@ SUPERSEDE = """
 UPDATE jobs SET status = 'cancelled', finished_at = now(),
        last_error = coalesce($3, '') || ' (superseded by job ' || $4::bigint || ')'
  WHERE id = $1 AND status = 'doing' AND ($2::text IS NULL OR worker_id = $2)
+   AND attempts = $5
 RETURNING id
 """
 
@@ -95,10 +100,13 @@ ON CONFLICT (job_id, attempt) DO UPDATE
 """
 
 # Jobs whose worker stopped heartbeating: the worker died (SIGKILL, lost host).
+# $2: the worker asking, whose own jobs are alive whatever their heartbeat says
+# (its event loop was merely held up).
 STALLED = """
 SELECT id, attempts, max_attempts, queueing_lock, worker_id, started_at
   FROM jobs
  WHERE status = 'doing' AND heartbeat_at < now() - make_interval(secs => $1)
+   AND worker_id IS DISTINCT FROM $2
  ORDER BY id
    FOR UPDATE SKIP LOCKED
 """
@@ -120,7 +128,7 @@ UPDATE jobs SET status = 'failed', finished_at = now(),
 RELEASE = """
 UPDATE jobs SET status = 'todo', scheduled_at = now(), attempts = greatest(attempts - 1, 0),
        worker_id = NULL, heartbeat_at = NULL
- WHERE id = $1 AND worker_id = $2 AND status = 'doing'
+ WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'doing'
 RETURNING id
 """
 

@@ -40,6 +40,7 @@ class Worker:
         concurrency: int = 4,
         poll_interval: float = 2.0,
         stall_timeout: float = 120.0,
+        shutdown_grace: float = 25.0,
         tasks: dict[str, Task] | None = None,
     ):
         self.pool = pool
@@ -50,12 +51,16 @@ class Worker:
         self.concurrency = max(1, concurrency)
         self.poll_interval = poll_interval
         self.stall_timeout = stall_timeout
+        # After stop(), running jobs get this long to finish; then they are released.
+        self.shutdown_grace = shutdown_grace
         self.heartbeat_interval = max(0.2, min(10.0, stall_timeout / 4))
         self.tasks = tasks if tasks is not None else TASKS
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
+        # Runners still in their task's code (not finishing): the ones a takeover stops.
+        self._in_task: set[asyncio.Task[Any]] = set()
         self._slots = asyncio.Semaphore(self.concurrency)
         self._listen_conn: asyncpg.Connection | None = None
 
@@ -66,28 +71,31 @@ class Worker:
         log.info("worker %s started (%d slots) for tasks: %s", self.worker_id,
                  self.concurrency, ", ".join(sorted(self.tasks)))
         await self._listen()
-        helpers = [
-            asyncio.create_task(self._heartbeat_loop(), name="pao-heartbeat"),
-            asyncio.create_task(self._stall_loop(), name="pao-stalled"),
-        ]
+        heartbeat = asyncio.create_task(self._heartbeat_loop(), name="pao-heartbeat")
+        stalled = asyncio.create_task(self._stall_loop(), name="pao-stalled")
         try:
             while not self._stopping.is_set():
-                await self._slots.acquire()
-                if self._stopping.is_set():
-                    self._slots.release()
+                if not await self._free_slot():
                     break
                 job = await self._claim_safely()
                 if job is None:
                     self._slots.release()
                     await self._sleep_until_woken()
                     continue
+                older = self._running.get(job["id"])
+                if older is not None and older in self._in_task:
+                    # Requeued as stalled and claimed again here: the older run lost it.
+                    log.warning("job %s claimed again; stopping its older run", job["id"])
+                    older.cancel()
                 runner = asyncio.create_task(self._run_job(job))
                 self._running[job["id"]] = runner
         finally:
-            for helper in helpers:
-                helper.cancel()
+            stalled.cancel()
+            # Jobs still finishing are alive: keep heartbeating them through the
+            # grace period, or a peer would take them over mid-run.
             await self._drain()
-            for helper in helpers:
+            heartbeat.cancel()
+            for helper in (heartbeat, stalled):
                 with contextlib.suppress(asyncio.CancelledError):
                     await helper
             if self._listen_conn is not None:
@@ -95,13 +103,36 @@ class Worker:
                     await self._listen_conn.close()
             log.info("worker %s stopped", self.worker_id)
 
+    async def _free_slot(self) -> bool:
+        """Wait for a free slot; False (holding none) once ``stop()`` is called.
+
+        Waiting on the slots alone would miss a stop while every slot runs a
+        long job, and the grace period would never start.
+        """
+        acquire = asyncio.ensure_future(self._slots.acquire())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({acquire, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            acquire.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await acquire
+        if acquire.cancelled():
+            return False
+        if self._stopping.is_set():
+            self._slots.release()
+            return False
+        return True
+
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
 
-    async def _drain(self, grace: float = 25.0) -> None:
+    async def _drain(self) -> None:
         if not self._running:
             return
+        grace = self.shutdown_grace
         log.info("waiting up to %.0fs for %d running job(s)", grace, len(self._running))
         _, pending = await asyncio.wait(list(self._running.values()), timeout=grace)
         for runner in pending:
@@ -176,8 +207,14 @@ class Worker:
             log.info("job %s (%s) attempt %d/%d started", job["id"], job["task"],
                      job["attempts"], job["max_attempts"])
             try:
-                coro = task.fn(ctx, **job["args"])
-                result = await (asyncio.wait_for(coro, task.timeout) if task.timeout else coro)
+                me = asyncio.current_task()
+                assert me is not None
+                self._in_task.add(me)
+                try:
+                    coro = task.fn(ctx, **job["args"])
+                    result = await (asyncio.wait_for(coro, task.timeout) if task.timeout else coro)
+                finally:
+                    self._in_task.discard(me)
             except asyncio.CancelledError:
                 await self._release(job)
                 raise
@@ -186,7 +223,9 @@ class Worker:
             else:
                 await self._succeeded(job, result, started)
         finally:
-            self._running.pop(job["id"], None)
+            # Only our own entry: a requeued job claimed again has a newer runner.
+            if self._running.get(job["id"]) is asyncio.current_task():
+                del self._running[job["id"]]
             self._slots.release()
             job_id_var.reset(job_token)
             delivery_id_var.reset(delivery_token)
@@ -195,7 +234,7 @@ class Worker:
         async with self.pool.acquire() as conn, conn.transaction():
             done = await conn.fetchval(
                 queries.SUCCEED, job["id"], self.worker_id,
-                result if isinstance(result, dict | list) else None,
+                result if isinstance(result, dict | list) else None, job["attempts"],
             )
             if done is None:
                 log.warning("job %s finished but was taken over by another worker", job["id"])
@@ -213,7 +252,8 @@ class Worker:
             message = f"attempt timed out after {task.timeout:.0f}s"
         async with self.pool.acquire() as conn, conn.transaction():
             if permanent or out_of_attempts:
-                await conn.execute(queries.FAIL, job["id"], self.worker_id, message)
+                await conn.execute(queries.FAIL, job["id"], self.worker_id, message,
+                                   job["attempts"])
                 outcome = "failed"
             else:
                 delay = exc.delay if isinstance(exc, RetryJob) and exc.delay else (
@@ -222,11 +262,12 @@ class Worker:
                 try:
                     async with conn.transaction():
                         await conn.execute(queries.RETRY, job["id"], self.worker_id, delay,
-                                           message)
+                                           message, job["attempts"])
                 except UNIQUE_VIOLATION:
                     twin = await conn.fetchval(queries.WAITING_WITH_QUEUEING_LOCK,
                                                job["queueing_lock"])
-                    await conn.execute(queries.SUPERSEDE, job["id"], self.worker_id, message, twin)
+                    await conn.execute(queries.SUPERSEDE, job["id"], self.worker_id, message, twin,
+                                       job["attempts"])
                     outcome = "superseded"
             await conn.execute(queries.RECORD_ATTEMPT, job["id"], job["attempts"],
                                self.worker_id, started, outcome, message)
@@ -243,12 +284,13 @@ class Worker:
         with contextlib.suppress(Exception):
             async with self.pool.acquire() as conn:
                 try:
-                    await conn.execute(queries.RELEASE, job["id"], self.worker_id)
+                    await conn.execute(queries.RELEASE, job["id"], self.worker_id,
+                                       job["attempts"])
                 except UNIQUE_VIOLATION:
                     twin = await conn.fetchval(queries.WAITING_WITH_QUEUEING_LOCK,
                                                job["queueing_lock"])
                     await conn.execute(queries.SUPERSEDE, job["id"], self.worker_id,
-                                       "released at shutdown", twin)
+                                       "released at shutdown", twin, job["attempts"])
             log.info("job %s released for another worker", job["id"])
 
     # -- background loops --------------------------------------------------
@@ -258,25 +300,40 @@ class Worker:
             await asyncio.sleep(self.heartbeat_interval)
             if not self._running:
                 continue
+            running = list(self._running)
             try:
-                await self.pool.execute(queries.HEARTBEAT, list(self._running), self.worker_id)
+                held = {r["id"] for r in await self.pool.fetch(
+                    queries.HEARTBEAT, running, self.worker_id)}
             except Exception as exc:
                 log.warning("heartbeat failed: %s", exc)
+                continue
+            for job_id in running:
+                # Only a job still in its task code: one already finishing has
+                # left 'doing' on its own.
+                runner = self._running.get(job_id)
+                if job_id not in held and runner in self._in_task:
+                    log.warning("job %s was taken over by another worker (this one missed "
+                                "its heartbeats); stopping it here", job_id)
+                    runner.cancel()
 
     async def _stall_loop(self) -> None:
         while True:
             try:
-                await recover_stalled(self.pool, self.stall_timeout)
+                await recover_stalled(self.pool, self.stall_timeout, self.worker_id)
             except Exception as exc:
                 log.warning("stalled-job check failed: %s", exc)
             await asyncio.sleep(max(1.0, self.stall_timeout / 2))
 
 
-async def recover_stalled(pool: asyncpg.Pool, stall_timeout: float) -> list[int]:
-    """Requeue (or fail, when out of attempts) jobs whose worker stopped heartbeating."""
+async def recover_stalled(pool: asyncpg.Pool, stall_timeout: float,
+                          worker_id: str | None = None) -> list[int]:
+    """Requeue (or fail, when out of attempts) jobs whose worker stopped heartbeating.
+
+    ``worker_id``: the worker asking; its own jobs are never taken from it.
+    """
     recovered = []
     async with pool.acquire() as conn, conn.transaction():
-        for job in await conn.fetch(queries.STALLED, stall_timeout):
+        for job in await conn.fetch(queries.STALLED, stall_timeout, worker_id):
             error = f"worker {job['worker_id']} stopped responding"
             if job["attempts"] >= job["max_attempts"]:
                 await conn.execute(queries.FAIL_STALLED, job["id"])
@@ -289,7 +346,8 @@ async def recover_stalled(pool: asyncpg.Pool, stall_timeout: float) -> list[int]
                 except UNIQUE_VIOLATION:
                     twin = await conn.fetchval(queries.WAITING_WITH_QUEUEING_LOCK,
                                                job["queueing_lock"])
-                    await conn.execute(queries.SUPERSEDE, job["id"], None, error, twin)
+                    await conn.execute(queries.SUPERSEDE, job["id"], None, error, twin,
+                                       job["attempts"])
                     outcome = "superseded"
             await conn.execute(queries.RECORD_ATTEMPT, job["id"], job["attempts"],
                                job["worker_id"], job["started_at"], outcome, error)
