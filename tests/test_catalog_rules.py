@@ -73,6 +73,10 @@ CASES = [
     ("PAO010", ITEM, item(fulfillment="fulfillment:\n  manual:\n    system: email\n"), (10, 3)),
     ("PAO011", ITEM, HEADER.encode() + b"tags: database\n" + MANUAL.encode(), (5, 7)),
     ("PAO011", ITEM, b"name: demo\nversion: 1.0\ndescription: d\nowner: o\n" + MANUAL.encode(), (2, 10)),
+    # NaN and infinity are YAML floats but not JSON: the sync could not store them.
+    ("PAO011", ITEM, item("- name: n\n  type: number\n  default: .nan\n"), (11, 16)),
+    ("PAO011", ITEM, item("- name: n\n  type: number\n  max_value: .inf\n"), (11, 18)),
+    ("PAO011", ITEM, HEADER.encode() + b"tags: [-.Inf]\n" + MANUAL.encode(), (5, 8)),
     ("PAO012", ITEM, HEADER.encode() + b"tgas: [a]\n" + MANUAL.encode(), (5, 1)),
     ("PAO012", ITEM, item("  help_txt: hi\n"), (9, 7)),
     ("PAO013", ITEM, item("- name: DB-Name\n  type: string\n"), (9, 13)),

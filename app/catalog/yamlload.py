@@ -12,6 +12,7 @@ loaded, and the node tree is turned into dicts, lists and scalars here so that:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -170,9 +171,17 @@ class _Converter:
                 f"unsupported tag {node.tag!r}; remove the tag and write a plain value"))
             return node.value
         try:
-            return build(node)
+            value = build(node)
         except (ValueError, yaml.YAMLError):
             return node.value
+        if isinstance(value, float) and not math.isfinite(value):
+            # JSON has no NaN or infinity: PostgreSQL's jsonb and the API could not hold it.
+            self.out.problems.append(Problem(
+                "PAO011", _mark(node),
+                f"{node.value!r} is not a finite number, which JSON cannot hold; "
+                "write a number, or quote it if you mean text"))
+            return None
+        return value
 
     def mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:
         result: dict[str, Any] = {}
