@@ -330,3 +330,15 @@ def test_unknown_filter_is_reported_with_a_suggestion() -> None:
     pf = parse_catalog_file(ITEM, (HEADER + fields + MANUAL.replace("{{ db }}", "{{ db | uper }}")).encode())
     [f] = [f for f in pf.findings if f.code == "PAO030"]
     assert (f.line, f.col) == (12, 29) and "did you mean 'upper'" in f.message
+
+
+def test_unknown_test_is_reported_like_an_unknown_filter() -> None:
+    # Jinja2 refuses to compile `x is nosuchtest`, so the template would fail when the
+    # request is fulfilled; the check must catch it as it catches unknown filters.
+    fields = "presentation:\n  fields:\n    - {name: db, type: string}\n"
+    summary = "{% if db is nosuchtest %}New{% endif %}"
+    pf = parse_catalog_file(ITEM, (HEADER + fields + MANUAL.replace("New {{ db }}", summary)).encode())
+    [f] = [f for f in pf.findings if f.code == "PAO030"]
+    assert (f.line, f.col) == (12, 29) and "unknown test 'nosuchtest'" in f.message
+    ok = MANUAL.replace("New {{ db }}", "{% if db is defined %}New{% endif %}")
+    assert parse_catalog_file(ITEM, (HEADER + fields + ok).encode()).ok

@@ -365,6 +365,11 @@ def _check_template(rep: Reporter, path: Path, text: str, scope: TemplateScope) 
         if name not in known_filters:
             rep.at(_locate(rep, path, lineno, name), "PAO030",
                    f"unknown filter '{name}'{_hint(name, known_filters)}")
+    known_tests = templates.environment().tests
+    for name, lineno in info.tests:
+        if name not in known_tests:
+            rep.at(_locate(rep, path, lineno, name), "PAO030",
+                   f"unknown test '{name}'{_hint(name, known_tests)}")
     for chain, lineno in info.chains:
         root, attr = chain[0], chain[1]
         if len(chain) == 2 and root == "requester" and attr not in spec.REQUESTER_ATTRIBUTES:

@@ -22,6 +22,7 @@ class TemplateInfo:
     names: tuple[tuple[str, int], ...]  # free variables, first use
     chains: tuple[tuple[tuple[str, ...], int], ...]  # a.b.c attribute chains on free variables
     filters: tuple[tuple[str, int], ...]
+    tests: tuple[tuple[str, int], ...] = ()  # `x is <test>`: Jinja2 refuses unknown ones
 
 
 _SIMPLE = re.compile(
@@ -85,7 +86,8 @@ def _analyze_jinja(text: str) -> TemplateInfo:
         if chain is not None and chain[0] in names:
             chains.append((chain, node.lineno))
     filters = [(f.name, f.lineno) for f in tree.find_all(nodes.Filter)]
-    return TemplateInfo(None, tuple(names.items()), tuple(chains), tuple(filters))
+    tests = [(t.name, t.lineno) for t in tree.find_all(nodes.Test)]
+    return TemplateInfo(None, tuple(names.items()), tuple(chains), tuple(filters), tuple(tests))
 
 
 def _chain(node: nodes.Node) -> tuple[str, ...] | None:
