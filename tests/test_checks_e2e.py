@@ -17,6 +17,7 @@ import pytest
 from app.github import GitHubClients
 from app.service import Runtime, make_worker
 from app.web import create_app
+from tests.fakes.github import ApiError
 from tests.support import webhook
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -141,6 +142,33 @@ async def test_many_findings_are_sent_in_batches_of_50(pao) -> None:
     assert [p.get("conclusion") for p in patches(run)] == [None, None, "failure"]
     assert [a["start_line"] for a in run["annotations"]] == list(range(7, 127))
     assert {a["title"] for a in run["annotations"]} == {"PAO025"}
+
+
+async def test_a_retry_after_a_failed_batch_does_not_repeat_annotations(pao) -> None:
+    fields = "".join(f"    - {{name: f{i}, type: integer, default: x}}\n" for i in range(120))
+    bad = ('name: many\nversion: "1.0.0"\ndescription: d\nowner: o\npresentation:\n  fields:\n'
+           + fields + "fulfillment:\n  manual:\n    system: email\n    template: {summary: s, to: t}\n")
+    push_pr(pao, {"catalog/misc/many.yaml": bad})
+    apply = pao.fake._apply_check_fields
+    failed = []
+
+    def second_batch_fails_once(run: dict, body: dict) -> None:
+        # GitHub stores each PATCH's annotations as it gets them; the second one fails here.
+        if not failed and len(run["annotations"]) == 50 and (body.get("output") or {}).get("annotations"):
+            failed.append(True)
+            raise ApiError(502, "Server Error")
+        apply(run, body)
+
+    pao.fake._apply_check_fields = second_batch_fails_once
+    await deliver(pao, "pull_request", pao.fake.pull_request_payload(pao.repo, number=1, head_ref="feature"))
+    await pao.worker.run_one()
+    assert failed
+    await pao.pool.execute("UPDATE jobs SET scheduled_at = now() WHERE status = 'todo'")
+    await run_jobs(pao)
+    [run] = runs(pao)  # the retry kept its run ...
+    assert (run["status"], run["conclusion"]) == ("completed", "failure")
+    # ... and sent only the annotations GitHub did not have yet: each finding once.
+    assert [a["start_line"] for a in run["annotations"]] == list(range(7, 127))
 
 
 async def test_no_catalog_change_is_neutral(pao) -> None:

@@ -126,9 +126,15 @@ def batches(items: list[dict[str, Any]], size: int = ANNOTATIONS_PER_REQUEST) ->
     return [items[i:i + size] for i in range(0, len(items), size)] or [[]]
 
 
-def completion_requests(ev: Evaluation, *, head_sha: str = "", completed_at: str) -> list[dict[str, Any]]:
-    """The PATCH bodies that finish a check run: annotation batches, the last one completing it."""
+def completion_requests(ev: Evaluation, *, head_sha: str = "", completed_at: str,
+                        already_sent: int = 0) -> list[dict[str, Any]]:
+    """The PATCH bodies that finish a check run: annotation batches, the last one completing it.
+
+    ``already_sent``: annotations the run already holds from an earlier attempt (GitHub
+    appends each PATCH's annotations, so resending them would show every finding twice).
+    """
     notes, omitted = annotations(ev)
+    notes = notes[already_sent:]
     out_title, out_summary = title(ev), summary(ev, omitted=omitted, head_sha=head_sha)
     bodies: list[dict[str, Any]] = []
     for batch in batches(notes):

@@ -75,8 +75,13 @@ async def catalog_check(ctx: JobContext, repository: str, pr_number: int) -> dic
         return {"skipped": f"{head_sha[:12]} already checked"}
     api = await ctx.github.api(req["installation_id"])
     owner_repo = {"owner": repository.split("/")[0], "repo": repository.split("/")[1]}
+    already_sent = 0
     if run is not None and run["status"] == "in_progress" and run["check_run_id"]:
         row_id, check_run_id = run["id"], run["check_run_id"]  # a retry: keep the same run
+        # An earlier attempt may have sent some annotation batches before failing.
+        current = await api.getitem("/repos/{owner}/{repo}/check-runs/{check_run_id}",
+                                    url_vars={**owner_repo, "check_run_id": str(check_run_id)})
+        already_sent = int(((current or {}).get("output") or {}).get("annotations_count") or 0)
     else:
         created = await api.post(
             "/repos/{owner}/{repo}/check-runs", url_vars=owner_repo,
@@ -98,7 +103,8 @@ async def catalog_check(ctx: JobContext, repository: str, pr_number: int) -> dic
         if ctx.last_attempt:
             await _give_up(api, run_vars, row_id, ctx, f"PAO could not check this change: {exc}")
         raise
-    for body in output.completion_requests(ev, head_sha=head_sha, completed_at=_now()):
+    for body in output.completion_requests(ev, head_sha=head_sha, completed_at=_now(),
+                                           already_sent=already_sent):
         await api.patch("/repos/{owner}/{repo}/check-runs/{check_run_id}", url_vars=run_vars, data=body)
     async with ctx.pool.acquire() as conn, conn.transaction():
         await conn.execute(
