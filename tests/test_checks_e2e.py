@@ -171,6 +171,30 @@ async def test_a_retry_after_a_failed_batch_does_not_repeat_annotations(pao) -> 
     assert [a["start_line"] for a in run["annotations"]] == list(range(7, 127))
 
 
+async def test_a_retry_after_a_lost_create_answer_adopts_the_run(pao) -> None:
+    # GitHub created the run but PAO never saw the answer (a 502 from a proxy, a worker
+    # killed right then): the retry must find that run, not open a second one.
+    break_two(pao)
+    as_json = pao.fake.check_run_json
+    lost = []
+
+    def create_answer_lost(run: dict) -> dict:
+        if not lost:
+            lost.append(run["id"])
+            raise ApiError(502, "Server Error")
+        return as_json(run)
+
+    pao.fake.check_run_json = create_answer_lost
+    await deliver(pao, "pull_request", pao.fake.pull_request_payload(pao.repo, number=1, head_ref="feature"))
+    await pao.worker.run_one()
+    assert lost and len(runs(pao)) == 1
+    await pao.pool.execute("UPDATE jobs SET scheduled_at = now() WHERE status = 'todo'")
+    await run_jobs(pao)
+    [run] = runs(pao)
+    assert (run["id"], run["status"], run["conclusion"]) == (lost[0], "completed", "failure")
+    pao.fake.assert_openapi_clean()
+
+
 async def test_no_catalog_change_is_neutral(pao) -> None:
     push_pr(pao, {"README.md": "docs\n"})
     await deliver(pao, "pull_request", pao.fake.pull_request_payload(pao.repo, number=1, head_ref="feature"))
