@@ -69,6 +69,10 @@ CASES = [
     ("PAO006", ITEM, HEADER.encode() + b"owner: other\n" + MANUAL.encode(), (5, 1)),
     ("PAO007", ITEM, HEADER.encode() + b"1: one\n" + MANUAL.encode(), (5, 1)),
     ("PAO008", ITEM, HEADER.encode() + b"tags: [!!binary aGk=]\n" + MANUAL.encode(), (5, 8)),
+    # PostgreSQL's text and jsonb cannot hold U+0000: the sync could not store it.
+    ("PAO009", ITEM, HEADER.replace("description: Demo item", 'description: "Demo\\0item"').encode()
+     + MANUAL.encode(), (3, 14)),
+    ("PAO009", ITEM, HEADER.encode() + b'tags: {"a\\0": b}\n' + MANUAL.encode(), (5, 8)),
     ("PAO010", ITEM, b"name: demo\nversion: \"1.0.0\"\ndescription: d\n" + MANUAL.encode(), (1, 1)),
     ("PAO010", ITEM, item(fulfillment="fulfillment:\n  manual:\n    system: email\n"), (10, 3)),
     ("PAO011", ITEM, HEADER.encode() + b"tags: database\n" + MANUAL.encode(), (5, 7)),

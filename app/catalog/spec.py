@@ -245,6 +245,7 @@ RULES: tuple[Rule, ...] = (
     Rule("PAO006", "error", "A mapping has the same key twice (YAML would keep only the last)."),
     Rule("PAO007", "error", "A mapping key is not a plain string (numbers, null, merge keys '<<')."),
     Rule("PAO008", "error", "A value has an explicit tag PAO does not support (e.g. !!binary, !custom)."),
+    Rule("PAO009", "error", "A string holds the NUL character (\\0), which cannot be stored."),
     Rule("PAO010", "error", "A required key is missing."),
     Rule("PAO011", "error", "A value has the wrong type."),
     Rule("PAO012", "error", "Unknown key (the message suggests the closest known key)."),

@@ -170,6 +170,8 @@ class _Converter:
                 "PAO008", _mark(node),
                 f"unsupported tag {node.tag!r}; remove the tag and write a plain value"))
             return node.value
+        if "\0" in node.value:
+            self._nul(node)
         try:
             value = build(node)
         except (ValueError, yaml.YAMLError):
@@ -182,6 +184,12 @@ class _Converter:
                 "write a number, or quote it if you mean text"))
             return None
         return value
+
+    def _nul(self, node: ScalarNode) -> None:
+        # PostgreSQL's text and jsonb refuse U+0000, so the sync could not store the file.
+        self.out.problems.append(Problem(
+            "PAO009", _mark(node), "the text holds a NUL character (\\0), which PAO cannot "
+            "store; remove it"))
 
     def mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -196,6 +204,8 @@ class _Converter:
                     f"mapping key {what} is not a plain string; quote it or write the keys out"))
                 continue
             key = key_node.value
+            if "\0" in key:
+                self._nul(key_node)
             if key in seen:
                 first = _mark(seen[key])
                 self.out.problems.append(Problem(
