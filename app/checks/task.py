@@ -147,7 +147,8 @@ async def _give_up(api: Any, run_vars: dict[str, str], row_id: int, ctx: JobCont
     """Complete the run as failed with the reason, so the PR does not wait forever."""
     await api.patch("/repos/{owner}/{repo}/check-runs/{check_run_id}", url_vars=run_vars, data={
         "status": "completed", "conclusion": "failure", "completed_at": _now(),
-        "output": {"title": "PAO could not check this pull request", "summary": message[:output.TEXT_LIMIT]},
+        "output": {"title": "PAO could not check this pull request",
+                   "summary": output.clip(message, output.TEXT_LIMIT)},
     })
     await ctx.pool.execute(
         "UPDATE catalog_check_runs SET status = 'completed', conclusion = 'failure', completed_at = now(),"
