@@ -37,7 +37,7 @@ from aiohttp import web
 
 from tests.fakes.git_http import GitHttpBackend, basic_credentials
 
-NAME_RE = re.compile(r"^\w[\w\-.]*$")
+NAME_RE = re.compile(r"^\w[\w\-.]*$", re.ASCII)  # OneDev's Java pattern: \w is ASCII
 QUERY_RE = re.compile(r'^"Name" is "(?P<name>[^"]*)"$')
 
 
