@@ -97,6 +97,13 @@ CASES = [
     ("PAO022", ITEM, item("- name: n\n  type: integer\n  min_value: 5\n  max_value: 1\n"), (11, 18)),
     ("PAO022", ITEM, item("- name: s\n  type: string\n  max_length: -1\n"), (11, 19)),
     ("PAO023", ITEM, item("- name: s\n  type: string\n  regexp: '^[a-z'\n"), (11, 15)),
+    # A default that makes Python's re backtrack for minutes (30 chars: ~20 s, each more
+    # doubles it) must neither hang the check nor be taken as valid.
+    ("PAO025", ITEM, item("- name: s\n  type: string\n  regexp: '(a+)+$'\n"
+                          "  default: '" + "a" * 40 + "b'\n"), (12, 16)),
+    # ... and one that backtracks beyond any budget is reported on the regexp itself.
+    ("PAO023", ITEM, item("- name: s\n  type: string\n  regexp: '(a|a)+$'\n"
+                          "  default: '" + "a" * 40 + "b'\n"), (11, 15)),
     ("PAO024", ITEM, item("- name: s\n  type: selection\n  oneof: []\n"), (11, 14)),
     ("PAO024", ITEM, item("- name: s\n  type: selection\n"), (9, 7)),
     ("PAO024", ITEM, item("- name: s\n  type: multiselect\n  oneof: [a, b, a]\n"), (11, 21)),

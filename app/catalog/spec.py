@@ -259,7 +259,7 @@ RULES: tuple[Rule, ...] = (
     Rule("PAO020", "error", "Two fields have the same name."),
     Rule("PAO021", "error", "A constraint does not apply to the field's type."),
     Rule("PAO022", "error", "A minimum is greater than its maximum (or a bound is negative)."),
-    Rule("PAO023", "error", "regexp does not compile."),
+    Rule("PAO023", "error", "regexp does not compile, or backtracks without end on its default."),
     Rule("PAO024", "error", "oneof is missing, empty or has duplicates on a selection/multiselect."),
     Rule("PAO025", "error", "default violates the field's own type or constraints."),
     Rule("PAO026", "error", "A secret field has a default (secrets never live in the catalog)."),
