@@ -66,6 +66,13 @@ CASES = [
         e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]
         """), (5, 1)),
     ("PAO005", ITEM, b"a: &a [1, *a]\n", (1, 4)),
+    # Nesting deeper than spec.MAX_DEPTH collections: reported at the first one too deep
+    # (the root mapping is the first; the 100th '[' is the 101st, at column 103).
+    ("PAO005", ITEM, b"a: " + b"[" * 150 + b"]" * 150 + b"\n", (1, 103)),
+    ("PAO005", ITEM, "".join(f"{' ' * i}k{i}:\n" for i in range(150)).encode() + b" " * 150 + b"x\n",
+     (101, 101)),
+    # Deep enough to overflow libyaml's recursive composer (a segfault) yet under the size cap.
+    ("PAO005", ITEM, b"a: " + b"[" * 60000 + b"]" * 60000 + b"\n", (1, 103)),
     ("PAO006", ITEM, HEADER.encode() + b"owner: other\n" + MANUAL.encode(), (5, 1)),
     ("PAO007", ITEM, HEADER.encode() + b"1: one\n" + MANUAL.encode(), (5, 1)),
     ("PAO008", ITEM, HEADER.encode() + b"tags: [!!binary aGk=]\n" + MANUAL.encode(), (5, 8)),

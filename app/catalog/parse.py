@@ -161,7 +161,7 @@ def _parse(path: str, data: bytes) -> ParsedFile:
         return ParsedFile(path, kind, None, None, rep.findings)
     if text.startswith("\ufeff"):
         text = text[1:]
-    loaded = load(text, max_nodes=spec.MAX_NODES)
+    loaded = load(text, max_nodes=spec.MAX_NODES, max_depth=spec.MAX_DEPTH)
     rep.loaded = loaded
     for p in loaded.problems:
         rep.at(p.mark, p.code, p.message)

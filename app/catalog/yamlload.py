@@ -102,8 +102,55 @@ def as_mark(where: Mark | Node) -> Mark:
     return where if isinstance(where, Mark) else _mark(where)
 
 
-def load(text: str, *, max_nodes: int) -> Loaded:
+# libyaml's composer recurses once per nesting level and overflows the C stack (a
+# segfault, not an exception) somewhere past 5,000 levels; 120 KB of '[' gets there.
+_COMPOSE_SAFE_DEPTH = 2_000
+
+
+def _depth_bound(text: str) -> int:
+    """An upper bound on the document's nesting, from character counts alone.
+
+    A flow collection opens with '[' or '{'; a block one with '-' or '?' or on a new
+    line, and at most one block mapping joins each of those on its line.
+    """
+    return (2 * (text.count("\n") + text.count("-") + text.count("?"))
+            + text.count("[") + text.count("{") + 2)
+
+
+def _too_deep(text: str, max_depth: int) -> Mark | None:
+    """Where the document first nests deeper than ``max_depth``, read from libyaml's
+    event stream (which, unlike its composer, keeps no C recursion); None if it does not."""
+    loader = _Loader(text)
+    depth = 0
+    try:
+        while (event := loader.get_event()) is not None:
+            kind = type(event)
+            if kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+                depth += 1
+                if depth > max_depth:
+                    m = event.start_mark
+                    return Mark(m.line + 1, m.column + 1)
+            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                depth -= 1
+    except yaml.YAMLError:
+        return None  # a syntax error before any deep nesting: composing reports it
+    finally:
+        loader.dispose()
+    return None
+
+
+def _depth_message(max_depth: int) -> str:
+    return (f"the document nests deeper than {max_depth} levels of mappings and lists; "
+            "flatten it")
+
+
+def load(text: str, *, max_nodes: int, max_depth: int = 100) -> Loaded:
     """Compose ``text`` (one YAML document) and convert it, recording problems."""
+    if _depth_bound(text) > _COMPOSE_SAFE_DEPTH:
+        where = _too_deep(text, max_depth)
+        if where is not None:
+            return Loaded(None, problems=[Problem("PAO005", where, _depth_message(max_depth))],
+                          fatal=True)
     loader = _Loader(text)
     try:
         root = loader.get_single_node()
@@ -122,7 +169,7 @@ def load(text: str, *, max_nodes: int) -> Loaded:
     out = Loaded(None, text=text)
     if root is None:
         return out
-    converter = _Converter(out, max_nodes)
+    converter = _Converter(out, max_nodes, max_depth)
     try:
         out.value = converter.convert(root, ())
     except _Budget as exc:
@@ -133,9 +180,10 @@ def load(text: str, *, max_nodes: int) -> Loaded:
 
 
 class _Converter:
-    def __init__(self, out: Loaded, max_nodes: int):
+    def __init__(self, out: Loaded, max_nodes: int, max_depth: int):
         self.out = out
         self.left = max_nodes
+        self.max_depth = max_depth
         self.active: set[int] = set()  # nodes being converted (a revisit is a cycle)
 
     def convert(self, node: Node, path: Path) -> Any:
@@ -154,6 +202,9 @@ class _Converter:
         if id(node) in self.active:
             raise _Budget(_mark(node), "an alias refers to a node that contains it; "
                           "remove the recursive alias")
+        if len(self.active) >= self.max_depth:
+            # Aliases can nest deeper than the text does; recursion here must stay bounded.
+            raise _Budget(_mark(node), _depth_message(self.max_depth))
         self.active.add(id(node))
         try:
             if isinstance(node, SequenceNode):
