@@ -360,3 +360,12 @@ def test_unknown_test_is_reported_like_an_unknown_filter() -> None:
     assert (f.line, f.col) == (12, 29) and "unknown test 'nosuchtest'" in f.message
     ok = MANUAL.replace("New {{ db }}", "{% if db is defined %}New{% endif %}")
     assert parse_catalog_file(ITEM, (HEADER + fields + ok).encode()).ok
+
+
+def test_a_template_nested_beyond_jinjas_recursion_is_pao030_not_a_crash() -> None:
+    # Jinja2's parser recurses ~15 frames per parenthesis: 100 of them overflow Python's stack.
+    summary = "{{ " + "(" * 100 + "db" + ")" * 100 + " }}"
+    fields = "presentation:\n  fields:\n    - {name: db, type: string}\n"
+    pf = parse_catalog_file(ITEM, (HEADER + fields + MANUAL.replace("New {{ db }}", summary)).encode())
+    [f] = [f for f in pf.findings if f.code == "PAO030"]
+    assert (f.line, f.col) == (12, 16) and "nests too deeply" in f.message

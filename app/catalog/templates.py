@@ -73,6 +73,10 @@ def _analyze_jinja(text: str) -> TemplateInfo:
         tree = environment().parse(text)
     except jinja2.TemplateSyntaxError as exc:
         return TemplateInfo((exc.lineno or 1, exc.message or "syntax error"), (), (), ())
+    except RecursionError:
+        # Jinja2's parser recurses about 15 frames per parenthesis or bracket.
+        return TemplateInfo((1, "the template nests too deeply (parentheses, brackets, "
+                                "blocks); split it or simplify the expression"), (), (), ())
     # Free variables: names loaded but never bound in the template (set, for, macro
     # parameters). Coarser than Jinja's scoping, and never reports a bound name.
     bound = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
