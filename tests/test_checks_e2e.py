@@ -169,6 +169,7 @@ async def test_a_retry_after_a_failed_batch_does_not_repeat_annotations(pao) -> 
     assert (run["status"], run["conclusion"]) == ("completed", "failure")
     # ... and sent only the annotations GitHub did not have yet: each finding once.
     assert [a["start_line"] for a in run["annotations"]] == list(range(7, 127))
+    pao.fake.assert_openapi_clean()
 
 
 async def test_a_retry_after_a_lost_create_answer_adopts_the_run(pao) -> None:
