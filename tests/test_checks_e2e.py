@@ -130,6 +130,28 @@ async def test_newer_push_supersedes_and_rerequest_creates_a_new_run(pao) -> Non
     assert again["conclusion"] == "failure" and len(again["annotations"]) == 1
 
 
+async def test_a_run_left_open_by_a_failed_attempt_is_closed_when_a_newer_head_is_checked(pao) -> None:
+    older = push_pr(pao, {MYSQL: lambda t: t + "\n"})
+    # The first attempt opens the run on the older head, then fails (a base it cannot fetch).
+    await deliver(pao, "pull_request", pao.fake.pull_request_payload(
+        pao.repo, number=1, head_ref="feature", base_ref="gone"))
+    await pao.worker.run_one()
+    [stale] = runs(pao)
+    assert (stale["head_sha"], stale["status"]) == (older, "in_progress")
+    # A newer push arrives before the retry; the retry checks the newer head ...
+    newer = break_two(pao)
+    await deliver(pao, "pull_request", pao.fake.pull_request_payload(
+        pao.repo, action="synchronize", number=1, head_ref="feature"))
+    await pao.pool.execute("UPDATE jobs SET scheduled_at = now() WHERE status = 'todo'")
+    await run_jobs(pao)
+    stale, run = runs(pao)
+    assert (run["head_sha"], run["conclusion"]) == (newer, "failure")
+    # ... and the older head's run does not spin "in progress" on GitHub forever.
+    assert (stale["status"], stale["conclusion"]) == ("completed", "cancelled")
+    assert "superseded" in stale["output"]["summary"]
+    pao.fake.assert_openapi_clean()
+
+
 async def test_many_findings_are_sent_in_batches_of_50(pao) -> None:
     fields = "".join(f"    - {{name: f{i}, type: integer, default: x}}\n" for i in range(120))
     bad = ('name: many\nversion: "1.0.0"\ndescription: d\nowner: o\npresentation:\n  fields:\n'

@@ -75,6 +75,7 @@ async def catalog_check(ctx: JobContext, repository: str, pr_number: int) -> dic
         return {"skipped": f"{head_sha[:12]} already checked"}
     api = await ctx.github.api(req["installation_id"])
     owner_repo = {"owner": repository.split("/")[0], "repo": repository.split("/")[1]}
+    await _close_superseded(ctx, api, owner_repo, repository, pr_number, head_sha)
     external_id = f"{repository}#{pr_number}"
     current: dict[str, Any] | None = None
     if run is not None and run["status"] == "in_progress" and run["check_run_id"]:
@@ -129,6 +130,30 @@ async def catalog_check(ctx: JobContext, repository: str, pr_number: int) -> dic
             repository, pr_number, head_sha)
     return {"check_run_id": check_run_id, "conclusion": output.conclusion(ev),
             "errors": ev.count("error"), "files": len(ev.reported)}
+
+
+SUPERSEDED = """
+SELECT id, check_run_id FROM catalog_check_runs
+WHERE repository = $1 AND pr_number = $2 AND head_sha <> $3 AND status = 'in_progress'
+"""
+
+
+async def _close_superseded(ctx: JobContext, api: Any, owner_repo: dict[str, str],
+                            repository: str, pr_number: int, head_sha: str) -> None:
+    """Complete runs an earlier, failed attempt left open on older heads of this PR:
+    nothing will finish them now that a newer head is checked."""
+    for old in await ctx.pool.fetch(SUPERSEDED, repository, pr_number, head_sha):
+        if old["check_run_id"] is not None:
+            await api.patch("/repos/{owner}/{repo}/check-runs/{check_run_id}",
+                            url_vars={**owner_repo, "check_run_id": str(old["check_run_id"])},
+                            data={"status": "completed", "conclusion": "cancelled",
+                                  "completed_at": _now(),
+                                  "output": {"title": "Superseded",
+                                             "summary": f"Check superseded by a newer push "
+                                                        f"({head_sha[:12]})."}})
+        await ctx.pool.execute(
+            "UPDATE catalog_check_runs SET status = 'completed', conclusion = 'cancelled',"
+            " completed_at = now(), error = 'superseded' WHERE id = $1", old["id"])
 
 
 async def _started_run(api: Any, owner_repo: dict[str, str], head_sha: str,
