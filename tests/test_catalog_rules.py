@@ -66,13 +66,28 @@ CASES = [
         e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]
         """), (5, 1)),
     ("PAO005", ITEM, b"a: &a [1, *a]\n", (1, 4)),
+    # Nesting deeper than spec.MAX_DEPTH collections: reported at the first one too deep
+    # (the root mapping is the first; the 100th '[' is the 101st, at column 103).
+    ("PAO005", ITEM, b"a: " + b"[" * 150 + b"]" * 150 + b"\n", (1, 103)),
+    ("PAO005", ITEM, "".join(f"{' ' * i}k{i}:\n" for i in range(150)).encode() + b" " * 150 + b"x\n",
+     (101, 101)),
+    # Deep enough to overflow libyaml's recursive composer (a segfault) yet under the size cap.
+    ("PAO005", ITEM, b"a: " + b"[" * 60000 + b"]" * 60000 + b"\n", (1, 103)),
     ("PAO006", ITEM, HEADER.encode() + b"owner: other\n" + MANUAL.encode(), (5, 1)),
     ("PAO007", ITEM, HEADER.encode() + b"1: one\n" + MANUAL.encode(), (5, 1)),
     ("PAO008", ITEM, HEADER.encode() + b"tags: [!!binary aGk=]\n" + MANUAL.encode(), (5, 8)),
+    # PostgreSQL's text and jsonb cannot hold U+0000: the sync could not store it.
+    ("PAO009", ITEM, HEADER.replace("description: Demo item", 'description: "Demo\\0item"').encode()
+     + MANUAL.encode(), (3, 14)),
+    ("PAO009", ITEM, HEADER.encode() + b'tags: {"a\\0": b}\n' + MANUAL.encode(), (5, 8)),
     ("PAO010", ITEM, b"name: demo\nversion: \"1.0.0\"\ndescription: d\n" + MANUAL.encode(), (1, 1)),
     ("PAO010", ITEM, item(fulfillment="fulfillment:\n  manual:\n    system: email\n"), (10, 3)),
     ("PAO011", ITEM, HEADER.encode() + b"tags: database\n" + MANUAL.encode(), (5, 7)),
     ("PAO011", ITEM, b"name: demo\nversion: 1.0\ndescription: d\nowner: o\n" + MANUAL.encode(), (2, 10)),
+    # NaN and infinity are YAML floats but not JSON: the sync could not store them.
+    ("PAO011", ITEM, item("- name: n\n  type: number\n  default: .nan\n"), (11, 16)),
+    ("PAO011", ITEM, item("- name: n\n  type: number\n  max_value: .inf\n"), (11, 18)),
+    ("PAO011", ITEM, HEADER.encode() + b"tags: [-.Inf]\n" + MANUAL.encode(), (5, 8)),
     ("PAO012", ITEM, HEADER.encode() + b"tgas: [a]\n" + MANUAL.encode(), (5, 1)),
     ("PAO012", ITEM, item("  help_txt: hi\n"), (9, 7)),
     ("PAO013", ITEM, item("- name: DB-Name\n  type: string\n"), (9, 13)),
@@ -89,6 +104,13 @@ CASES = [
     ("PAO022", ITEM, item("- name: n\n  type: integer\n  min_value: 5\n  max_value: 1\n"), (11, 18)),
     ("PAO022", ITEM, item("- name: s\n  type: string\n  max_length: -1\n"), (11, 19)),
     ("PAO023", ITEM, item("- name: s\n  type: string\n  regexp: '^[a-z'\n"), (11, 15)),
+    # A default that makes Python's re backtrack for minutes (30 chars: ~20 s, each more
+    # doubles it) must neither hang the check nor be taken as valid.
+    ("PAO025", ITEM, item("- name: s\n  type: string\n  regexp: '(a+)+$'\n"
+                          "  default: '" + "a" * 40 + "b'\n"), (12, 16)),
+    # ... and one that backtracks beyond any budget is reported on the regexp itself.
+    ("PAO023", ITEM, item("- name: s\n  type: string\n  regexp: '(a|a)+$'\n"
+                          "  default: '" + "a" * 40 + "b'\n"), (11, 15)),
     ("PAO024", ITEM, item("- name: s\n  type: selection\n  oneof: []\n"), (11, 14)),
     ("PAO024", ITEM, item("- name: s\n  type: selection\n"), (9, 7)),
     ("PAO024", ITEM, item("- name: s\n  type: multiselect\n  oneof: [a, b, a]\n"), (11, 21)),
@@ -326,3 +348,24 @@ def test_unknown_filter_is_reported_with_a_suggestion() -> None:
     pf = parse_catalog_file(ITEM, (HEADER + fields + MANUAL.replace("{{ db }}", "{{ db | uper }}")).encode())
     [f] = [f for f in pf.findings if f.code == "PAO030"]
     assert (f.line, f.col) == (12, 29) and "did you mean 'upper'" in f.message
+
+
+def test_unknown_test_is_reported_like_an_unknown_filter() -> None:
+    # Jinja2 refuses to compile `x is nosuchtest`, so the template would fail when the
+    # request is fulfilled; the check must catch it as it catches unknown filters.
+    fields = "presentation:\n  fields:\n    - {name: db, type: string}\n"
+    summary = "{% if db is nosuchtest %}New{% endif %}"
+    pf = parse_catalog_file(ITEM, (HEADER + fields + MANUAL.replace("New {{ db }}", summary)).encode())
+    [f] = [f for f in pf.findings if f.code == "PAO030"]
+    assert (f.line, f.col) == (12, 29) and "unknown test 'nosuchtest'" in f.message
+    ok = MANUAL.replace("New {{ db }}", "{% if db is defined %}New{% endif %}")
+    assert parse_catalog_file(ITEM, (HEADER + fields + ok).encode()).ok
+
+
+def test_a_template_nested_beyond_jinjas_recursion_is_pao030_not_a_crash() -> None:
+    # Jinja2's parser recurses ~15 frames per parenthesis: 100 of them overflow Python's stack.
+    summary = "{{ " + "(" * 100 + "db" + ")" * 100 + " }}"
+    fields = "presentation:\n  fields:\n    - {name: db, type: string}\n"
+    pf = parse_catalog_file(ITEM, (HEADER + fields + MANUAL.replace("New {{ db }}", summary)).encode())
+    [f] = [f for f in pf.findings if f.code == "PAO030"]
+    assert (f.line, f.col) == (12, 16) and "nests too deeply" in f.message

@@ -17,6 +17,7 @@ import pytest
 from app.github import GitHubClients
 from app.service import Runtime, make_worker
 from app.web import create_app
+from tests.fakes.github import ApiError
 from tests.support import webhook
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -129,6 +130,28 @@ async def test_newer_push_supersedes_and_rerequest_creates_a_new_run(pao) -> Non
     assert again["conclusion"] == "failure" and len(again["annotations"]) == 1
 
 
+async def test_a_run_left_open_by_a_failed_attempt_is_closed_when_a_newer_head_is_checked(pao) -> None:
+    older = push_pr(pao, {MYSQL: lambda t: t + "\n"})
+    # The first attempt opens the run on the older head, then fails (a base it cannot fetch).
+    await deliver(pao, "pull_request", pao.fake.pull_request_payload(
+        pao.repo, number=1, head_ref="feature", base_ref="gone"))
+    await pao.worker.run_one()
+    [stale] = runs(pao)
+    assert (stale["head_sha"], stale["status"]) == (older, "in_progress")
+    # A newer push arrives before the retry; the retry checks the newer head ...
+    newer = break_two(pao)
+    await deliver(pao, "pull_request", pao.fake.pull_request_payload(
+        pao.repo, action="synchronize", number=1, head_ref="feature"))
+    await pao.pool.execute("UPDATE jobs SET scheduled_at = now() WHERE status = 'todo'")
+    await run_jobs(pao)
+    stale, run = runs(pao)
+    assert (run["head_sha"], run["conclusion"]) == (newer, "failure")
+    # ... and the older head's run does not spin "in progress" on GitHub forever.
+    assert (stale["status"], stale["conclusion"]) == ("completed", "cancelled")
+    assert "superseded" in stale["output"]["summary"]
+    pao.fake.assert_openapi_clean()
+
+
 async def test_many_findings_are_sent_in_batches_of_50(pao) -> None:
     fields = "".join(f"    - {{name: f{i}, type: integer, default: x}}\n" for i in range(120))
     bad = ('name: many\nversion: "1.0.0"\ndescription: d\nowner: o\npresentation:\n  fields:\n'
@@ -141,6 +164,58 @@ async def test_many_findings_are_sent_in_batches_of_50(pao) -> None:
     assert [p.get("conclusion") for p in patches(run)] == [None, None, "failure"]
     assert [a["start_line"] for a in run["annotations"]] == list(range(7, 127))
     assert {a["title"] for a in run["annotations"]} == {"PAO025"}
+
+
+async def test_a_retry_after_a_failed_batch_does_not_repeat_annotations(pao) -> None:
+    fields = "".join(f"    - {{name: f{i}, type: integer, default: x}}\n" for i in range(120))
+    bad = ('name: many\nversion: "1.0.0"\ndescription: d\nowner: o\npresentation:\n  fields:\n'
+           + fields + "fulfillment:\n  manual:\n    system: email\n    template: {summary: s, to: t}\n")
+    push_pr(pao, {"catalog/misc/many.yaml": bad})
+    apply = pao.fake._apply_check_fields
+    failed = []
+
+    def second_batch_fails_once(run: dict, body: dict) -> None:
+        # GitHub stores each PATCH's annotations as it gets them; the second one fails here.
+        if not failed and len(run["annotations"]) == 50 and (body.get("output") or {}).get("annotations"):
+            failed.append(True)
+            raise ApiError(502, "Server Error")
+        apply(run, body)
+
+    pao.fake._apply_check_fields = second_batch_fails_once
+    await deliver(pao, "pull_request", pao.fake.pull_request_payload(pao.repo, number=1, head_ref="feature"))
+    await pao.worker.run_one()
+    assert failed
+    await pao.pool.execute("UPDATE jobs SET scheduled_at = now() WHERE status = 'todo'")
+    await run_jobs(pao)
+    [run] = runs(pao)  # the retry kept its run ...
+    assert (run["status"], run["conclusion"]) == ("completed", "failure")
+    # ... and sent only the annotations GitHub did not have yet: each finding once.
+    assert [a["start_line"] for a in run["annotations"]] == list(range(7, 127))
+    pao.fake.assert_openapi_clean()
+
+
+async def test_a_retry_after_a_lost_create_answer_adopts_the_run(pao) -> None:
+    # GitHub created the run but PAO never saw the answer (a 502 from a proxy, a worker
+    # killed right then): the retry must find that run, not open a second one.
+    break_two(pao)
+    as_json = pao.fake.check_run_json
+    lost = []
+
+    def create_answer_lost(run: dict) -> dict:
+        if not lost:
+            lost.append(run["id"])
+            raise ApiError(502, "Server Error")
+        return as_json(run)
+
+    pao.fake.check_run_json = create_answer_lost
+    await deliver(pao, "pull_request", pao.fake.pull_request_payload(pao.repo, number=1, head_ref="feature"))
+    await pao.worker.run_one()
+    assert lost and len(runs(pao)) == 1
+    await pao.pool.execute("UPDATE jobs SET scheduled_at = now() WHERE status = 'todo'")
+    await run_jobs(pao)
+    [run] = runs(pao)
+    assert (run["id"], run["status"], run["conclusion"]) == (lost[0], "completed", "failure")
+    pao.fake.assert_openapi_clean()
 
 
 async def test_no_catalog_change_is_neutral(pao) -> None:

@@ -134,6 +134,24 @@ def test_summary_stays_within_githubs_limit() -> None:
     assert len(text) <= output.TEXT_LIMIT and text.endswith("run `pao-cli validate` locally.")
 
 
+def test_summary_stays_within_githubs_limit_in_bytes() -> None:
+    # GitHub counts the summary in bytes ("summary exceeds a maximum bytesize of 65535"):
+    # non-ASCII messages and the table's marks take several bytes a character.
+    from app.catalog.parse import ParsedFile
+
+    paths = [f"catalog/x/é{i}.yaml" for i in range(2000)]
+    files = {p: ParsedFile(p, "item", None, {}, []) for p in paths}
+    findings = {p: [Finding(p, 1, 1, "PAO031", "error", "modèle « inconnu » — " * 3)] for p in paths}
+    ev = Evaluation(paths, [], files, findings)
+    for text in (output.summary(ev), output.summary(big(5000))):
+        assert len(text.encode("utf-8")) <= output.TEXT_LIMIT
+    many = {p: [Finding(p, i + 1, 1, "PAO031", "error", "é" * 60) for i in range(2000)]
+            for p in paths[:1]}
+    text = output.summary(Evaluation(paths[:1], [], files, many))
+    assert len(text.encode("utf-8")) <= output.TEXT_LIMIT
+    assert text.endswith("run `pao-cli validate` locally.")
+
+
 @pytest.mark.parametrize(("url", "name"), [
     ("https://github.com/Org/pao-repository.git", "org/pao-repository"),
     ("http://127.0.0.1:9/org/catalog", "org/catalog"),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import subprocess
 
 import pytest
 
@@ -61,6 +63,9 @@ async def test_push_moves_new_commit_and_prunes_deleted_branch(make_env):
     await env.deliver("watch", env.gh.watch_payload(repo, "alice"))
     await env.wait_status("octo/hello", "completed")
     before = repo.sha("trunk")
+    # A pull request opened inside OneDev: OneDev keeps it under refs/pulls/.
+    subprocess.run(["git", "update-ref", "refs/pulls/1/head", before],
+                   cwd=env.onedev.repo_dir("octo-hello"), check=True)
     new = repo.commit({"README.md": "new\n"}, branch="trunk")
     repo.set_ref("feature/x", None)
     repo.git("tag", "-d", "light")
@@ -70,10 +75,30 @@ async def test_push_moves_new_commit_and_prunes_deleted_branch(make_env):
     mirrored = env.onedev.refs("octo-hello")
     assert mirrored["refs/heads/trunk"] == new
     assert "refs/heads/feature/x" not in mirrored and "refs/tags/light" not in mirrored
-    assert mirrored == heads_and_tags(github_refs(repo))
+    assert heads_and_tags(mirrored) == heads_and_tags(github_refs(repo))
+    # OneDev's own pull-request refs are not GitHub's to prune.
+    assert mirrored["refs/pulls/1/head"] == before
     logs = await env.logs("octo/hello")
     assert [entry["event_type"] for entry in logs] == ["star", "push"]
     assert logs[-1]["refs_pushed"] == 3  # trunk moved, a branch and a tag deleted
+
+
+async def test_a_project_deleted_in_onedev_is_created_again(make_env):
+    env = await make_env()
+    inst = env.gh.install("octo", repos=["octo/hello"])
+    repo = make_history(env.gh, "octo/hello", installation=inst)
+    await env.deliver("watch", env.gh.watch_payload(repo, "alice"))
+    old = (await env.wait_status("octo/hello", "completed"))["onedev_project_id"]
+    # Someone deletes the project in OneDev; PAO still holds its id.
+    del env.onedev.projects[old]
+    shutil.rmtree(env.onedev.repo_dir("octo-hello"))
+    before = repo.sha("trunk")
+    new = repo.commit({"README.md": "new\n"}, branch="trunk")
+    await env.deliver("push", env.gh.push_payload(repo, before=before, after=new))
+    row = await env.wait_status("octo/hello", "completed", successes=2)
+    assert row["onedev_project_id"] != old and row["onedev_project_id"] in env.onedev.projects
+    assert env.onedev.refs("octo-hello") == heads_and_tags(github_refs(repo))
+    assert env.onedev.projects[row["onedev_project_id"]].default_branch == "trunk"
 
 
 async def test_push_to_unmirrored_repository_says_nothing(make_env):

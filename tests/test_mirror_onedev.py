@@ -115,6 +115,9 @@ async def test_fake_rejects_what_onedev_rejects(onedev, http_session):
     async with http_session.post(url, json={"name": "-bad", "gitPackConfig": {},
                                             "codeAnalysisSetting": {}}, headers=auth) as resp:
         assert resp.status == 400
+    async with http_session.post(url, json={"name": "café", "gitPackConfig": {},
+                                            "codeAnalysisSetting": {}}, headers=auth) as resp:
+        assert resp.status == 400  # Java's \w is ASCII only
     async with http_session.get(url, params={"query": ""}, headers=auth) as resp:
         assert resp.status == 400  # offset and count are required
     async with http_session.get(url, params={"offset": 0, "count": 10}) as resp:

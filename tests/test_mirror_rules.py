@@ -23,10 +23,17 @@ from app.mirror.naming import (
     ("-weird", ".dots", "weird-.dots"),
     ("a", "b c/d", "a-b-c-d"),
     ("x", "thing.git", "x-thing-git"),
+    # OneDev's pattern is Java's, where \w is ASCII only: é is not a word character there.
+    ("café", "naïve", "caf-na-ve"),
 ])
 def test_project_names_follow_onedev_rule(owner, repo, expected):
     name = project_name("{owner}-{repo}", owner, repo)
     assert name == expected and NAME_RE.match(name)
+
+
+def test_names_are_checked_the_way_java_reads_the_pattern():
+    assert NAME_RE.match("a-b.c_1") and not NAME_RE.match("é") and not NAME_RE.match("aé")
+    assert project_name("mirrör-{owner}-{repo}", "o", "r") == "mirr-r-o-r"
 
 
 def test_template_and_timestamp():

@@ -161,7 +161,7 @@ def _parse(path: str, data: bytes) -> ParsedFile:
         return ParsedFile(path, kind, None, None, rep.findings)
     if text.startswith("\ufeff"):
         text = text[1:]
-    loaded = load(text, max_nodes=spec.MAX_NODES)
+    loaded = load(text, max_nodes=spec.MAX_NODES, max_depth=spec.MAX_DEPTH)
     rep.loaded = loaded
     for p in loaded.problems:
         rep.at(p.mark, p.code, p.message)
@@ -179,6 +179,12 @@ def _parse(path: str, data: bytes) -> ParsedFile:
     check_shape(rep, spec.shape_for(kind), doc, ())
     identifier, display_name = resolve_identifier(rep, path, doc)
     rules.check_file(rep, kind, doc)
+    # A value the loader already reported (e.g. `.nan`, read as null) gets no second finding.
+    loader_spots = {(p.mark.line, p.mark.col) for p in loaded.problems}
+    if loader_spots:
+        own = {(p.mark.line, p.mark.col, p.code, p.message) for p in loaded.problems}
+        rep.findings = [f for f in rep.findings if (f.line, f.col) not in loader_spots
+                        or (f.line, f.col, f.code, f.message) in own]
     rep.findings.sort(key=Finding.sort_key)
     return ParsedFile(path, kind, identifier, doc, rep.findings, display_name, loaded)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+import regex
+
 from app.catalog import spec, templates
 from app.catalog.semver import Constraint
 from app.catalog.yamlload import Mark
@@ -127,7 +129,13 @@ def _check_field(rep: Reporter, fpath: Path, f: dict) -> None:
                     "secrets are typed by the requester and never stored in the catalog",
                     key=True)
         else:
-            problem = default_problem(ftype, f, f["default"], pattern)
+            try:
+                problem = default_problem(ftype, f, f["default"], pattern)
+            except RegexpTooSlow:
+                rep.add((*fpath, "regexp"), "PAO023", "regexp takes too long to match its own "
+                        f"default (over {MATCH_BUDGET} s): nested repetition such as (a+)+ or "
+                        "(a|a)+ backtracks catastrophically; simplify the pattern")
+                problem = None
             if problem:
                 rep.add((*fpath, "default"), "PAO025", f"default {f['default']!r} {problem}; "
                         "change the default or the constraint")
@@ -135,6 +143,28 @@ def _check_field(rep: Reporter, fpath: Path, f: dict) -> None:
 
 def _num(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+# Seconds a default may take to match its regexp. Python's re has no time limit and
+# backtracks exponentially on patterns like (a+)+$, which would hang a check or a sync;
+# the regex module matches those quickly and stops at a timeout on the rest.
+MATCH_BUDGET = 0.25
+
+
+class RegexpTooSlow(Exception):
+    """Matching the regexp took longer than MATCH_BUDGET."""
+
+
+def fullmatch(pattern: re.Pattern[str], value: str) -> bool:
+    """``pattern.fullmatch(value)``, bounded in time (raises RegexpTooSlow)."""
+    try:
+        compiled = regex.compile(pattern.pattern)
+    except regex.error:
+        return True  # re's syntax the regex module refuses: cannot be checked safely
+    try:
+        return compiled.fullmatch(value, timeout=MATCH_BUDGET) is not None
+    except TimeoutError:
+        raise RegexpTooSlow from None
 
 
 def default_problem(ftype: str, f: dict, value: Any, pattern: re.Pattern[str] | None) -> str | None:
@@ -147,7 +177,7 @@ def default_problem(ftype: str, f: dict, value: Any, pattern: re.Pattern[str] | 
             return f"is shorter than min_length {lo}"
         if _num(hi) and len(value) > hi:
             return f"is longer than max_length {hi}"
-        if pattern is not None and not pattern.fullmatch(value):
+        if pattern is not None and not fullmatch(pattern, value):
             return f"does not match regexp {pattern.pattern!r}"
         return None
     if ftype in ("integer", "number"):
@@ -365,6 +395,11 @@ def _check_template(rep: Reporter, path: Path, text: str, scope: TemplateScope) 
         if name not in known_filters:
             rep.at(_locate(rep, path, lineno, name), "PAO030",
                    f"unknown filter '{name}'{_hint(name, known_filters)}")
+    known_tests = templates.environment().tests
+    for name, lineno in info.tests:
+        if name not in known_tests:
+            rep.at(_locate(rep, path, lineno, name), "PAO030",
+                   f"unknown test '{name}'{_hint(name, known_tests)}")
     for chain, lineno in info.chains:
         root, attr = chain[0], chain[1]
         if len(chain) == 2 and root == "requester" and attr not in spec.REQUESTER_ATTRIBUTES:

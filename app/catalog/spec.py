@@ -29,6 +29,7 @@ SEMVER_RE = re.compile(
 
 MAX_FILE_BYTES = 256 * 1024  # a catalog file is a form and a template, not a data set
 MAX_NODES = 20_000  # YAML nodes after alias expansion; stops "billion laughs" files
+MAX_DEPTH = 100  # nested mappings and lists; a catalog needs about ten
 
 FIELD_TYPES = ("string", "integer", "number", "boolean", "selection", "multiselect", "secret", "json")
 # Constraint keys each field type allows; every other constraint key is an error there.
@@ -241,11 +242,12 @@ RULES: tuple[Rule, ...] = (
     Rule("PAO002", "error", f"The file is larger than {MAX_FILE_BYTES // 1024} KiB."),
     Rule("PAO003", "error", "The file is not valid YAML (or holds more than one document)."),
     Rule("PAO004", "error", "The document is not a mapping."),
-    Rule("PAO005", "error", f"Aliases expand to more than {MAX_NODES} nodes, refer to themselves,"
-         " or collections nest more than 100 levels deep."),
+    Rule("PAO005", "error", f"Aliases expand to more than {MAX_NODES} nodes, refer to themselves, "
+         f"or the document nests deeper than {MAX_DEPTH} levels."),
     Rule("PAO006", "error", "A mapping has the same key twice (YAML would keep only the last)."),
     Rule("PAO007", "error", "A mapping key is not a plain string (numbers, null, merge keys '<<')."),
     Rule("PAO008", "error", "A value has an explicit tag PAO does not support (e.g. !!binary, !custom)."),
+    Rule("PAO009", "error", "A string holds the NUL character (\\0), which cannot be stored."),
     Rule("PAO010", "error", "A required key is missing."),
     Rule("PAO011", "error", "A value has the wrong type."),
     Rule("PAO012", "error", "Unknown key (the message suggests the closest known key)."),
@@ -259,7 +261,7 @@ RULES: tuple[Rule, ...] = (
     Rule("PAO020", "error", "Two fields have the same name."),
     Rule("PAO021", "error", "A constraint does not apply to the field's type."),
     Rule("PAO022", "error", "A minimum is greater than its maximum (or a bound is negative)."),
-    Rule("PAO023", "error", "regexp does not compile."),
+    Rule("PAO023", "error", "regexp does not compile, or backtracks without end on its default."),
     Rule("PAO024", "error", "oneof is missing, empty or has duplicates on a selection/multiselect."),
     Rule("PAO025", "error", "default violates the field's own type or constraints."),
     Rule("PAO026", "error", "A secret field has a default (secrets never live in the catalog)."),

@@ -22,6 +22,7 @@ class TemplateInfo:
     names: tuple[tuple[str, int], ...]  # free variables, first use
     chains: tuple[tuple[tuple[str, ...], int], ...]  # a.b.c attribute chains on free variables
     filters: tuple[tuple[str, int], ...]
+    tests: tuple[tuple[str, int], ...] = ()  # `x is <test>`: Jinja2 refuses unknown ones
 
 
 _SIMPLE = re.compile(
@@ -72,6 +73,10 @@ def _analyze_jinja(text: str) -> TemplateInfo:
         tree = environment().parse(text)
     except jinja2.TemplateSyntaxError as exc:
         return TemplateInfo((exc.lineno or 1, exc.message or "syntax error"), (), (), ())
+    except RecursionError:
+        # Jinja2's parser recurses about 15 frames per parenthesis or bracket.
+        return TemplateInfo((1, "the template nests too deeply (parentheses, brackets, "
+                                "blocks); split it or simplify the expression"), (), (), ())
     # Free variables: names loaded but never bound in the template (set, for, macro
     # parameters). Coarser than Jinja's scoping, and never reports a bound name.
     bound = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
@@ -85,7 +90,8 @@ def _analyze_jinja(text: str) -> TemplateInfo:
         if chain is not None and chain[0] in names:
             chains.append((chain, node.lineno))
     filters = [(f.name, f.lineno) for f in tree.find_all(nodes.Filter)]
-    return TemplateInfo(None, tuple(names.items()), tuple(chains), tuple(filters))
+    tests = [(t.name, t.lineno) for t in tree.find_all(nodes.Test)]
+    return TemplateInfo(None, tuple(names.items()), tuple(chains), tuple(filters), tuple(tests))
 
 
 def _chain(node: nodes.Node) -> tuple[str, ...] | None:

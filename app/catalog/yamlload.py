@@ -7,31 +7,21 @@ loaded, and the node tree is turned into dicts, lists and scalars here so that:
 * a key given twice is reported, not silently overwritten;
 * aliases are expanded against a node budget, so an alias bomb costs a finding,
   not the process's memory; a self-referencing alias is reported too;
-* collections nested deeper than ``MAX_DEPTH`` are a finding, checked before
-  composing: libyaml's composer recurses in C and a deep enough file would
-  overflow the stack and kill the process;
 * timestamps stay strings (they end up in JSON), and unknown tags are reported.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from yaml.events import CollectionEndEvent, CollectionStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _constructor = yaml.constructor.SafeConstructor()
-
-MAX_DEPTH = 100  # nested collections; catalog documents need a handful
-# Each collection needs an indicator of its own, so their count bounds the depth.
-# Below this many, composing is safe and the converter checks the depth; above it,
-# the events are scanned first (tens of thousands of levels crash the C composer).
-_INDICATORS = "[{-?:"
-_SCAN_ABOVE = 2000
 
 Path = tuple[str | int, ...]
 
@@ -112,37 +102,55 @@ def as_mark(where: Mark | Node) -> Mark:
     return where if isinstance(where, Mark) else _mark(where)
 
 
-def _too_deep(text: str) -> Mark | None:
-    """Where ``text`` first nests collections deeper than ``MAX_DEPTH``, found without composing."""
-    if sum(text.count(c) for c in _INDICATORS) <= _SCAN_ABOVE:
-        return None
+# libyaml's composer recurses once per nesting level and overflows the C stack (a
+# segfault, not an exception) somewhere past 5,000 levels; 120 KB of '[' gets there.
+_COMPOSE_SAFE_DEPTH = 2_000
+
+
+def _depth_bound(text: str) -> int:
+    """An upper bound on the document's nesting, from character counts alone.
+
+    A flow collection opens with '[' or '{'; a block one with '-' or '?' or on a new
+    line, and at most one block mapping joins each of those on its line.
+    """
+    return (2 * (text.count("\n") + text.count("-") + text.count("?"))
+            + text.count("[") + text.count("{") + 2)
+
+
+def _too_deep(text: str, max_depth: int) -> Mark | None:
+    """Where the document first nests deeper than ``max_depth``, read from libyaml's
+    event stream (which, unlike its composer, keeps no C recursion); None if it does not."""
     loader = _Loader(text)
     depth = 0
     try:
-        while loader.check_event():
-            event = loader.get_event()
-            if isinstance(event, CollectionStartEvent):
+        while (event := loader.get_event()) is not None:
+            kind = type(event)
+            if kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
                 depth += 1
-                if depth > MAX_DEPTH:
-                    return Mark(event.start_mark.line + 1, event.start_mark.column + 1)
-            elif isinstance(event, CollectionEndEvent):
+                if depth > max_depth:
+                    m = event.start_mark
+                    return Mark(m.line + 1, m.column + 1)
+            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
                 depth -= 1
     except yaml.YAMLError:
-        return None  # composing reports it, with its position
+        return None  # a syntax error before any deep nesting: composing reports it
     finally:
         loader.dispose()
     return None
 
 
-def _depth_message() -> str:
-    return f"collections nest more than {MAX_DEPTH} levels deep here; flatten the structure"
+def _depth_message(max_depth: int) -> str:
+    return (f"the document nests deeper than {max_depth} levels of mappings and lists; "
+            "flatten it")
 
 
-def load(text: str, *, max_nodes: int) -> Loaded:
+def load(text: str, *, max_nodes: int, max_depth: int = 100) -> Loaded:
     """Compose ``text`` (one YAML document) and convert it, recording problems."""
-    deep = _too_deep(text)
-    if deep is not None:
-        return Loaded(None, problems=[Problem("PAO005", deep, _depth_message())], fatal=True)
+    if _depth_bound(text) > _COMPOSE_SAFE_DEPTH:
+        where = _too_deep(text, max_depth)
+        if where is not None:
+            return Loaded(None, problems=[Problem("PAO005", where, _depth_message(max_depth))],
+                          fatal=True)
     loader = _Loader(text)
     try:
         root = loader.get_single_node()
@@ -161,7 +169,7 @@ def load(text: str, *, max_nodes: int) -> Loaded:
     out = Loaded(None, text=text)
     if root is None:
         return out
-    converter = _Converter(out, max_nodes)
+    converter = _Converter(out, max_nodes, max_depth)
     try:
         out.value = converter.convert(root, ())
     except _Budget as exc:
@@ -172,9 +180,10 @@ def load(text: str, *, max_nodes: int) -> Loaded:
 
 
 class _Converter:
-    def __init__(self, out: Loaded, max_nodes: int):
+    def __init__(self, out: Loaded, max_nodes: int, max_depth: int):
         self.out = out
         self.left = max_nodes
+        self.max_depth = max_depth
         self.active: set[int] = set()  # nodes being converted (a revisit is a cycle)
 
     def convert(self, node: Node, path: Path) -> Any:
@@ -187,14 +196,15 @@ class _Converter:
             raise _Budget(where, "aliases expand this document beyond the node "
                           f"limit{f' under {path[0]!r}' if path else ''}; write the values out "
                           "or reduce alias use")
-        if len(path) > MAX_DEPTH:  # also bounds alias chains, which composing does not see
-            raise _Budget(_mark(node), _depth_message())
         self.out.marks[path] = node
         if isinstance(node, ScalarNode):
             return self.scalar(node)
         if id(node) in self.active:
             raise _Budget(_mark(node), "an alias refers to a node that contains it; "
                           "remove the recursive alias")
+        if len(self.active) >= self.max_depth:
+            # Aliases can nest deeper than the text does; recursion here must stay bounded.
+            raise _Budget(_mark(node), _depth_message(self.max_depth))
         self.active.add(id(node))
         try:
             if isinstance(node, SequenceNode):
@@ -211,10 +221,26 @@ class _Converter:
                 "PAO008", _mark(node),
                 f"unsupported tag {node.tag!r}; remove the tag and write a plain value"))
             return node.value
+        if "\0" in node.value:
+            self._nul(node)
         try:
-            return build(node)
+            value = build(node)
         except (ValueError, yaml.YAMLError):
             return node.value
+        if isinstance(value, float) and not math.isfinite(value):
+            # JSON has no NaN or infinity: PostgreSQL's jsonb and the API could not hold it.
+            self.out.problems.append(Problem(
+                "PAO011", _mark(node),
+                f"{node.value!r} is not a finite number, which JSON cannot hold; "
+                "write a number, or quote it if you mean text"))
+            return None
+        return value
+
+    def _nul(self, node: ScalarNode) -> None:
+        # PostgreSQL's text and jsonb refuse U+0000, so the sync could not store the file.
+        self.out.problems.append(Problem(
+            "PAO009", _mark(node), "the text holds a NUL character (\\0), which PAO cannot "
+            "store; remove it"))
 
     def mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -229,6 +255,8 @@ class _Converter:
                     f"mapping key {what} is not a plain string; quote it or write the keys out"))
                 continue
             key = key_node.value
+            if "\0" in key:
+                self._nul(key_node)
             if key in seen:
                 first = _mark(seen[key])
                 self.out.problems.append(Problem(

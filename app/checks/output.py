@@ -1,8 +1,9 @@
 """The check run's conclusion, title, Markdown summary and annotation batches.
 
 GitHub's limits: ``output.summary`` and ``output.text`` hold at most 65,535
-characters, ``title`` 255 in practice, and one request carries at most 50
-annotations (more are added by further PATCH requests). Past ``MAX_ANNOTATIONS``
+bytes of UTF-8 (the docs say characters; the API counts bytes), ``title`` 255 in
+practice, and one request carries at most 50 annotations (more are added by
+further PATCH requests). Past ``MAX_ANNOTATIONS``
 the rest are left out with a note in the summary: a PR with thousands of findings
 needs the local ``pao-cli validate``, not thousands of inline comments.
 """
@@ -80,17 +81,32 @@ def summary(ev: Evaluation, *, omitted: int = 0, head_sha: str = "", limit: int 
 
 
 def _fit(head: str, body: list[str], tail: str, limit: int) -> str:
+    """``head`` (intro and file table) then ``body`` lines, cut at a line with a note when
+    they would pass ``limit`` UTF-8 bytes: GitHub counts the summary in bytes."""
     note = "\n\n> Summary truncated to GitHub's size limit; run `pao-cli validate` locally."
-    reserve = len(tail) + len(note) + 1
-    text = head
-    for line in body:
-        if len(text) + 1 + len(line) + reserve > limit:
-            text += note
+    reserve = _size(tail) + _size(note) + 1
+    first, *rest = head.split("\n")
+    kept, used, cut = [first], _size(first), False
+    for line in [*rest, *body]:
+        if used + 1 + _size(line) + reserve > limit:
+            cut = True
             break
-        text += "\n" + line
+        kept.append(line)
+        used += 1 + _size(line)
+    text = "\n".join(kept) + (note if cut else "")
     if tail:
         text += "\n" + tail
-    return text[:limit]
+    return clip(text, limit)
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def clip(text: str, limit: int) -> str:
+    """At most ``limit`` UTF-8 bytes, never splitting a character."""
+    data = text.encode("utf-8")
+    return text if len(data) <= limit else data[:limit].decode("utf-8", errors="ignore")
 
 
 def _md(text: str) -> str:
@@ -126,9 +142,15 @@ def batches(items: list[dict[str, Any]], size: int = ANNOTATIONS_PER_REQUEST) ->
     return [items[i:i + size] for i in range(0, len(items), size)] or [[]]
 
 
-def completion_requests(ev: Evaluation, *, head_sha: str = "", completed_at: str) -> list[dict[str, Any]]:
-    """The PATCH bodies that finish a check run: annotation batches, the last one completing it."""
+def completion_requests(ev: Evaluation, *, head_sha: str = "", completed_at: str,
+                        already_sent: int = 0) -> list[dict[str, Any]]:
+    """The PATCH bodies that finish a check run: annotation batches, the last one completing it.
+
+    ``already_sent``: annotations the run already holds from an earlier attempt (GitHub
+    appends each PATCH's annotations, so resending them would show every finding twice).
+    """
     notes, omitted = annotations(ev)
+    notes = notes[already_sent:]
     out_title, out_summary = title(ev), summary(ev, omitted=omitted, head_sha=head_sha)
     bodies: list[dict[str, Any]] = []
     for batch in batches(notes):

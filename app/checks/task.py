@@ -75,19 +75,35 @@ async def catalog_check(ctx: JobContext, repository: str, pr_number: int) -> dic
         return {"skipped": f"{head_sha[:12]} already checked"}
     api = await ctx.github.api(req["installation_id"])
     owner_repo = {"owner": repository.split("/")[0], "repo": repository.split("/")[1]}
+    await _close_superseded(ctx, api, owner_repo, repository, pr_number, head_sha)
+    external_id = f"{repository}#{pr_number}"
+    current: dict[str, Any] | None = None
     if run is not None and run["status"] == "in_progress" and run["check_run_id"]:
         row_id, check_run_id = run["id"], run["check_run_id"]  # a retry: keep the same run
+        current = await api.getitem("/repos/{owner}/{repo}/check-runs/{check_run_id}",
+                                    url_vars={**owner_repo, "check_run_id": str(check_run_id)})
     else:
-        created = await api.post(
-            "/repos/{owner}/{repo}/check-runs", url_vars=owner_repo,
-            data={"name": output.CHECK_NAME, "head_sha": head_sha, "status": "in_progress",
-                  "started_at": _now(), "external_id": f"{repository}#{pr_number}"},
-        )
-        check_run_id = int(created["id"])
-        row_id = await ctx.pool.fetchval(
-            "INSERT INTO catalog_check_runs (repository, pr_number, head_sha, check_run_id, job_id)"
-            " VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            repository, pr_number, head_sha, check_run_id, ctx.job_id)
+        if run is not None and run["status"] == "in_progress":
+            # An earlier attempt asked GitHub for the run but never learnt its id.
+            row_id = run["id"]
+            current = await _started_run(api, owner_repo, head_sha, external_id)
+        else:
+            # Recorded before asking GitHub, so a retry knows a run may already exist.
+            row_id = await ctx.pool.fetchval(
+                "INSERT INTO catalog_check_runs (repository, pr_number, head_sha, job_id)"
+                " VALUES ($1, $2, $3, $4) RETURNING id",
+                repository, pr_number, head_sha, ctx.job_id)
+        if current is None:
+            current = await api.post(
+                "/repos/{owner}/{repo}/check-runs", url_vars=owner_repo,
+                data={"name": output.CHECK_NAME, "head_sha": head_sha, "status": "in_progress",
+                      "started_at": _now(), "external_id": external_id},
+            )
+        check_run_id = int(current["id"])
+        await ctx.pool.execute("UPDATE catalog_check_runs SET check_run_id = $2 WHERE id = $1",
+                               row_id, check_run_id)
+    # An earlier attempt may have sent some annotation batches before failing.
+    already_sent = int(((current or {}).get("output") or {}).get("annotations_count") or 0)
     run_vars = {**owner_repo, "check_run_id": str(check_run_id)}
     try:
         ev, base_sha = await _evaluate(ctx, req)
@@ -98,7 +114,8 @@ async def catalog_check(ctx: JobContext, repository: str, pr_number: int) -> dic
         if ctx.last_attempt:
             await _give_up(api, run_vars, row_id, ctx, f"PAO could not check this change: {exc}")
         raise
-    for body in output.completion_requests(ev, head_sha=head_sha, completed_at=_now()):
+    for body in output.completion_requests(ev, head_sha=head_sha, completed_at=_now(),
+                                           already_sent=already_sent):
         await api.patch("/repos/{owner}/{repo}/check-runs/{check_run_id}", url_vars=run_vars, data=body)
     async with ctx.pool.acquire() as conn, conn.transaction():
         await conn.execute(
@@ -115,11 +132,48 @@ async def catalog_check(ctx: JobContext, repository: str, pr_number: int) -> dic
             "errors": ev.count("error"), "files": len(ev.reported)}
 
 
+SUPERSEDED = """
+SELECT id, check_run_id FROM catalog_check_runs
+WHERE repository = $1 AND pr_number = $2 AND head_sha <> $3 AND status = 'in_progress'
+"""
+
+
+async def _close_superseded(ctx: JobContext, api: Any, owner_repo: dict[str, str],
+                            repository: str, pr_number: int, head_sha: str) -> None:
+    """Complete runs an earlier, failed attempt left open on older heads of this PR:
+    nothing will finish them now that a newer head is checked."""
+    for old in await ctx.pool.fetch(SUPERSEDED, repository, pr_number, head_sha):
+        if old["check_run_id"] is not None:
+            await api.patch("/repos/{owner}/{repo}/check-runs/{check_run_id}",
+                            url_vars={**owner_repo, "check_run_id": str(old["check_run_id"])},
+                            data={"status": "completed", "conclusion": "cancelled",
+                                  "completed_at": _now(),
+                                  "output": {"title": "Superseded",
+                                             "summary": f"Check superseded by a newer push "
+                                                        f"({head_sha[:12]})."}})
+        await ctx.pool.execute(
+            "UPDATE catalog_check_runs SET status = 'completed', conclusion = 'cancelled',"
+            " completed_at = now(), error = 'superseded' WHERE id = $1", old["id"])
+
+
+async def _started_run(api: Any, owner_repo: dict[str, str], head_sha: str,
+                       external_id: str) -> dict[str, Any] | None:
+    """Our unfinished run for this head and PR on GitHub, if an earlier attempt created one."""
+    found = await api.getitem(
+        "/repos/{owner}/{repo}/commits/{ref}/check-runs{?check_name,filter,per_page}",
+        url_vars={**owner_repo, "ref": head_sha, "check_name": output.CHECK_NAME,
+                  "filter": "all", "per_page": "100"})
+    mine = [r for r in (found or {}).get("check_runs", [])
+            if r.get("external_id") == external_id and r.get("status") != "completed"]
+    return max(mine, key=lambda r: int(r["id"])) if mine else None
+
+
 async def _give_up(api: Any, run_vars: dict[str, str], row_id: int, ctx: JobContext, message: str) -> None:
     """Complete the run as failed with the reason, so the PR does not wait forever."""
     await api.patch("/repos/{owner}/{repo}/check-runs/{check_run_id}", url_vars=run_vars, data={
         "status": "completed", "conclusion": "failure", "completed_at": _now(),
-        "output": {"title": "PAO could not check this pull request", "summary": message[:output.TEXT_LIMIT]},
+        "output": {"title": "PAO could not check this pull request",
+                   "summary": output.clip(message, output.TEXT_LIMIT)},
     })
     await ctx.pool.execute(
         "UPDATE catalog_check_runs SET status = 'completed', conclusion = 'failure', completed_at = now(),"

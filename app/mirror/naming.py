@@ -7,9 +7,9 @@ import json
 import re
 from datetime import datetime
 
-# OneDev's project name rule.
-NAME_RE = re.compile(r"^\w[\w\-.]*$")
-_BAD = re.compile(r"[^\w\-.]+")
+# OneDev's project name rule, a Java pattern: there \w is ASCII only, hence re.ASCII.
+NAME_RE = re.compile(r"^\w[\w\-.]*$", re.ASCII)
+_BAD = re.compile(r"[^\w\-.]+", re.ASCII)
 
 
 def project_name(template: str, owner: str, repo: str) -> str:

@@ -10,6 +10,7 @@ the project query matches names with LIKE, so results are re-checked.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from typing import Any
 from urllib.parse import quote
@@ -76,7 +77,8 @@ class OneDevClient:
         return f"{self.base_url}/{path}"
 
     async def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                    body: Any = None, expect_empty: bool = False) -> tuple[int, Any]:
+                    body: Any = None, expect_empty: bool = False,
+                    raw: bool = False) -> tuple[int, Any]:
         headers = {"Authorization": self._auth(), "Accept": "application/json"}
         data = None
         if body is not None:
@@ -105,7 +107,7 @@ class OneDevClient:
             raise OneDevError(f"OneDev answered {status} to {method} {path}: {_short(text)}", status)
         if status == 204 or expect_empty or not text.strip():
             return status, None
-        if ctype != "application/json":
+        if raw or ctype != "application/json":
             return status, text
         return status, json.loads(text)
 
@@ -158,8 +160,18 @@ class OneDevClient:
         await self._call("DELETE", f"/projects/{project_id}", expect_empty=True)
 
     async def default_branch(self, project_id: int) -> str | None:
-        _, value = await self._call("GET", f"/repositories/{project_id}/default-branch")
-        return value if isinstance(value, str) else None
+        # OneDev answers the bare name (Jersey writes a String as is, though it labels it
+        # application/json); accept a JSON-quoted one too.
+        _, value = await self._call("GET", f"/repositories/{project_id}/default-branch",
+                                    raw=True)
+        if not isinstance(value, str) or not value.strip():
+            return None
+        value = value.strip()
+        if value.startswith('"'):
+            with contextlib.suppress(ValueError):
+                decoded = json.loads(value)
+                return decoded if isinstance(decoded, str) else None
+        return value
 
     async def set_default_branch(self, project_id: int, branch: str) -> None:
         # The body is the branch name as a JSON string.

@@ -147,6 +147,14 @@ async def set_project(conn: asyncpg.Connection | asyncpg.Pool, repository_id: in
         repository_id, project_id, path, url)
 
 
+async def forget_project(conn: asyncpg.Connection | asyncpg.Pool, repository_id: int) -> None:
+    """The OneDev project is gone: the next sync creates one and pushes every ref."""
+    await conn.execute(
+        """UPDATE repositories SET onedev_project_id = NULL, onedev_project_path = NULL,
+               onedev_url = NULL, last_synced_refs = '{}'::jsonb, refs_digest = NULL,
+               updated_at = now() WHERE id = $1""", repository_id)
+
+
 async def mark_completed(conn: asyncpg.Connection, repository_id: int, refs: dict[str, str],
                          digest: str, default_branch: str | None) -> None:
     await conn.execute(

@@ -43,6 +43,10 @@ class MirrorUnavailable(Exception):
     """A failure worth retrying (already described for the user)."""
 
 
+class ProjectGone(Exception):
+    """The OneDev project PAO recorded was deleted there; the retry creates a new one."""
+
+
 @dataclass(frozen=True)
 class SyncResult:
     project_id: int
@@ -187,8 +191,17 @@ async def sync_repository(ctx: JobContext, ms: MirrorSettings, row: asyncpg.Reco
         pushed = 0
         if refs and (refs_digest(refs) != row["refs_digest"] or not last):
             target = git.Remote(client.clone_url(path), ms.onedev_token, ms.onedev_user or "pao")
-            await git.push(repo, target, default_branch=default_branch, refs=refs,
-                           timeout=timeout)
+            try:
+                await git.push(repo, target, default_branch=default_branch, refs=refs,
+                               timeout=timeout)
+            except GitNotFoundError:
+                if row["onedev_project_id"] is None or await _project_exists(client, project_id):
+                    raise
+                # Deleted in OneDev after we made it: forget it, so the retry starts afresh
+                # (else every retry pushes to the same missing project and fails for good).
+                await store.forget_project(ctx.pool, row["id"])
+                raise ProjectGone(f"OneDev project '{path}' (id {project_id}) no longer exists; "
+                                  "the retry creates it again") from None
             pushed = changed_refs(last, refs)
             if default_branch and f"refs/heads/{default_branch}" in refs and (
                     not last or await client.default_branch(project_id) != default_branch):
@@ -196,6 +209,14 @@ async def sync_repository(ctx: JobContext, ms: MirrorSettings, row: asyncpg.Reco
         if event == "refresh" and is_cache:
             await git.tidy(repo, timeout=timeout)
     return SyncResult(project_id, path, refs, pushed, fetched)
+
+
+async def _project_exists(client: OneDevClient, project_id: int) -> bool:
+    try:
+        await client.project(project_id)
+    except OneDevNotFound:
+        return False
+    return True
 
 
 def _fields(row: asyncpg.Record, **more: Any) -> dict[str, Any]:

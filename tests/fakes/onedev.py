@@ -12,7 +12,9 @@ Behaves as OneDev 12+ does for these calls:
 * ``GET /~api/projects/ids/{path}`` -> id or 404; ``GET /~api/projects?query=&offset=&count=``
   (offset and count required) matches ``"Name" is "x"`` with LIKE semantics
   (``_`` and ``*`` are wildcards, case-insensitive), so callers must re-check.
-* ``/~api/repositories/{id}/default-branch``: GET -> JSON string or 204; POST a JSON string.
+* ``/~api/repositories/{id}/default-branch``: GET -> the bare branch name (Jersey writes a
+  ``String`` result as is, unquoted, though the content type says application/json) or 204;
+  POST a JSON string (OneDev reads the body with ``mapper.readValue(body, String.class)``).
   Until it is set, the first branch received (first command of the first push) is the default.
 * ``{server}/{project path}.git`` is served by ``git http-backend`` with the same auth.
 * ``unavailable = True`` or ``fail_next = N`` answers 503 to everything (API and git).
@@ -35,7 +37,7 @@ from aiohttp import web
 
 from tests.fakes.git_http import GitHttpBackend, basic_credentials
 
-NAME_RE = re.compile(r"^\w[\w\-.]*$")
+NAME_RE = re.compile(r"^\w[\w\-.]*$", re.ASCII)  # OneDev's Java pattern: \w is ASCII
 QUERY_RE = re.compile(r'^"Name" is "(?P<name>[^"]*)"$')
 
 
@@ -294,7 +296,8 @@ class OneDevFake:
         self._settle_default(project)
         if project.default_branch is None:
             return web.Response(status=204)
-        return self._json(project.default_branch)
+        # Not JSON-encoded: a String result bypasses Jackson in OneDev's Jersey.
+        return web.Response(text=project.default_branch, content_type="application/json")
 
     async def set_default_branch(self, request: web.Request) -> web.Response:
         project = self._project(request)
