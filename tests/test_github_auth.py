@@ -219,3 +219,27 @@ async def test_no_token_is_an_auth_error_not_a_prompt(github_fake, org, tmp_path
     _, repo = org
     with pytest.raises(GitAuthError):
         await run_git(["ls-remote", repo.clone_url], timeout=20)
+
+
+async def test_rate_limited_token_request_stays_retryable(aiohttp_server, github_app_key):
+    """A 429 (or a rate-limit 403) minting a token is not bad credentials: no GitHubAuthError."""
+    from aiohttp import web
+    from gidgethub import BadRequest
+
+    async def limited(request: web.Request) -> web.Response:
+        return web.json_response(
+            {"message": "API rate limit exceeded for installation.",
+             "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"},
+            status=429, headers={"Retry-After": "30", "X-RateLimit-Remaining": "0",
+                                 "X-RateLimit-Limit": "5000", "X-RateLimit-Reset": "2000000000"})
+
+    app = web.Application()
+    app.router.add_post("/app/installations/{id}/access_tokens", limited)
+    server = await aiohttp_server(app)
+    async with aiohttp.ClientSession() as session:
+        clients = GitHubClients(session, api_url=str(server.make_url("")).rstrip("/"),
+                                app_id=str(github_app_key.app_id),
+                                private_key=github_app_key.private_pem)
+        with pytest.raises(BadRequest) as info:
+            await clients.installation_token(7)
+        assert not isinstance(info.value, GitHubAuthError)

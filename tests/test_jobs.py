@@ -462,3 +462,28 @@ async def test_cli_refuses_a_negative_list_limit(db_dsn, monkeypatch, capsys):
         await asyncio.to_thread(cli_main, ["jobs", "list", "--limit", "-1"])
     assert info.value.code == 2
     assert "--limit" in capsys.readouterr().err
+
+
+async def test_new_work_brings_a_backed_off_twin_forward(queue, db_dsn, settings, http_session):
+    """A push arriving while its sync waits out a retry backoff must not wait that long too."""
+    worker = make_worker(queue, db_dsn, settings, http_session)
+    queued = await jobs.enqueue(queue, "test_flaky", {"fail_times": 1}, queueing_lock="repo:9")
+    await queue.execute("UPDATE jobs SET scheduled_at = now() WHERE id = $1", queued.job_id)
+    assert await worker.run_one()  # attempt 1 fails: backs off
+    await queue.execute("UPDATE jobs SET scheduled_at = now() + interval '10 minutes' WHERE id = $1",
+                        queued.job_id)
+    again = await jobs.enqueue(queue, "test_flaky", {"fail_times": 1}, queueing_lock="repo:9")
+    assert again.job_id == queued.job_id and not again.created
+    due = await queue.fetchval("SELECT scheduled_at <= now() FROM jobs WHERE id = $1", queued.job_id)
+    assert due, "the waiting job should be due now"
+    assert await worker.run_one()
+    assert (await job(queue, queued.job_id))["status"] == "succeeded"
+
+
+async def test_enqueue_never_postpones_a_waiting_twin(queue):
+    first = await jobs.enqueue(queue, "test_sleep", {}, queueing_lock="periodic:x", delay=60)
+    later = await jobs.enqueue(queue, "test_sleep", {}, queueing_lock="periodic:x", delay=3600)
+    assert later.job_id == first.job_id
+    wait = await queue.fetchval("SELECT extract(epoch FROM scheduled_at - now()) FROM jobs WHERE id = $1",
+                                first.job_id)
+    assert 0 < wait <= 60

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import cachetools
 import jwt
-from gidgethub import BadRequest
+from gidgethub import BadRequest, RateLimitExceeded
 from gidgethub.aiohttp import GitHubAPI
 
 USER_AGENT = "pao-github-app"
@@ -130,6 +130,10 @@ class GitHubClients:
                 )
             except BadRequest as exc:
                 status = int(exc.status_code)
+                if status == 429 or isinstance(exc, RateLimitExceeded):
+                    # Rate limited: the credentials are fine and a later attempt will
+                    # work, so this must stay retryable (not GitHubAuthError).
+                    raise
                 hint = _TOKEN_REFUSAL_HINTS.get(status, "")
                 raise GitHubAuthError(
                     f"GitHub refused an installation token for installation {installation_id}: "

@@ -17,6 +17,17 @@ WITH inserted AS (
     VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7), $8)
     ON CONFLICT (queueing_lock) WHERE status = 'todo' DO NOTHING
     RETURNING id
+),
+-- A waiting twin that is not due until later (backing off after a failure, or a
+-- periodic job) is brought forward to this enqueue's time: new work (a push)
+-- must not wait out an old attempt's backoff. The common case, a twin already
+-- due, writes nothing.
+advanced AS (
+    UPDATE jobs SET scheduled_at = now() + make_interval(secs => $7)
+     WHERE $3::text IS NOT NULL AND queueing_lock = $3 AND status = 'todo'
+       AND scheduled_at > now() + make_interval(secs => $7)
+       AND NOT EXISTS (SELECT 1 FROM inserted)
+    RETURNING id
 )
 SELECT id, true AS created FROM inserted
 UNION ALL
