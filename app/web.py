@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -69,6 +70,7 @@ def create_app(state: Any) -> web.Application:
     )
     app[RUNTIME] = state
     app[webhooks.INTAKE_WRITER] = webhooks.IntakeWriter(state)
+    app[webhooks.LARGE_BODY_SLOTS] = asyncio.Semaphore(webhooks.LARGE_BODY_READERS)
     app.on_startup.append(webhooks.start_intake)
     app.on_cleanup.append(webhooks.stop_intake)
     app.router.add_post("/api/v1/webhooks/github", webhooks.receive)

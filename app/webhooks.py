@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 
 # GitHub caps payloads at 25 MB and drops larger ones; so do we, without reading them.
 MAX_PAYLOAD_BYTES = 25 * 1024 * 1024
+# Deliveries larger than this (or sent without a length) take one of a few slots.
+LARGE_BODY_BYTES = 1024 * 1024
+LARGE_BODY_READERS = 4
+LARGE_BODY_SLOTS: web.AppKey[asyncio.Semaphore] = web.AppKey("large_body_slots", asyncio.Semaphore)
 
 
 class PayloadError(Exception):
@@ -310,6 +314,18 @@ async def stop_intake(app: web.Application) -> None:
 
 async def receive(request: web.Request) -> web.Response:
     """``POST /api/v1/webhooks/github``: GitHub's deliveries."""
+    if request.content_length is not None and request.content_length > MAX_PAYLOAD_BYTES:
+        return _too_large()
+    if request.content_length is None or request.content_length > LARGE_BODY_BYTES:
+        # Only a few large (or unsized) bodies are held at once, authenticated or not,
+        # so a flood of big forged uploads cannot exhaust memory before their
+        # signatures are checked. Ordinary deliveries (a few KB) never wait here.
+        async with request.app[LARGE_BODY_SLOTS]:
+            return await _receive(request)
+    return await _receive(request)
+
+
+async def _receive(request: web.Request) -> web.Response:
     started = time.perf_counter()
     settings = request.app[RUNTIME].settings
     writer = request.app[INTAKE_WRITER]
@@ -317,8 +333,6 @@ async def receive(request: web.Request) -> web.Response:
     event_name = request.headers.get("X-GitHub-Event", "").strip()
     token = delivery_id_var.set(delivery_id or None)
     try:
-        if request.content_length is not None and request.content_length > MAX_PAYLOAD_BYTES:
-            return _too_large()
         body = await _read_limited(request)
         if body is None:
             return _too_large()
