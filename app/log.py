@@ -28,12 +28,12 @@ _SHORT_LIVED: OrderedDict[str, None] = OrderedDict()
 _longest_first: list[str] | None = None  # every secret, longest first; rebuilt on change
 
 # GitHub token shapes (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_), HTTP credentials
-# in URLs, Authorization headers, and JWTs.
-_PATTERNS = [
-    re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})\b"),
-    re.compile(r"(?<=://)[^/@\s:]+(:[^/@\s]*)?@"),
-    re.compile(r"(?i)(authorization:\s*(bearer|basic|token)\s+)[A-Za-z0-9+/=._-]+"),
-    re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\b"),
+# in URLs, Authorization headers, and JWTs; each with its replacement.
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})\b"), "***"),
+    (re.compile(r"(?<=://)[^/@\s:]+(:[^/@\s]*)?@"), "***@"),
+    (re.compile(r"(?i)(authorization:\s*(?:bearer|basic|token)\s+)[A-Za-z0-9+/=._-]+"), r"\1***"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\b"), "***"),
 ]
 
 
@@ -72,13 +72,8 @@ def scrub(text: str) -> str:
     for secret in _longest_first:
         if secret in text:
             text = text.replace(secret, "***")
-    for pattern in _PATTERNS:
-        if pattern.groups >= 1 and pattern.pattern.startswith("(?i)(authorization"):
-            text = pattern.sub(lambda m: m.group(1) + "***", text)
-        elif pattern.pattern.startswith("(?<=://)"):
-            text = pattern.sub("***@", text)
-        else:
-            text = pattern.sub("***", text)
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
     return text
 
 
