@@ -10,27 +10,18 @@ from typing import Any
 from aiohttp import web
 
 from app import __version__
+from app.api.schema import ERRORS, INT, STR, TIME, json_body, nullable, obj, query, ref
+from app.mirror import openapi as mirror_openapi
 
 routes = web.RouteTableDef()
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _nullable(schema_type: str, **extra: Any) -> dict[str, Any]:
-    return {"type": [schema_type, "null"], **extra}
-
-
-STR = {"type": "string"}
-TIME = {"type": "string", "format": "date-time"}
-INT = {"type": "integer"}
 ANY_OBJECT_OR_NULL = {"type": ["object", "null"]}
 TAGS = {"type": "array", "items": STR}
 
 SUMMARY_PROPS = {
-    "name": STR, "display_name": _nullable("string"), "version": STR, "description": STR,
-    "owner": STR, "tags": TAGS, "category": _nullable("string"), "is_active": {"type": "boolean"},
+    "name": STR, "display_name": nullable("string"), "version": STR, "description": STR,
+    "owner": STR, "tags": TAGS, "category": nullable("string"), "is_active": {"type": "boolean"},
     "updated_at": TIME, "href": STR,
 }
 DETAIL_PROPS = {
@@ -44,90 +35,71 @@ BUNDLE_REF = {
                    "default_enabled": {"type": "boolean"}},
 }
 RUN_PROPS = {
-    "id": INT, "repository": STR, "branch": STR, "from_sha": _nullable("string"),
-    "to_sha": _nullable("string"),
+    "id": INT, "repository": STR, "branch": STR, "from_sha": nullable("string"),
+    "to_sha": nullable("string"),
     "mode": {"enum": ["full", "incremental", "reconcile", "noop", None]},
     "triggered_by": {"enum": ["webhook", "manual", "startup"]},
-    "delivery_id": _nullable("string"), "job_id": _nullable("integer"),
+    "delivery_id": nullable("string"), "job_id": nullable("integer"),
     "status": {"enum": ["running", "completed", "completed_with_errors", "failed"]},
     "files_changed": INT, "items_added": INT, "items_updated": INT, "items_removed": INT,
     "bundles_added": INT, "bundles_updated": INT, "bundles_removed": INT,
-    "started_at": TIME, "completed_at": _nullable("string", format="date-time"),
-    "error": _nullable("string"),
-    "errors": {"type": "array", "items": _ref("SyncError")},
+    "started_at": TIME, "completed_at": nullable("string", format="date-time"),
+    "error": nullable("string"),
+    "errors": {"type": "array", "items": ref("SyncError")},
 }
-
-
-def _obj(props: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"type": "object", "required": sorted(props), "properties": {**props, **(extra or {})},
-            "additionalProperties": False}
 
 
 SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error"],
               "properties": {"error": STR, "detail": {}, "parameter": STR}},
-    "Pagination": _obj({"next_cursor": _nullable("string"), "has_more": {"type": "boolean"}}),
-    "ItemSummary": _obj(SUMMARY_PROPS),
-    "BundleSummary": _obj(SUMMARY_PROPS),
-    "Item": _obj(DETAIL_PROPS),
-    "Bundle": _obj({**DETAIL_PROPS, "bundle": _obj({
+    "Pagination": obj({"next_cursor": nullable("string"), "has_more": {"type": "boolean"}}),
+    "ItemSummary": obj(SUMMARY_PROPS),
+    "BundleSummary": obj(SUMMARY_PROPS),
+    "Item": obj(DETAIL_PROPS),
+    "Bundle": obj({**DETAIL_PROPS, "bundle": obj({
         "required_items": {"type": "array", "items": BUNDLE_REF},
         "optional_items": {"type": "array", "items": BUNDLE_REF}})}),
-    "ItemList": _obj({"items": {"type": "array", "items": _ref("ItemSummary")},
-                      "pagination": _ref("Pagination")}),
-    "BundleList": _obj({"bundles": {"type": "array", "items": _ref("BundleSummary")},
-                        "pagination": _ref("Pagination")}),
-    "SyncError": _obj({"path": STR, "line": INT, "col": INT, "code": STR, "message": STR}),
-    "SyncRun": _obj(RUN_PROPS),
-    "SyncStatus": _obj({
-        "repository": _nullable("string"), "branch": STR, "last_processed_sha": _nullable("string"),
-        "processed_at": _nullable("string", format="date-time"),
-        "current_run": {"oneOf": [{"type": "null"}, _ref("SyncRun")]},
-        "recent_runs": {"type": "array", "items": _ref("SyncRun")},
-        "files_with_errors": {"type": "array", "items": _obj({"path": STR, "message": STR})},
+    "ItemList": obj({"items": {"type": "array", "items": ref("ItemSummary")},
+                      "pagination": ref("Pagination")}),
+    "BundleList": obj({"bundles": {"type": "array", "items": ref("BundleSummary")},
+                        "pagination": ref("Pagination")}),
+    "SyncError": obj({"path": STR, "line": INT, "col": INT, "code": STR, "message": STR}),
+    "SyncRun": obj(RUN_PROPS),
+    "SyncStatus": obj({
+        "repository": nullable("string"), "branch": STR, "last_processed_sha": nullable("string"),
+        "processed_at": nullable("string", format="date-time"),
+        "current_run": {"oneOf": [{"type": "null"}, ref("SyncRun")]},
+        "recent_runs": {"type": "array", "items": ref("SyncRun")},
+        "files_with_errors": {"type": "array", "items": obj({"path": STR, "message": STR})},
     }),
-    "SyncQueued": _obj({"status": {"const": "queued"}, "job_id": INT, "href": STR}),
+    "SyncQueued": obj({"status": {"const": "queued"}, "job_id": INT, "href": STR}),
 }
-
-
-def _json(schema: str, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
-
-
-ERRORS = {
-    "400": _json("Error", "A parameter is invalid; `parameter` names it"),
-    "401": _json("Error", "Missing or invalid bearer token"),
-}
-
-
-def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
 
 
 LIST_PARAMS = [
-    _query("tags", "Comma-separated; every tag must match", STR),
-    _query("owner", "Owning team, exact match", STR),
-    _query("category", "Directory under catalog/, exact match", STR),
-    _query("q", "Search in name, display name, description and tags (case-insensitive)", STR),
-    _query("include_inactive", "Include removed entries", {"type": "boolean", "default": False}),
-    _query("limit", "Page size", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}),
-    _query("cursor", "Opaque `next_cursor` of the previous page (same filters)", STR),
+    query("tags", "Comma-separated; every tag must match", STR),
+    query("owner", "Owning team, exact match", STR),
+    query("category", "Directory under catalog/, exact match", STR),
+    query("q", "Search in name, display name, description and tags (case-insensitive)", STR),
+    query("include_inactive", "Include removed entries", {"type": "boolean", "default": False}),
+    query("limit", "Page size", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}),
+    query("cursor", "Opaque `next_cursor` of the previous page (same filters)", STR),
 ]
 NAME_PARAM = {"name": "name", "in": "path", "required": True, "schema": STR}
-INACTIVE_PARAM = _query("include_inactive", "Return the entry even if removed", {"type": "boolean"})
+INACTIVE_PARAM = query("include_inactive", "Return the entry even if removed", {"type": "boolean"})
 
 
 def _list_op(kind: str, schema: str) -> dict[str, Any]:
     return {"get": {"summary": f"List catalog {kind}", "operationId": f"list_{kind}",
                     "parameters": LIST_PARAMS,
-                    "responses": {"200": _json(schema, f"A page of {kind}, by name"), **ERRORS}}}
+                    "responses": {"200": json_body(schema, f"A page of {kind}, by name"), **ERRORS}}}
 
 
 def _get_op(kind: str, schema: str) -> dict[str, Any]:
     return {"get": {"summary": f"One catalog {kind[:-1]}", "operationId": f"get_{kind[:-1]}",
                     "parameters": [NAME_PARAM, INACTIVE_PARAM],
-                    "responses": {"200": _json(schema, f"The {kind[:-1]}"),
-                                  "404": _json("Error", "Unknown, or removed and not asked for"),
+                    "responses": {"200": json_body(schema, f"The {kind[:-1]}"),
+                                  "404": json_body("Error", "Unknown, or removed and not asked for"),
                                   **ERRORS}}}
 
 
@@ -140,7 +112,7 @@ DOCUMENT: dict[str, Any] = {
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                        "description": "Create one with `pao token create`"}},
-        "schemas": SCHEMAS,
+        "schemas": {**SCHEMAS, **mirror_openapi.SCHEMAS},
     },
     "paths": {
         "/api/v1/catalog/items": _list_op("items", "ItemList"),
@@ -150,23 +122,24 @@ DOCUMENT: dict[str, Any] = {
         "/api/v1/sync/status": {"get": {
             "summary": "Catalog sync state, the running sync and recent runs with their errors",
             "operationId": "sync_status",
-            "responses": {"200": _json("SyncStatus", "Sync state"), **ERRORS}}},
+            "responses": {"200": json_body("SyncStatus", "Sync state"), **ERRORS}}},
         "/api/v1/sync/runs/{run_id}": {"get": {
             "summary": "One sync run with its errors", "operationId": "sync_run",
             "parameters": [{"name": "run_id", "in": "path", "required": True, "schema": INT}],
-            "responses": {"200": _json("SyncRun", "The run"),
-                          "404": _json("Error", "No such run"), **ERRORS}}},
+            "responses": {"200": json_body("SyncRun", "The run"),
+                          "404": json_body("Error", "No such run"), **ERRORS}}},
         "/api/v1/sync": {"post": {
             "summary": "Queue a full reconcile of the catalog (admin token)",
             "operationId": "force_sync",
-            "responses": {"202": _json("SyncQueued", "Queued (or already waiting)"),
-                          "403": _json("Error", "Not an admin token"),
-                          "409": _json("Error", "No catalog repository configured"),
+            "responses": {"202": json_body("SyncQueued", "Queued (or already waiting)"),
+                          "403": json_body("Error", "Not an admin token"),
+                          "409": json_body("Error", "No catalog repository configured"),
                           "401": ERRORS["401"]}}},
         "/api/v1/openapi.json": {"get": {
             "summary": "This document", "operationId": "openapi", "security": [],
             "responses": {"200": {"description": "OpenAPI 3.1 document",
                                   "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        **mirror_openapi.PATHS,
     },
 }
 

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from app.api.auth import require_admin
 from app.api.params import DEFAULT_LIMIT, MAX_LIMIT, BadParameter, single
-from app.mirror import manual, openapi, store
+from app.mirror import manual, store
 from app.mirror.config import OFF_REASON, mirror_settings
 from app.state import RUNTIME
 from app.webhooks import error
@@ -21,7 +21,6 @@ routes = web.RouteTableDef()
 STATUSES = ("pending", "in_progress", "completed", "failed")
 ALLOWED = {"status", "limit", "cursor"}
 
-openapi.register()
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
