@@ -10,11 +10,10 @@ import hashlib
 import re
 from pathlib import Path
 
+from app.catalog.parse import CATALOG_DIR
 from app.checks.evaluate import Change
 from app.gitrepo import BareRepository
 from app.gitutil import GitError
-
-CATALOG_DIR = "catalog"
 
 
 def cache_dir(data_dir: Path, repository: str) -> Path:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlparse
 
 from app.catalog.parse import ParsedFile, is_catalog_path
 from app.checks import output
@@ -21,6 +20,7 @@ from app.checks.evaluate import Evaluation, ParseCache, evaluate
 from app.checks.gitcache import RepoCache, cache_dir
 from app.gitutil import GitAuthError, GitNotFoundError
 from app.jobs import JobContext, PermanentJobError, task
+from app.sync.source import catalog_source, full_name_of
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +34,8 @@ def queue_key(repository: str, pr_number: int) -> str:
 
 def repository_name(url: str | None) -> str | None:
     """``owner/name`` of a repository URL or path (``.git`` stripped), lowercased."""
-    if not url:
-        return None
-    path = urlparse(url).path if "://" in url else url
-    parts = [p for p in path.rstrip("/").split("/") if p]
-    if len(parts) < 2:
-        return None
-    name = parts[-1].removesuffix(".git")
-    return f"{parts[-2]}/{name}".lower()
+    name = full_name_of(url) if url else None
+    return name.lower() if name else None
 
 
 def is_catalog_repository(settings: Any, full_name: str | None) -> bool:
@@ -182,19 +176,16 @@ async def _give_up(api: Any, run_vars: dict[str, str], row_id: int, ctx: JobCont
 
 async def _evaluate(ctx: JobContext, req: Any) -> tuple[Evaluation, str]:
     settings = ctx.settings
-    if not settings.repo_url:
+    source = catalog_source(settings)
+    if source is None:
         raise PermanentJobError("PAO_REPO_URL is not set: no catalog repository to check")
-    token = await ctx.github.token(req["installation_id"]) if _needs_token(settings.repo_url) else None
-    cache = RepoCache(cache_dir(settings.data_dir, req["repository"]), settings.repo_url, token)
+    token = None if source.is_local else await ctx.github.token(req["installation_id"])
+    cache = RepoCache(cache_dir(settings.data_dir, req["repository"]), source.url, token)
     number = req["pr_number"]
     await cache.fetch_pull(number, req["base_ref"], req["head_ref"], req["head_sha"])
     head = req["head_sha"]
     base = await cache.merge_base(f"refs/pao/base/{number}", head)
     return await evaluate_commits(cache, base, head), base
-
-
-def _needs_token(url: str) -> bool:
-    return url.startswith(("http://", "https://"))
 
 
 async def evaluate_commits(cache: RepoCache, base: str, head: str) -> Evaluation:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from app.catalog.parse import is_catalog_path
 from app.gitrepo import RawChange
-from app.sync.source import is_catalog_path
 
 
 @dataclass(frozen=True)

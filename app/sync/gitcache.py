@@ -10,8 +10,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from app import gitrepo
+from app.catalog.parse import CATALOG_DIR, is_catalog_path
 from app.gitrepo import RawChange
-from app.sync.source import CATALOG_DIR, CatalogSource, is_catalog_path
+from app.sync.source import CatalogSource
 
 
 class GitCache:

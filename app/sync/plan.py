@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from app.catalog.parse import Finding, ParsedFile
+from app.catalog.parse import CATALOG_DIR, Finding, ParsedFile
 from app.sync.changes import Change
-from app.sync.source import CATALOG_DIR
 
 NameKey = tuple[str, str]  # (kind, identifier)
 

@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-CATALOG_DIR = "catalog"
-
 
 @dataclass(frozen=True)
 class CatalogSource:
@@ -89,7 +87,3 @@ def push_matches(source: CatalogSource, repository: dict[str, Any]) -> bool:
     full_name = repository.get("full_name")
     return bool(source.full_name and isinstance(full_name, str)
                 and full_name.lower() == source.full_name.lower())
-
-
-def is_catalog_path(path: str) -> bool:
-    return path.startswith(CATALOG_DIR + "/") and path.endswith((".yaml", ".yml"))
