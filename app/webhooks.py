@@ -146,14 +146,14 @@ VALUES ($1,
 
 @dataclass
 class Delivery:
-    """One delivery on its way to ``webhook_events``; ``dispatch`` runs the handlers first."""
+    """One delivery on its way to ``webhook_events``."""
 
     delivery_id: str
     event: str
     data: dict[str, Any] | None
     raw: str | None
     signature_ok: bool
-    dispatch: bool = False
+    routed: Event | None = None  # set when handlers want it: dispatched before it is stored
     status: str = "received"
     reason: str | None = None
     job_ids: list[int] = field(default_factory=list)
@@ -241,14 +241,14 @@ class IntakeWriter:
             try:
                 async with self.state.pool.acquire() as conn, conn.transaction():
                     for delivery in batch:
-                        await self._dispatch(conn, delivery, strict=True)
+                        await self._dispatch(conn, delivery)
                     await conn.executemany(INSERT_EVENT, [d.row() for d in batch])
                 return
             except Exception:
                 # Undo what the rolled-back handlers decided; a delivery no handler
                 # runs for keeps the outcome intake gave it (ignored, rejected, pong).
                 for delivery in batch:
-                    if delivery.dispatch:
+                    if delivery.routed is not None:
                         delivery.job_ids = []
                         delivery.status, delivery.reason = "received", None
         for delivery in batch:
@@ -257,7 +257,7 @@ class IntakeWriter:
     async def _write_one(self, delivery: Delivery) -> None:
         try:
             async with self.state.pool.acquire() as conn, conn.transaction():
-                await self._dispatch(conn, delivery, strict=False)
+                await self._dispatch(conn, delivery)
                 await conn.execute(INSERT_EVENT, *delivery.row())
         except (PayloadError, asyncpg.UntranslatableCharacterError) as exc:
             if not isinstance(exc, PayloadError):
@@ -276,13 +276,12 @@ class IntakeWriter:
             with contextlib.suppress(Exception):
                 await self.state.pool.execute(INSERT_EVENT, *delivery.row())
 
-    async def _dispatch(self, conn: asyncpg.Connection, delivery: Delivery, *, strict: bool) -> None:
-        if not delivery.dispatch:
+    async def _dispatch(self, conn: asyncpg.Connection, delivery: Delivery) -> None:
+        event = delivery.routed
+        if event is None:
             return
         from app.handlers import router
 
-        assert delivery.data is not None
-        event = Event(delivery.data, event=delivery.event, delivery_id=delivery.delivery_id)
         intake = Intake(conn, self.state.settings, delivery.delivery_id, delivery.event)
         # Handlers run in this writer's task, not the request's: name the delivery
         # in their log lines here.
@@ -382,7 +381,7 @@ async def _receive(request: web.Request) -> web.Response:
 
             event = Event(data, event=event_name, delivery_id=delivery_id)
             if router.fetch(event):
-                delivery.dispatch = True
+                delivery.routed = event
             else:
                 delivery.status, delivery.reason = "ignored", f"no handler for {_label(event)}"
         delivery = await writer.submit(delivery)
