@@ -212,7 +212,6 @@ class Settings:
     job_stall_timeout: float = 120.0
     admin_token: str | None = field(default=None, repr=False)
     retention_days: int = 30
-    public_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -310,7 +309,6 @@ class Settings:
             job_stall_timeout=stall_timeout,
             admin_token=r.raw("PAO_ADMIN_TOKEN"),
             retention_days=r.int("PAO_RETENTION_DAYS", 30, minimum=1),
-            public_url=r.url("PAO_PUBLIC_URL"),
             extra=_feature_settings(r),
         )
         if r.problems:

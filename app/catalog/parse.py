@@ -21,7 +21,6 @@ from typing import Any
 from app.catalog import spec
 from app.catalog.yamlload import Loaded, Mark, load
 
-SEVERITIES = ("error", "warning", "notice")
 CATALOG_DIR = "catalog"
 BUNDLES_DIR = "catalog/bundles"
 YAML_SUFFIXES = (".yaml", ".yml")

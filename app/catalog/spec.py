@@ -83,7 +83,6 @@ class MapOf:
     """A mapping with free (string) keys, all values of one shape."""
 
     value: Shape
-    key_pattern: str | None = None
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,6 @@ from app.sync.source import CatalogSource
 
 log = logging.getLogger(__name__)
 
-TRIGGERS = ("webhook", "manual", "startup")
-
 
 class SyncRaced(Exception):
     """Another sync committed between our reads and our write; run again from the new state."""
