@@ -6,20 +6,12 @@ which also carries fork PRs; the base branch from ``refs/heads/<base>``.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from pathlib import Path
 
 from app.catalog.parse import CATALOG_DIR
 from app.checks.evaluate import Change
 from app.gitrepo import BareRepository
 from app.gitutil import GitError
-
-
-def cache_dir(data_dir: Path, repository: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", repository)[:80]
-    digest = hashlib.sha256(repository.encode()).hexdigest()[:8]
-    return Path(data_dir) / "checks" / f"{safe}-{digest}.git"
 
 
 class RepoCache(BareRepository):

@@ -17,7 +17,7 @@ from typing import Any
 from app.catalog.parse import ParsedFile, is_catalog_path
 from app.checks import output
 from app.checks.evaluate import Evaluation, ParseCache, evaluate
-from app.checks.gitcache import RepoCache, cache_dir
+from app.checks.gitcache import RepoCache
 from app.gitutil import GitAuthError, GitNotFoundError
 from app.jobs import JobContext, PermanentJobError, task
 from app.sync.source import catalog_source, full_name_of
@@ -180,7 +180,7 @@ async def _evaluate(ctx: JobContext, req: Any) -> tuple[Evaluation, str]:
     if source is None:
         raise PermanentJobError("PAO_REPO_URL is not set: no catalog repository to check")
     token = None if source.is_local else await ctx.github.token(req["installation_id"])
-    cache = RepoCache(cache_dir(settings.data_dir, req["repository"]), source.url, token)
+    cache = RepoCache(source.cache_dir(settings.data_dir, "checks"), source.url, token)
     number = req["pr_number"]
     await cache.fetch_pull(number, req["base_ref"], req["head_ref"], req["head_sha"])
     head = req["head_sha"]

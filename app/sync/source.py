@@ -31,11 +31,12 @@ class CatalogSource:
         """The job queue key: one waiting and one running sync per repository."""
         return f"sync_catalog:{self.key}"
 
-    def cache_dir(self, data_dir: Path) -> Path:
-        """The bare git cache for this repository under the data dir."""
+    def cache_dir(self, data_dir: Path, use: str = "catalog") -> Path:
+        """The bare git cache for this repository under the data dir, one per ``use``
+        (the sync's and the pull-request checks' are kept apart so they never contend)."""
         slug = re.sub(r"[^a-zA-Z0-9._-]+", "-", self.full_name or Path(self.key).name).strip("-")
         digest = hashlib.sha256(self.key.encode()).hexdigest()[:10]
-        return data_dir / "git" / "catalog" / f"{slug or 'repo'}-{digest}.git"
+        return Path(data_dir) / "git" / use / f"{slug or 'repo'}-{digest}.git"
 
 
 def normalise(url: str) -> str:
