@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.gitutil import GitTimeout, run_git
+from app.git.run import GitTimeout, run_git
 
 ROOT = Path(__file__).resolve().parent.parent
 # git's ext:: transport runs a command as the "remote": a slow remote with no network.
@@ -37,7 +37,7 @@ def alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and PR_SET_PDEATHSIG")
 def test_git_dies_with_a_killed_worker():
-    code = ("import asyncio; from app.gitutil import run_git; "
+    code = ("import asyncio; from app.git.run import run_git; "
             f"asyncio.run(run_git({SLOW_REMOTE!r}, timeout=60))")
     worker = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
     try:
@@ -68,7 +68,7 @@ async def test_timeout_kills_git_and_its_helpers_promptly():
 
 
 def test_token_header_is_scoped_to_the_remote_host():
-    from app.gitutil import _origin, auth_env
+    from app.git.run import _origin, auth_env
 
     assert _origin(["fetch", "--quiet", "https://github.example.com:8443/o/r.git", "+a:b"]) == \
         "https://github.example.com:8443/"
@@ -82,7 +82,7 @@ def test_per_call_tokens_do_not_grow_the_scrubber_without_bound():
     # A long-running worker runs git with a fresh installation token every hour
     # per installation; the scrubber must keep the recent ones, not every one ever.
     from app import log
-    from app.gitutil import auth_env
+    from app.git.run import auth_env
 
     log.register_secret("pinned-start-up-secret")
     before = log.secret_count()

@@ -1,6 +1,6 @@
 """A bare git cache of the catalog repository for pull request checks.
 
-An ``app.gitrepo.BareRepository``. PR heads come from ``refs/pull/N/head``,
+An ``app.git.repo.BareRepository``. PR heads come from ``refs/pull/N/head``,
 which also carries fork PRs; the base branch from ``refs/heads/<base>``.
 """
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 from app.catalog.parse import CATALOG_DIR
 from app.checks.evaluate import Change
-from app.gitrepo import BareRepository
-from app.gitutil import GitError
+from app.git.repo import BareRepository
+from app.git.run import GitError
 
 
 class RepoCache(BareRepository):

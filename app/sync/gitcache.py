@@ -1,6 +1,6 @@
 """The catalog repository's bare git cache: the few git reads a sync needs.
 
-A thin layer over ``app.gitrepo.BareRepository`` that knows the branch being
+A thin layer over ``app.git.repo.BareRepository`` that knows the branch being
 synced and which files are catalog files.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from app import gitrepo
 from app.catalog.parse import CATALOG_DIR, is_catalog_path
-from app.gitrepo import RawChange
+from app.git import repo as gitrepo
+from app.git.parse import RawChange
 from app.sync.source import CatalogSource
 
 

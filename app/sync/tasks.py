@@ -13,8 +13,8 @@ from typing import Any
 import asyncpg
 import gidgethub
 
+from app.git.run import GitAuthError, GitNotFoundError
 from app.github import GitHubAuthError
-from app.gitutil import GitAuthError, GitNotFoundError
 from app.jobs import JobContext, PermanentJobError, enqueue, task
 from app.sync.engine import sync_repository
 from app.sync.gitcache import GitCache
