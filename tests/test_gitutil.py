@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import signal
 import subprocess
@@ -93,3 +94,22 @@ def test_per_call_tokens_do_not_grow_the_scrubber_without_bound():
     assert log.scrub(f"git said {latest}") == "git said ***"
     # Secrets from the configuration are kept for the life of the process.
     assert log.scrub("pinned-start-up-secret") == "***"
+
+
+async def test_git_gets_its_own_credential_and_no_pao_setting(monkeypatch):
+    secrets = {"PAO_ONEDEV_TOKEN": "onedev-secret-1", "PAO_REPO_TOKEN": "repo-secret-2",
+               "PAO_GITHUB_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----secret-3",
+               "PAO_WEBHOOK_SECRET": "hook-secret-4"}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    token = "ghs_" + "t" * 36
+    # A shell alias runs as git's child with git's environment: print it.
+    out = await run_git(["-c", "alias.penv=!f() { env; }; f", "penv",
+                         "https://git.example.com/o/r.git"], token=token)
+    env = dict(line.split("=", 1) for line in out.stdout.decode().splitlines() if "=" in line)
+    assert not [name for name in env if name.startswith("PAO_")]
+    assert not [v for v in secrets.values() if v in out.stdout.decode()]
+    header = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    assert env["GIT_CONFIG_KEY_0"] == "http.https://git.example.com/.extraHeader"
+    assert env["GIT_CONFIG_VALUE_0"] == f"Authorization: Basic {header}"
+    assert env["PATH"].endswith(os.environ["PATH"])  # what git needs still reaches it
