@@ -6,7 +6,8 @@ and every later fetch into that cache fails with "cannot lock ref" until it is
 removed. Every PAO git that writes to a cache runs inside ``writing(cache)``, which
 holds an ``flock`` on the cache's writer file: the kernel drops it the moment its
 holder dies. So whoever holds it knows that any lock file present belongs to a
-dead git, and removes it at once (no age threshold to wait out).
+dead git, and removes it at once (no age threshold to wait out), after stopping
+the git helpers a killed worker left running (``app.git.orphans``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+
+from app.git.orphans import stop_orphans
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,9 @@ async def writing(repo: Path) -> AsyncIterator[None]:
                 break
             except BlockingIOError:
                 await asyncio.sleep(_POLL_SECONDS)
+        # A killed worker's git helpers may still be writing here (or pushing from here).
+        for pid in await asyncio.to_thread(stop_orphans):
+            log.warning("stopped git process %d, left running by a killed worker", pid)
         for lock in await asyncio.to_thread(remove_git_locks, repo):
             log.warning("removed %s, left by a git process that was killed", lock)
         yield

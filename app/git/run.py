@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from app.git.env import child_env
+from app.git.orphans import owner_env
 from app.log import register_secret, scrub
 
 DEFAULT_TIMEOUT = 600.0
@@ -124,9 +125,10 @@ _PR_SET_PDEATHSIG = 1
 def _child_setup() -> None:
     """In the forked git, before exec: own process group, and die with the worker.
 
-    The group lets a timeout kill git's helpers too; the parent-death signal
-    keeps a git from running on, unsupervised, after its worker was killed
-    (its job is retried elsewhere and must not race an orphan).
+    The group lets a timeout kill git's helpers too. The parent-death signal
+    stops git itself when its worker is killed, but not the helpers git started
+    (the signal is not inherited): those are stopped by the next write to the
+    cache or the next worker start (``app.git.orphans``).
     """
     os.setpgrp()
     if _LIBC is not None:
@@ -152,7 +154,8 @@ async def run_git(
     check: bool = True,
 ) -> GitResult:
     """Run ``git *args``; raise GitError (or a subclass) with scrubbed output on failure."""
-    full_env = child_env({**auth_env(token, username=username, url=_origin(args)), **(env or {})})
+    full_env = child_env({**owner_env(), **auth_env(token, username=username, url=_origin(args)),
+                          **(env or {})})
     proc = await asyncio.create_subprocess_exec(
         "git",
         *args,
