@@ -13,7 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from app.git.locks import writing
+from app.git.orphans import OWNER_VAR
+from app.git.repo import BareRepository
 from app.git.run import GitTimeout, run_git
+from tests.support import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 # git's ext:: transport runs a command as the "remote": a slow remote with no network.
@@ -113,3 +117,42 @@ async def test_git_gets_its_own_credential_and_no_pao_setting(monkeypatch):
     assert env["GIT_CONFIG_KEY_0"] == "http.https://git.example.com/.extraHeader"
     assert env["GIT_CONFIG_VALUE_0"] == f"Authorization: Basic {header}"
     assert env["PATH"].endswith(os.environ["PATH"])  # what git needs still reaches it
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and pidfds")
+async def test_helpers_outliving_a_killed_worker_are_stopped_before_the_next_write(tmp_path):
+    cache = BareRepository(tmp_path / "cache.git")
+    await cache.ensure()
+    code = ("import asyncio; from app.git.run import run_git; "
+            f"asyncio.run(run_git({SLOW_REMOTE!r}, timeout=60))")
+    worker = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+    try:
+        # git's remote helper, and the "remote" it runs, are up.
+        await wait_for(lambda: asyncio.to_thread(lambda: len(owned_by(worker.pid)) >= 2),
+                       what="git and its helpers")
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+        await asyncio.sleep(0.5)
+        # The parent-death signal stopped git itself, not the helpers it started.
+        survivors = owned_by(worker.pid)
+        assert survivors and all(alive(p) for p in survivors)
+        async with writing(cache.path):
+            assert not any(alive(p) for p in survivors)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+
+
+def owned_by(pid: int) -> list[int]:
+    """Live processes whose environment names ``pid`` as the PAO process that started them."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                environ = (entry / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            for var in environ:
+                if var.startswith(f"{OWNER_VAR}=".encode()) and var.split(b"/")[-2] == str(pid).encode():
+                    found.append(int(entry.name))
+    return [p for p in found if alive(p)]

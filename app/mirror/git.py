@@ -73,7 +73,8 @@ async def workdir(cache: Path, size_kb: int) -> AsyncIterator[tuple[Path, bool]]
     try:
         repo = tmp / "repo.git"
         await run_git(["init", "--bare", "--quiet", str(repo)])
-        yield repo, False
+        async with writing(repo):  # stops a killed attempt's helpers, as in the cache
+            yield repo, False
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
