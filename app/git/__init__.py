@@ -5,6 +5,8 @@
 - ``env``: the environment rule for every subprocess PAO starts.
 - ``repo``: ``BareRepository``, a bare cache (atomic creation, fetch by URL, bulk
   reads), and ``cache_dir``, the one rule for where caches live.
-- ``locks``: clearing ref locks a killed git left in a cache.
+- ``locks``: ``writing(cache)``, one writer per cache; clears the ref locks a killed
+  git left.
+- ``orphans``: stopping the git helpers a killed PAO process left running.
 - ``parse``: parsers for ``ls-tree``, ``diff --raw`` and ``cat-file --batch`` output.
 """
