@@ -3,13 +3,15 @@
 A child gets the few variables below from PAO's environment and nothing else,
 so no ``PAO_*`` setting (OneDev token, private key, webhook secret...) reaches
 git, its helpers or hooks. The one credential a git call needs is added by
-``app.git.run`` for that call only.
+``app.git.run`` for that call only. Subprocesses a library starts (the embedded
+PostgreSQL) are started with ``PAO_*`` hidden (``pao_settings_hidden``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 # Finding programs and the user's git config, temp space, proxies and TLS trust:
 # what git (and its curl) reads. Secrets never live in these.
@@ -33,3 +35,16 @@ def child_env(extra: Mapping[str, str] | None = None,
     env["LC_ALL"] = "C"
     env.update(extra or {})
     return env
+
+
+@contextlib.contextmanager
+def pao_settings_hidden() -> Iterator[None]:
+    """Hide ``PAO_*`` from ``os.environ`` while a library starts a subprocess PAO cannot
+    give an environment to (the embedded PostgreSQL). Only for start-up, before
+    anything else reads the environment concurrently.
+    """
+    hidden = {name: os.environ.pop(name) for name in list(os.environ) if name.startswith("PAO_")}
+    try:
+        yield
+    finally:
+        os.environ.update(hidden)
