@@ -10,8 +10,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from app.catalog.parse import CATALOG_DIR, is_catalog_path
-from app.git import repo as gitrepo
 from app.git.parse import RawChange
+from app.git.repo import BareRepository
+from app.git.repo import ls_remote_head as ls_remote_branch_head
 from app.sync.source import CatalogSource
 
 
@@ -21,7 +22,7 @@ class GitCache:
     def __init__(self, source: CatalogSource, path: Path, timeout: float = 600.0):
         self.source = source
         self.path = Path(path)
-        self.repo = gitrepo.BareRepository(self.path, timeout=timeout)
+        self.repo = BareRepository(self.path, timeout=timeout)
 
     @property
     def tracking_ref(self) -> str:
@@ -51,4 +52,4 @@ class GitCache:
 
 async def ls_remote_head(source: CatalogSource, token: str | None, timeout: float = 60.0) -> str | None:
     """The remote branch's head SHA without fetching, or None when the branch does not exist."""
-    return await gitrepo.ls_remote_head(source.url, source.branch, token, timeout)
+    return await ls_remote_branch_head(source.url, source.branch, token, timeout)
