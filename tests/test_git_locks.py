@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.checks.gitcache import RepoCache
+from app.git.catalog import RepoCache
 from app.git.locks import WRITER_FILE
 from app.git.repo import BareRepository
 from app.mirror import git as mirror_git

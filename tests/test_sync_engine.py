@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from app.git.catalog import GitCache
 from app.sync.engine import sync_repository
-from app.sync.gitcache import GitCache
 from app.sync.source import CatalogSource, catalog_source
 from tests.conftest import with_settings
 from tests.sync_helpers import CatalogRepo, item_yaml

@@ -3,6 +3,8 @@
 - ``run``: ``run_git``, the one way PAO starts git (minimal environment, token in
   the environment only, scrubbed output, typed errors, process-group kill).
 - ``env``: the environment rule for every subprocess PAO starts.
+- ``catalog``: the catalog repository's caches for the sync (``GitCache``) and the checks
+  (``RepoCache``).
 - ``repo``: ``BareRepository``, a bare cache (atomic creation, fetch by URL, bulk
   reads), and ``cache_dir``, the one rule for where caches live.
 - ``locks``: ``writing(cache)``, one writer per cache; clears the ref locks a killed
