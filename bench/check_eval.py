@@ -47,8 +47,8 @@ def push(work: Path, n: int, text: str) -> str:
 
 
 async def check(cache_path: Path, work: Path, head: str) -> tuple[float, int]:
-    from app.checks.gitcache import RepoCache
     from app.checks.task import evaluate_commits
+    from app.git.catalog import RepoCache
 
     start = time.perf_counter()
     cache = RepoCache(cache_path, str(work), None)

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import db
 from app.config import Settings
-from app.gitutil import auth_env
+from app.git.run import auth_env
 from app.mirror import requests as mirror_requests
 from app.mirror import store
 from app.mirror.config import MirrorSettings

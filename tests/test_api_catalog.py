@@ -14,8 +14,8 @@ import pytest
 
 from app.api.auth import create_token
 from app.api.openapi import DOCUMENT
+from app.git.catalog import GitCache
 from app.sync.engine import sync_repository
-from app.sync.gitcache import GitCache
 from app.sync.source import catalog_source
 from app.web import create_app
 from tests.conftest import with_settings

@@ -11,8 +11,8 @@ import pytest
 from app.catalog.parse import Finding
 from app.checks import output
 from app.checks.evaluate import Evaluation
-from app.checks.gitcache import RepoCache
 from app.checks.task import evaluate_commits, repository_name
+from app.git.catalog import RepoCache
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "catalog"
 ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",

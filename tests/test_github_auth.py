@@ -1,4 +1,4 @@
-"""GitHub App authentication (app.github) and authenticated git (app.gitutil) against the fake."""
+"""GitHub App authentication (app.github) and authenticated git (app.git.run) against the fake."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from app.git.run import GitAuthError, GitNotFoundError, run_git
 from app.github import TOKEN_REFRESH_MARGIN, GitHubAuthError, GitHubClients
-from app.gitutil import GitAuthError, GitNotFoundError, run_git
 from tests.fakes.github import AppKey, FakeGitHub
 from tests.fakes.openapi_check import assert_request_valid
 

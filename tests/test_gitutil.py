@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import signal
 import subprocess
@@ -12,7 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from app.gitutil import GitTimeout, run_git
+from app.git.locks import writing
+from app.git.orphans import OWNER_VAR
+from app.git.repo import BareRepository
+from app.git.run import GitTimeout, run_git
+from tests.support import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 # git's ext:: transport runs a command as the "remote": a slow remote with no network.
@@ -37,7 +42,7 @@ def alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and PR_SET_PDEATHSIG")
 def test_git_dies_with_a_killed_worker():
-    code = ("import asyncio; from app.gitutil import run_git; "
+    code = ("import asyncio; from app.git.run import run_git; "
             f"asyncio.run(run_git({SLOW_REMOTE!r}, timeout=60))")
     worker = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
     try:
@@ -68,7 +73,7 @@ async def test_timeout_kills_git_and_its_helpers_promptly():
 
 
 def test_token_header_is_scoped_to_the_remote_host():
-    from app.gitutil import _origin, auth_env
+    from app.git.run import _origin, auth_env
 
     assert _origin(["fetch", "--quiet", "https://github.example.com:8443/o/r.git", "+a:b"]) == \
         "https://github.example.com:8443/"
@@ -82,7 +87,7 @@ def test_per_call_tokens_do_not_grow_the_scrubber_without_bound():
     # A long-running worker runs git with a fresh installation token every hour
     # per installation; the scrubber must keep the recent ones, not every one ever.
     from app import log
-    from app.gitutil import auth_env
+    from app.git.run import auth_env
 
     log.register_secret("pinned-start-up-secret")
     before = log.secret_count()
@@ -93,3 +98,61 @@ def test_per_call_tokens_do_not_grow_the_scrubber_without_bound():
     assert log.scrub(f"git said {latest}") == "git said ***"
     # Secrets from the configuration are kept for the life of the process.
     assert log.scrub("pinned-start-up-secret") == "***"
+
+
+async def test_git_gets_its_own_credential_and_no_pao_setting(monkeypatch):
+    secrets = {"PAO_ONEDEV_TOKEN": "onedev-secret-1", "PAO_REPO_TOKEN": "repo-secret-2",
+               "PAO_GITHUB_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----secret-3",
+               "PAO_WEBHOOK_SECRET": "hook-secret-4"}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    token = "ghs_" + "t" * 36
+    # A shell alias runs as git's child with git's environment: print it.
+    out = await run_git(["-c", "alias.penv=!f() { env; }; f", "penv",
+                         "https://git.example.com/o/r.git"], token=token)
+    env = dict(line.split("=", 1) for line in out.stdout.decode().splitlines() if "=" in line)
+    assert not [name for name in env if name.startswith("PAO_")]
+    assert not [v for v in secrets.values() if v in out.stdout.decode()]
+    header = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    assert env["GIT_CONFIG_KEY_0"] == "http.https://git.example.com/.extraHeader"
+    assert env["GIT_CONFIG_VALUE_0"] == f"Authorization: Basic {header}"
+    assert env["PATH"].endswith(os.environ["PATH"])  # what git needs still reaches it
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and pidfds")
+async def test_helpers_outliving_a_killed_worker_are_stopped_before_the_next_write(tmp_path):
+    cache = BareRepository(tmp_path / "cache.git")
+    await cache.ensure()
+    code = ("import asyncio; from app.git.run import run_git; "
+            f"asyncio.run(run_git({SLOW_REMOTE!r}, timeout=60))")
+    worker = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+    try:
+        # git's remote helper, and the "remote" it runs, are up.
+        await wait_for(lambda: asyncio.to_thread(lambda: len(owned_by(worker.pid)) >= 2),
+                       what="git and its helpers")
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+        await asyncio.sleep(0.5)
+        # The parent-death signal stopped git itself, not the helpers it started.
+        survivors = owned_by(worker.pid)
+        assert survivors and all(alive(p) for p in survivors)
+        async with writing(cache.path):
+            assert not any(alive(p) for p in survivors)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+
+
+def owned_by(pid: int) -> list[int]:
+    """Live processes whose environment names ``pid`` as the PAO process that started them."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                environ = (entry / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            for var in environ:
+                if var.startswith(f"{OWNER_VAR}=".encode()) and var.split(b"/")[-2] == str(pid).encode():
+                    found.append(int(entry.name))
+    return [p for p in found if alive(p)]

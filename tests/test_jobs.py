@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import os
 import signal
@@ -16,7 +17,8 @@ import tests.jobs_tasks  # noqa: F401  (registers the test tasks)
 from app import jobs
 from app.cli import main as cli_main
 from app.github import GitHubClients
-from app.jobs.worker import Worker, recover_stalled
+from app.jobs.worker import Worker, recover_stalled, register_worker, release_dead_local_workers
+from app.procinfo import ProcessIdentity
 from tests.jobs_tasks import CREATE_LOG
 from tests.support import wait_for
 
@@ -271,6 +273,71 @@ async def test_worker_killed_mid_job_leaves_job_retried_by_another(queue, db_dsn
     outcomes = await queue.fetch(
         "SELECT outcome FROM job_attempts WHERE job_id = $1 ORDER BY attempt", queued.job_id)
     assert [r["outcome"] for r in outcomes] == ["stalled", "succeeded"]
+
+
+async def test_a_worker_starting_after_a_kill_takes_the_dead_workers_job_at_once(queue, db_dsn):
+    queued = await jobs.enqueue(queue, "test_sleep", {"seconds": 1.0, "label": "victim"},
+                                lock="victim")
+    # A stall timeout no test waits out: only seeing that the process is gone frees the job.
+    first = start_worker_process(db_dsn, stall=600)
+    second = None
+    try:
+        await wait_for(lambda: queue.fetchval(
+            "SELECT status = 'doing' FROM jobs WHERE id = $1", queued.job_id), what="job started")
+        dead = await queue.fetchval("SELECT worker_id FROM jobs WHERE id = $1", queued.job_id)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        second = start_worker_process(db_dsn, stall=600)
+        await wait_for(lambda: queue.fetchval(
+            "SELECT status = 'succeeded' FROM jobs WHERE id = $1", queued.job_id),
+            timeout=60, what="job completed by the restarted worker")
+    finally:
+        stop_process(first)
+        if second is not None:
+            stop_process(second)
+    attempts = await queue.fetch(
+        "SELECT outcome, error FROM job_attempts WHERE job_id = $1 ORDER BY attempt", queued.job_id)
+    assert [r["outcome"] for r in attempts] == ["stalled", "succeeded"]
+    assert attempts[0]["error"] == f"worker {dead} is gone (its process no longer exists)"
+    finished = await queue.fetch("SELECT pid FROM job_log WHERE label = 'victim'")
+    assert [r["pid"] for r in finished] == [second.pid]
+    # The dead worker is forgotten; the stopped one removed itself.
+    assert await queue.fetchval("SELECT count(*) FROM job_workers") == 0
+
+
+async def test_only_a_local_worker_whose_process_is_gone_loses_its_jobs(queue):
+    me = ProcessIdentity.of()
+    workers = {
+        "alive": me,  # this very process
+        # Same pid, later start time: the pid was reused by another process.
+        "pid-reused": dataclasses.replace(me, start=me.start + 1),
+        "exited": dataclasses.replace(me, pid=_free_pid()),
+        # Another host (or container): nothing can be known from here.
+        "elsewhere": dataclasses.replace(me, boot_id="another-boot", pid=_free_pid()),
+        "other-pids": dataclasses.replace(me, pid_ns="pid:[1]", pid=_free_pid()),
+    }
+    ids = {}
+    for name, identity in workers.items():
+        await register_worker(queue, name, identity)
+        ids[name] = await queue.fetchval(
+            "INSERT INTO jobs (task, status, attempts, worker_id, heartbeat_at, started_at)"
+            " VALUES ('test_sleep', 'doing', 1, $1, now(), now()) RETURNING id", name)
+    recovered = await release_dead_local_workers(queue, 600.0, "asker")
+    assert sorted(recovered) == sorted([ids["pid-reused"], ids["exited"]])
+    status = {r["worker_id"] or r["last_error"]: r["status"] for r in await queue.fetch(
+        "SELECT worker_id, status, last_error FROM jobs")}
+    assert status == {"alive": "doing", "elsewhere": "doing", "other-pids": "doing",
+                      "worker pid-reused is gone (its process no longer exists)": "todo",
+                      "worker exited is gone (its process no longer exists)": "todo"}
+    assert sorted(r["worker_id"] for r in await queue.fetch("SELECT worker_id FROM job_workers")) \
+        == ["alive", "elsewhere", "other-pids"]
+
+
+def _free_pid() -> int:
+    """A pid no process holds right now (a child that has exited and been reaped)."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
 
 
 async def test_job_taken_over_from_a_slow_worker_stops_running_there(queue, db_dsn):

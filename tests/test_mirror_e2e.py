@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from app.mirror import stars
+from app.mirror import git, stars
 from app.mirror.config import mirror_settings
 from tests.mirror_support import (
     ONEDEV_TOKEN,
@@ -233,7 +233,7 @@ async def test_unstar_with_delete_policy_removes_project_and_cache(make_env):
     repo = env.gh.create_repo("octo/hello", installation=inst, files={"a": "b"})
     await env.deliver("watch", env.gh.watch_payload(repo, "alice"))
     row = await env.wait_status("octo/hello", "completed")
-    cache = env.runtime.settings.data_dir / "mirror" / f"{repo.id}.git"
+    cache = git.cache_path(env.runtime.settings.data_dir, repo.id)
     assert cache.exists()
     status, _ = await env.deliver("watch", env.gh.watch_payload(repo, "alice", action="deleted"))
     assert status == 202

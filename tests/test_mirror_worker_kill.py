@@ -1,5 +1,6 @@
 """A real ``python -m app worker`` killed mid-push: the job is retried to completion,
-and no token shows in ``ps`` or in the worker's logs."""
+the dead worker's git helpers are stopped first, and no token shows in ``ps`` or in
+the worker's logs."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from app.git.orphans import find_orphans
+from app.procinfo import start_ticks
 from tests.mirror_support import ONEDEV_TOKEN, github_refs, heads_and_tags, make_history
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,16 +60,27 @@ async def test_killed_worker_mid_push_is_retried_to_completion(make_env, db_dsn,
             assert secret not in ps  # ...and no token is in anyone's argv
     finally:
         await stop(first, signal.SIGKILL)
+    # git died with its worker, but not the helpers it started (git-remote-http,
+    # send-pack): they would finish the push behind the retried job's back.
+    orphans = await asyncio.to_thread(find_orphans)
+    assert orphans, "expected the push's helpers to outlive the killed worker"
     row = await env.mirror_row("octo/big")
     assert row["sync_status"] == "in_progress"
-    onedev.push_delay = 0.0
 
+    onedev.push_started.clear()
     second = await start_worker(env_vars, log2)
     try:
+        # Lift the delay once the retry pushes: a surviving helper would then push too.
+        await asyncio.wait_for(onedev.push_started.wait(), 90)
+        onedev.push_delay = 0.0
         row = await env.wait_status("octo/big", "completed", timeout=90)
     finally:
         await stop(second, signal.SIGTERM)
+    # The retry stopped them before pushing again.
+    assert [(pid, start) for pid, start in orphans if start_ticks(pid) == start] == []
     assert onedev.refs("octo-big") == heads_and_tags(github_refs(repo))
+    received = onedev.received("octo-big")
+    assert sorted(received) == sorted(set(received))  # each ref pushed once: by the retry
     job = await env.pool.fetchrow("SELECT * FROM jobs WHERE task = 'mirror.sync'")
     assert job["status"] == "succeeded" and job["attempts"] == 2
     outcomes = [r["outcome"] for r in await env.pool.fetch(

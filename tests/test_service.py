@@ -79,6 +79,10 @@ async def test_serve_on_embedded_database_then_sigterm(tmp_path):
             async with session.get(url + "/healthz") as resp:
                 assert resp.status == 200
         assert (tmp_path / "data" / "pgdata").is_dir()
+        # The PostgreSQL it started was given no PAO_* setting (the webhook secret here).
+        postmaster = (tmp_path / "data" / "pgdata" / "postmaster.pid").read_text().split()[0]
+        environ = Path(f"/proc/{postmaster}/environ").read_bytes().split(b"\0")
+        assert environ and not [v for v in environ if v.startswith(b"PAO_")]
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)

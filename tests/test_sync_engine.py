@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from app.git.catalog import GitCache
 from app.sync.engine import sync_repository
-from app.sync.gitcache import GitCache
 from app.sync.source import CatalogSource, catalog_source
 from tests.conftest import with_settings
 from tests.sync_helpers import CatalogRepo, item_yaml
@@ -315,9 +315,6 @@ async def test_a_file_renamed_and_broken_in_one_commit_keeps_the_previous_versio
 
 
 async def test_a_ref_lock_left_by_a_killed_git_does_not_block_later_syncs(pool, repo, source, cache):
-    import os
-    import time
-
     repo.write("catalog/a/one.yaml", item_yaml("one"))
     repo.commit_push("one")
     await sync(pool, source, cache)
@@ -325,9 +322,7 @@ async def test_a_ref_lock_left_by_a_killed_git_does_not_block_later_syncs(pool, 
     # every later fetch failed with "cannot lock ref", and the catalog never synced again.
     lock = cache.path / (cache.tracking_ref + ".lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
-    lock.write_text("")
-    old = time.time() - 3600
-    os.utime(lock, (old, old))
+    lock.write_text("")  # fresh: the retry comes seconds after the kill, and must not wait
     repo.write("catalog/a/two.yaml", item_yaml("two"))
     head = repo.commit_push("two")
     r = await sync(pool, source, cache)

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from app.catalog.parse import parse_catalog_file
-from app.gitrepo import RawChange, parse_cat_file_batch, parse_diff_raw, parse_ls_tree
+from app.git.parse import RawChange, parse_cat_file_batch, parse_diff_raw, parse_ls_tree
 from app.sync.changes import Change, changes_from_diff, changes_from_trees, files_changed
 from app.sync.plan import EntryState, FileRecord, content_hash, plan_sync
 from app.sync.source import catalog_source, push_matches

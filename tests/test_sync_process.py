@@ -14,10 +14,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from app.git.catalog import GitCache
 from app.github import GitHubClients
 from app.service import make_worker, run_startup_hooks
 from app.sync.engine import sync_repository
-from app.sync.gitcache import GitCache
 from app.sync.source import catalog_source
 from app.sync.store import SYNC_LOCK_NS
 from app.sync.tasks import queue_sync

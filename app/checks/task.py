@@ -17,8 +17,8 @@ from typing import Any
 from app.catalog.parse import ParsedFile, is_catalog_path
 from app.checks import output
 from app.checks.evaluate import Evaluation, ParseCache, evaluate
-from app.checks.gitcache import RepoCache
-from app.gitutil import GitAuthError, GitNotFoundError
+from app.git.catalog import RepoCache
+from app.git.run import GitAuthError, GitNotFoundError
 from app.jobs import JobContext, PermanentJobError, task
 from app.sync.source import catalog_source, full_name_of
 

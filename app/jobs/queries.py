@@ -113,10 +113,13 @@ ON CONFLICT (job_id, attempt) DO UPDATE
 # Jobs whose worker stopped heartbeating: the worker died (SIGKILL, lost host).
 # $2: the worker asking, whose own jobs are alive whatever their heartbeat says
 # (its event loop was merely held up).
+# $3: workers known to be gone (their process no longer exists), whose jobs are
+# taken back whatever their heartbeat says.
 STALLED = """
 SELECT id, attempts, max_attempts, queueing_lock, worker_id, started_at
   FROM jobs
- WHERE status = 'doing' AND heartbeat_at < now() - make_interval(secs => $1)
+ WHERE status = 'doing'
+   AND (heartbeat_at < now() - make_interval(secs => $1) OR worker_id = ANY($3::text[]))
    AND worker_id IS DISTINCT FROM $2
  ORDER BY id
    FOR UPDATE SKIP LOCKED
@@ -124,15 +127,29 @@ SELECT id, attempts, max_attempts, queueing_lock, worker_id, started_at
 
 REQUEUE_STALLED = """
 UPDATE jobs SET status = 'todo', scheduled_at = now(), worker_id = NULL, heartbeat_at = NULL,
-       last_error = 'worker ' || coalesce(worker_id, '?') || ' stopped responding'
+       last_error = $2
  WHERE id = $1
 """
 
 FAIL_STALLED = """
-UPDATE jobs SET status = 'failed', finished_at = now(),
-       last_error = 'worker ' || coalesce(worker_id, '?') || ' stopped responding; no attempts left'
+UPDATE jobs SET status = 'failed', finished_at = now(), last_error = $2 || '; no attempts left'
  WHERE id = $1
 """
+
+# Worker processes, for telling on their host that one is gone (sql/009_job_workers.sql).
+REGISTER_WORKER = """
+INSERT INTO job_workers (worker_id, host, boot_id, pid_ns, pid, pid_start)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (worker_id) DO NOTHING
+"""
+
+# Other workers in this boot and pid namespace: the ones whose process we can look up.
+LOCAL_WORKERS = """
+SELECT worker_id, host, boot_id, pid_ns, pid, pid_start FROM job_workers
+ WHERE boot_id = $1 AND pid_ns = $2 AND worker_id <> $3
+"""
+
+FORGET_WORKERS = "DELETE FROM job_workers WHERE worker_id = ANY($1::text[])"
 
 # Give back jobs a worker holds when it shuts down without finishing them;
 # the attempt does not count against the job.

@@ -14,14 +14,17 @@ import os
 import socket
 import traceback
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import aiohttp
 import asyncpg
 
+from app.git.orphans import stop_orphans
 from app.jobs import TASKS, JobContext, PermanentJobError, RetryJob, Task, queries
 from app.log import delivery_id_var, job_id_var, scrub
+from app.procinfo import ProcessIdentity
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,7 @@ class Worker:
         """Run until ``stop()``; then finish running jobs (or release them)."""
         log.info("worker %s started (%d slots) for tasks: %s", self.worker_id,
                  self.concurrency, ", ".join(sorted(self.tasks)))
+        await self._announce()
         await self._listen()
         heartbeat = asyncio.create_task(self._heartbeat_loop(), name="pao-heartbeat")
         stalled = asyncio.create_task(self._stall_loop(), name="pao-stalled")
@@ -101,7 +105,23 @@ class Worker:
             if self._listen_conn is not None:
                 with contextlib.suppress(Exception):
                     await self._listen_conn.close()
+            with contextlib.suppress(Exception):
+                await self.pool.execute(queries.FORGET_WORKERS, [self.worker_id])
             log.info("worker %s stopped", self.worker_id)
+
+    async def _announce(self) -> None:
+        """Record who this worker is, and take back the jobs of dead workers on this host.
+
+        A worker killed with SIGKILL holds its claims until its heartbeats time
+        out; on its own host a starting worker can see at once that its process
+        is gone, and need not wait.
+        """
+        try:
+            await register_worker(self.pool, self.worker_id, ProcessIdentity.of())
+            await release_dead_local_workers(self.pool, self.stall_timeout, self.worker_id)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # The heartbeat rule still recovers them, only later.
+            log.warning("could not check for dead workers on this host: %s", exc)
 
     async def _free_slot(self) -> bool:
         """Wait for a free slot; False (holding none) once ``stop()`` is called.
@@ -319,6 +339,7 @@ class Worker:
     async def _stall_loop(self) -> None:
         while True:
             try:
+                await release_dead_local_workers(self.pool, self.stall_timeout, self.worker_id)
                 await recover_stalled(self.pool, self.stall_timeout, self.worker_id)
             except Exception as exc:
                 log.warning("stalled-job check failed: %s", exc)
@@ -326,22 +347,25 @@ class Worker:
 
 
 async def recover_stalled(pool: asyncpg.Pool, stall_timeout: float,
-                          worker_id: str | None = None) -> list[int]:
-    """Requeue (or fail, when out of attempts) jobs whose worker stopped heartbeating.
+                          worker_id: str | None = None, gone: Sequence[str] = ()) -> list[int]:
+    """Requeue (or fail, when out of attempts) jobs whose worker stopped heartbeating
+    or, for the workers in ``gone``, whose worker process no longer exists.
 
     ``worker_id``: the worker asking; its own jobs are never taken from it.
     """
     recovered = []
     async with pool.acquire() as conn, conn.transaction():
-        for job in await conn.fetch(queries.STALLED, stall_timeout, worker_id):
-            error = f"worker {job['worker_id']} stopped responding"
+        for job in await conn.fetch(queries.STALLED, stall_timeout, worker_id, list(gone)):
+            error = (f"worker {job['worker_id']} is gone (its process no longer exists)"
+                     if job["worker_id"] in gone else
+                     f"worker {job['worker_id']} stopped responding")
             if job["attempts"] >= job["max_attempts"]:
-                await conn.execute(queries.FAIL_STALLED, job["id"])
+                await conn.execute(queries.FAIL_STALLED, job["id"], error)
                 outcome = "failed"
             else:
                 try:
                     async with conn.transaction():
-                        await conn.execute(queries.REQUEUE_STALLED, job["id"])
+                        await conn.execute(queries.REQUEUE_STALLED, job["id"], error)
                     outcome = "stalled"
                 except UNIQUE_VIOLATION:
                     twin = await conn.fetchval(queries.WAITING_WITH_QUEUEING_LOCK,
@@ -353,4 +377,31 @@ async def recover_stalled(pool: asyncpg.Pool, stall_timeout: float,
                                job["worker_id"], job["started_at"], outcome, error)
             log.warning("job %s: %s; %s", job["id"], error, outcome)
             recovered.append(job["id"])
+    return recovered
+
+
+async def register_worker(pool: asyncpg.Pool, worker_id: str, me: ProcessIdentity) -> None:
+    """Record which process ``worker_id`` is, so its host can tell when it is gone."""
+    await pool.execute(queries.REGISTER_WORKER, worker_id, me.host, me.boot_id, me.pid_ns,
+                       me.pid, me.start)
+
+
+async def release_dead_local_workers(pool: asyncpg.Pool, stall_timeout: float,
+                                     worker_id: str | None = None) -> list[int]:
+    """Take back at once the jobs of workers on this host whose process no longer exists.
+
+    Only workers that share this process's boot and pid namespace can be looked
+    up; a pid now held by another process (a later start time) counts as gone.
+    Their git helpers are stopped first, so a retry never races them.
+    """
+    here = ProcessIdentity.of()
+    rows = await pool.fetch(queries.LOCAL_WORKERS, here.boot_id, here.pid_ns, worker_id or "")
+    gone = [r["worker_id"] for r in rows
+            if ProcessIdentity(r["host"], r["boot_id"], r["pid_ns"], r["pid"], r["pid_start"]).is_gone()]
+    if not gone:
+        return []
+    for pid in await asyncio.to_thread(stop_orphans):
+        log.warning("stopped git process %d, left running by a killed worker", pid)
+    recovered = await recover_stalled(pool, stall_timeout, worker_id, gone)
+    await pool.execute(queries.FORGET_WORKERS, gone)
     return recovered

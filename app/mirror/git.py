@@ -1,9 +1,12 @@
 """The git side of a mirror: one bare cache per repository, fetched then pushed.
 
+Mirror policy only (which refs, in which order, pruning, disk use); the plumbing
+(running git, cache location and creation, stale locks) is ``app.git``.
+
 Only ``refs/heads/*`` and ``refs/tags/*`` are fetched and pushed: GitHub's
 ``refs/pull/*`` stay out, and OneDev's own ``refs/pulls/*`` are never touched
 (``git push --mirror`` would delete them). Every git call that reaches a remote
-goes through ``app.gitutil.run_git``, which keeps the token out of argv, URLs,
+goes through ``app.git.run.run_git``, which keeps the token out of argv, URLs,
 disk and output.
 """
 
@@ -18,7 +21,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.gitutil import run_git
+from app.git.locks import writing
+from app.git.repo import BareRepository, cache_dir
+from app.git.run import run_git
 from app.mirror.naming import disk_needed, mirrored_refs
 
 REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
@@ -36,7 +41,7 @@ class Remote:
 
 
 def cache_path(data_dir: Path, github_repo_id: int) -> Path:
-    return Path(data_dir) / "mirror" / f"{github_repo_id}.git"
+    return cache_dir(data_dir, "mirror", str(github_repo_id))
 
 
 def _free_bytes(path: Path) -> int:
@@ -53,10 +58,10 @@ async def workdir(cache: Path, size_kb: int) -> AsyncIterator[tuple[Path, bool]]
     Yields ``(path, is_cache)``. A temp clone is removed afterwards, success or not.
     """
     if _use_cache(cache, size_kb):
-        if not os.path.exists(cache):  # noqa: ASYNC240  (a stat; no I/O worth a thread)
-            await run_git(["init", "--bare", "--quiet", str(cache)])
-        _remove_stale_locks(cache)
-        yield cache, True
+        await BareRepository(cache).ensure()
+        # The whole job writes here (fetch, gc): one writer at a time, stale locks gone.
+        async with writing(cache):
+            yield cache, True
         return
     tmp_root = Path(tempfile.gettempdir())
     if _free_bytes(tmp_root) < disk_needed(size_kb):
@@ -68,7 +73,8 @@ async def workdir(cache: Path, size_kb: int) -> AsyncIterator[tuple[Path, bool]]
     try:
         repo = tmp / "repo.git"
         await run_git(["init", "--bare", "--quiet", str(repo)])
-        yield repo, False
+        async with writing(repo):  # stops a killed attempt's helpers, as in the cache
+            yield repo, False
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -81,16 +87,6 @@ def _use_cache(cache: Path, size_kb: int) -> bool:
         return False
     cache.parent.mkdir(parents=True, exist_ok=True)
     return True
-
-
-def _remove_stale_locks(repo: Path) -> None:
-    """Drop lock files a killed git left behind.
-
-    Safe because the job lock lets only one job work on a repository's cache.
-    """
-    for lock in [*repo.glob("*.lock"), *repo.glob("refs/**/*.lock")]:
-        with contextlib.suppress(OSError):
-            lock.unlink()
 
 
 # Auto-gc after every fetch and the forced-update report cost time on each sync;

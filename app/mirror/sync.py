@@ -16,8 +16,8 @@ from typing import Any
 
 import asyncpg
 
+from app.git.run import GitAuthError, GitError, GitNotFoundError, GitTimeout
 from app.github import GitHubAuthError
-from app.gitutil import GitAuthError, GitError, GitNotFoundError, GitTimeout
 from app.jobs import JobContext, PermanentJobError
 from app.log import scrub
 from app.mirror import git, store

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from app.catalog.parse import is_catalog_path
-from app.gitrepo import RawChange
+from app.git.parse import RawChange
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from app.config import Settings
+from app.git.env import child_env
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +32,9 @@ OnReady = Callable[[Any, str], Awaitable[None]]
 
 
 def _git(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "PAO",
-           "GIT_AUTHOR_EMAIL": "pao@localhost", "GIT_COMMITTER_NAME": "PAO",
-           "GIT_COMMITTER_EMAIL": "pao@localhost"}
+    env = child_env({"GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "PAO",
+                     "GIT_AUTHOR_EMAIL": "pao@localhost", "GIT_COMMITTER_NAME": "PAO",
+                     "GIT_COMMITTER_EMAIL": "pao@localhost"})
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
                           text=True).stdout.strip()
 

@@ -16,9 +16,9 @@ from typing import Any
 import asyncpg
 
 from app.catalog.parse import Finding, ParsedFile
+from app.git.catalog import GitCache
 from app.sync import store
 from app.sync.changes import Change, changes_from_diff, changes_from_trees, files_changed, split_unstorable
-from app.sync.gitcache import GitCache
 from app.sync.parsing import parse_many, storable_text
 from app.sync.plan import Plan, affected_names, plan_sync
 from app.sync.source import CatalogSource

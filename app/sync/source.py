@@ -7,12 +7,12 @@ locks; ``full_name`` (``owner/name``) matches push payloads.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+from app.git.repo import cache_dir
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,7 @@ class CatalogSource:
     def cache_dir(self, data_dir: Path, use: str = "catalog") -> Path:
         """The bare git cache for this repository under the data dir, one per ``use``
         (the sync's and the pull-request checks' are kept apart so they never contend)."""
-        slug = re.sub(r"[^a-zA-Z0-9._-]+", "-", self.full_name or Path(self.key).name).strip("-")
-        digest = hashlib.sha256(self.key.encode()).hexdigest()[:10]
-        return Path(data_dir) / "git" / use / f"{slug or 'repo'}-{digest}.git"
+        return cache_dir(data_dir, use, self.full_name or Path(self.key).name, self.key)
 
 
 def normalise(url: str) -> str:

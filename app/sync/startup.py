@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from app.git.catalog import ls_remote_head
 from app.sync import store
-from app.sync.gitcache import ls_remote_head
 from app.sync.source import catalog_source
 from app.sync.tasks import git_token, queue_sync
 

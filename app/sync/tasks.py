@@ -13,11 +13,11 @@ from typing import Any
 import asyncpg
 import gidgethub
 
+from app.git.catalog import GitCache
+from app.git.run import GitAuthError, GitNotFoundError
 from app.github import GitHubAuthError
-from app.gitutil import GitAuthError, GitNotFoundError
 from app.jobs import JobContext, PermanentJobError, enqueue, task
 from app.sync.engine import sync_repository
-from app.sync.gitcache import GitCache
 from app.sync.source import CatalogSource, catalog_source
 
 log = logging.getLogger(__name__)

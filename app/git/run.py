@@ -1,9 +1,11 @@
 """Running git: credentials through the environment, never argv, disk or logs.
 
-``run_git`` passes an HTTP token as an ``http.extraHeader`` through
-``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_n``/``GIT_CONFIG_VALUE_n`` environment
-variables, which neither ``ps`` nor the repository's config file shows. Its
-output is scrubbed of the token before it reaches an exception or a log.
+``run_git`` is the one way PAO starts git. The child's environment is
+``app.git.env.child_env`` (no ``PAO_*`` setting) plus, for a call that reaches a
+remote, that remote's token as an ``http.extraHeader`` through
+``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_n``/``GIT_CONFIG_VALUE_n``, which neither
+``ps`` nor the repository's config file shows. Its output is scrubbed of the
+token before it reaches an exception or a log.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from app.git.env import child_env
+from app.git.orphans import owner_env
 from app.log import register_secret, scrub
 
 DEFAULT_TIMEOUT = 600.0
@@ -121,9 +125,10 @@ _PR_SET_PDEATHSIG = 1
 def _child_setup() -> None:
     """In the forked git, before exec: own process group, and die with the worker.
 
-    The group lets a timeout kill git's helpers too; the parent-death signal
-    keeps a git from running on, unsupervised, after its worker was killed
-    (its job is retried elsewhere and must not race an orphan).
+    The group lets a timeout kill git's helpers too. The parent-death signal
+    stops git itself when its worker is killed, but not the helpers git started
+    (the signal is not inherited): those are stopped by the next write to the
+    cache or the next worker start (``app.git.orphans``).
     """
     os.setpgrp()
     if _LIBC is not None:
@@ -149,8 +154,8 @@ async def run_git(
     check: bool = True,
 ) -> GitResult:
     """Run ``git *args``; raise GitError (or a subclass) with scrubbed output on failure."""
-    auth = auth_env(token, username=username, url=_origin(args))
-    full_env = {**os.environ, "LC_ALL": "C", **auth, **(env or {})}
+    full_env = child_env({**owner_env(), **auth_env(token, username=username, url=_origin(args)),
+                          **(env or {})})
     proc = await asyncio.create_subprocess_exec(
         "git",
         *args,
