@@ -218,6 +218,41 @@ def test_rule_reports_at_the_exact_place(code: str, path: str, content: bytes,
     assert pf.ok is (rule.severity != "error" and all(f.severity != "error" for f in pf.findings))
 
 
+# Nesting beyond spec.MAX_DEPTH, deep enough that a parser may give up first: libyaml
+# (since 0.2.6) refuses 1,000 levels itself, older libyaml and pure-Python PyYAML recurse.
+TOO_DEEP = [
+    (b"a: " + b"[" * 1001 + b"]" * 1001 + b"\n", (1, 103)),  # under the pre-compose walk's bound
+    (b"a: " + b"[" * 60000 + b"]" * 60000 + b"\n", (1, 103)),
+    (b"- " * 1500 + b"x\n", (1, 201)),  # block sequences, all on one line
+    (b"? " * 1500 + b"x\n", (1, 201)),  # block mappings (complex keys), all on one line
+]
+
+
+@pytest.mark.parametrize("parser", ["libyaml", "pure-python"])
+@pytest.mark.parametrize(("content", "where"), TOO_DEEP,
+                         ids=["flow1001", "flow60000", "block-seq", "block-map"])
+def test_nesting_too_deep_is_pao005_whichever_parser_reads_it(
+        monkeypatch: pytest.MonkeyPatch, parser: str, content: bytes, where: tuple[int, int]) -> None:
+    import yaml
+
+    from app.catalog import yamlload
+
+    if parser == "pure-python":
+        monkeypatch.setattr(yamlload, "_Loader", yaml.SafeLoader)
+    else:
+        assert yamlload._Loader is getattr(yaml, "CSafeLoader", None), "libyaml is not installed"
+    pf = parse_catalog_file(ITEM, content)
+    assert [(f.code, f.line, f.col) for f in pf.findings] == [("PAO005", *where)]
+    assert "nests deeper than 100 levels" in pf.findings[0].message
+
+
+def test_a_syntax_error_inside_deep_nesting_is_still_pao003() -> None:
+    # The depth walk must not turn every error of a deeply nested file into PAO005.
+    content = b"a: " + b"[" * 80 + b"x: y: z" + b"]" * 80 + b"\n"
+    pf = parse_catalog_file(ITEM, content)
+    assert [f.code for f in pf.findings] == ["PAO003"]
+
+
 def test_every_rule_code_has_a_test() -> None:
     tested = {c[0] for c in CASES} | {"PAO040", "PAO041", "PAO042", "PAO044", "PAO050", "PAO051"}
     assert tested == set(spec.RULES_BY_CODE)

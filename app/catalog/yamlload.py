@@ -105,6 +105,8 @@ def as_mark(where: Mark | Node) -> Mark:
 # libyaml's composer recurses once per nesting level and overflows the C stack (a
 # segfault, not an exception) somewhere past 5,000 levels; 120 KB of '[' gets there.
 _COMPOSE_SAFE_DEPTH = 2_000
+# Walks of the text before a parser error (see _too_deep); one is enough for a refusal.
+_PREFIX_WALKS = 3
 
 
 def _depth_bound(text: str) -> int:
@@ -117,25 +119,48 @@ def _depth_bound(text: str) -> int:
             + text.count("[") + text.count("{") + 2)
 
 
+def _offset(text: str, mark: yaml.Mark) -> int:
+    """The index in ``text`` of a parser's (0-based line, column) mark."""
+    start = 0
+    for _ in range(mark.line):
+        start = text.find("\n", start) + 1
+        if start == 0:
+            return len(text)
+    return min(start + mark.column, len(text))
+
+
 def _too_deep(text: str, max_depth: int) -> Mark | None:
-    """Where the document first nests deeper than ``max_depth``, read from libyaml's
-    event stream (which, unlike its composer, keeps no C recursion); None if it does not."""
-    loader = _Loader(text)
-    depth = 0
-    try:
-        while (event := loader.get_event()) is not None:
-            kind = type(event)
-            if kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
-                depth += 1
-                if depth > max_depth:
-                    m = event.start_mark
-                    return Mark(m.line + 1, m.column + 1)
-            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
-                depth -= 1
-    except yaml.YAMLError:
-        return None  # a syntax error before any deep nesting: composing reports it
-    finally:
-        loader.dispose()
+    """Where the document first nests deeper than ``max_depth``; None if it does not.
+
+    PAO's own rule, whichever parser runs: it reads the event stream (which, unlike
+    libyaml's composer, keeps no C recursion). A parser may refuse deep nesting itself
+    (libyaml since 0.2.6 stops at 1,000 levels) and, reading ahead, do so before it hands
+    over the events that lead there; so after an error the text before it is walked again.
+    """
+    for _ in range(_PREFIX_WALKS):
+        loader = _Loader(text)
+        depth = 0
+        try:
+            while (event := loader.get_event()) is not None:
+                kind = type(event)
+                if kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+                    depth += 1
+                    if depth > max_depth:
+                        m = event.start_mark
+                        return Mark(m.line + 1, m.column + 1)
+                elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                    depth -= 1
+            return None
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            cut = _offset(text, mark) if mark is not None else len(text)
+            if cut >= len(text):
+                return None  # the error is at the end: nothing before it was left unread
+            text = text[:cut]
+        except yaml.YAMLError:
+            return None
+        finally:
+            loader.dispose()
     return None
 
 
@@ -144,26 +169,24 @@ def _depth_message(max_depth: int) -> str:
             "flatten it")
 
 
+def _too_deep_problem(where: Mark, max_depth: int) -> Loaded:
+    return Loaded(None, problems=[Problem("PAO005", where, _depth_message(max_depth))], fatal=True)
+
+
 def load(text: str, *, max_nodes: int, max_depth: int = 100) -> Loaded:
     """Compose ``text`` (one YAML document) and convert it, recording problems."""
-    if _depth_bound(text) > _COMPOSE_SAFE_DEPTH:
-        where = _too_deep(text, max_depth)
-        if where is not None:
-            return Loaded(None, problems=[Problem("PAO005", where, _depth_message(max_depth))],
-                          fatal=True)
+    walked = _depth_bound(text) > _COMPOSE_SAFE_DEPTH
+    if walked and (where := _too_deep(text, max_depth)) is not None:
+        return _too_deep_problem(where, max_depth)
     loader = _Loader(text)
     try:
         root = loader.get_single_node()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = Mark(mark.line + 1, mark.column + 1) if mark else Mark(1, 1)
-        problem = " ".join(x for x in (exc.context, exc.problem) if x) or str(exc)
-        if "expected a single document" in problem:
-            problem = "the file holds more than one YAML document; keep one per file"
-        return Loaded(None, problems=[Problem("PAO003", where, f"YAML syntax error: {problem}")],
-                      fatal=True)
-    except yaml.YAMLError as exc:
-        return Loaded(None, problems=[Problem("PAO003", Mark(1, 1), f"YAML error: {exc}")], fatal=True)
+    except (yaml.YAMLError, RecursionError) as exc:
+        # The parser may have refused (or, pure Python, recursed on) nesting that is
+        # PAO's to report: PAO005 whichever parser runs, not a syntax error.
+        if not walked and (where := _too_deep(text, max_depth)) is not None:
+            return _too_deep_problem(where, max_depth)
+        return _syntax_error(exc)
     finally:
         loader.dispose()
     out = Loaded(None, text=text)
@@ -177,6 +200,19 @@ def load(text: str, *, max_nodes: int, max_depth: int = 100) -> Loaded:
         out.fatal = True
         out.problems.append(Problem("PAO005", exc.mark, exc.message))
     return out
+
+
+def _syntax_error(exc: BaseException) -> Loaded:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = Mark(mark.line + 1, mark.column + 1) if mark else Mark(1, 1)
+        problem = " ".join(x for x in (exc.context, exc.problem) if x) or str(exc)
+        if "expected a single document" in problem:
+            problem = "the file holds more than one YAML document; keep one per file"
+        message = f"YAML syntax error: {problem}"
+    else:
+        where, message = Mark(1, 1), f"YAML error: {exc}"
+    return Loaded(None, problems=[Problem("PAO003", where, message)], fatal=True)
 
 
 class _Converter:
