@@ -404,3 +404,23 @@ def test_a_template_nested_beyond_jinjas_recursion_is_pao030_not_a_crash() -> No
     pf = parse_catalog_file(ITEM, (HEADER + fields + MANUAL.replace("New {{ db }}", summary)).encode())
     [f] = [f for f in pf.findings if f.code == "PAO030"]
     assert (f.line, f.col) == (12, 16) and "nests too deeply" in f.message
+
+
+def test_the_validator_modules_import_each_other_as_a_tree() -> None:
+    # parse, rules and crossfile imported each other (lazily, to dodge the cycle): a
+    # change in one could break an import elsewhere. Shared types live in a leaf module.
+    import ast
+    import graphlib
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parent.parent / "app" / "catalog"
+    graph: dict[str, set[str]] = {}
+    for module in package.glob("*.py"):
+        deps = graph.setdefault(module.stem, set())
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "app.catalog":
+                deps.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("app.catalog."):
+                deps.add(node.module.split(".")[2])
+    assert graph["parse"] >= {"rules", "crossfile", "model"}
+    list(graphlib.TopologicalSorter(graph).static_order())  # raises CycleError on a cycle

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 
 from app.catalog import spec
-from app.catalog.parse import Finding, ParsedFile
+from app.catalog.model import Finding, ParsedFile, did_you_mean
 from app.catalog.semver import Constraint, Version
 
 
@@ -64,8 +63,7 @@ def _check_bundle(pf: ParsedFile, items: dict[str, ParsedFile]) -> list[Finding]
             ref = entry["catalog_item"]
             target = items.get(ref)
             if target is None:
-                close = difflib.get_close_matches(ref, list(items), n=1, cutoff=0.6)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                hint = did_you_mean(ref, items)
                 findings.append(_finding(
                     pf, (*where, "catalog_item"), "PAO041",
                     f"no catalog item named '{ref}'{hint}; add the item or fix the reference"))
@@ -97,9 +95,7 @@ def _check_reference(pf: ParsedFile, where: tuple[str | int, ...], entry: dict,
         names = [f.get("name") for f in fields or [] if isinstance(f, dict)]
         for key in params:
             if key not in names:
-                close = difflib.get_close_matches(key, [n for n in names if isinstance(n, str)],
-                                                  n=1, cutoff=0.6)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                hint = did_you_mean(key, [n for n in names if isinstance(n, str)])
                 findings.append(_finding(
                     pf, (*where, "parameters", key), "PAO044",
                     f"'{target.identifier}' has no field '{key}'{hint}; parameters set the "

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 
-from app.catalog.parse import Finding, ParsedFile
+from app.catalog.model import Finding, ParsedFile
 
 
 def counts(findings: Iterable[Finding]) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """Per-file rules beyond the shape check: fields, constraints, templates, steps, bundle lists.
 
-Each function reports through the ``Reporter`` of ``app.catalog.parse``, which
+Each function reports through a ``Reporter`` (``app.catalog.model``), which
 places a finding at the YAML mark of the value (or key) it is about. Rules only
 look at values of the right type; the shape check has already reported the rest.
 """
@@ -8,16 +8,15 @@ look at values of the right type; the shape check has already reported the rest.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import regex
 
 from app.catalog import spec, templates
+from app.catalog.model import Reporter, did_you_mean
 from app.catalog.semver import Constraint
+from app.catalog.shape import check_shape
 from app.catalog.yamlload import Mark
-
-if TYPE_CHECKING:
-    from app.catalog.parse import Reporter
 
 Path = tuple[str | int, ...]
 
@@ -269,7 +268,7 @@ def _check_steps(rep: Reporter, steps: list, fields: dict[str, dict], *, has_man
                         "remove it from depends_on")
             elif dep not in ids:
                 rep.add((*base, i, "depends_on", j), "PAO034", f"depends_on names unknown step "
-                        f"{dep!r}{_hint(dep, ids)}; known steps: {', '.join(ids) or 'none'}")
+                        f"{dep!r}{did_you_mean(dep, ids)}; known steps: {', '.join(ids) or 'none'}")
             elif sid is not None and ids.get(sid) == i:
                 graph[sid].append(dep)
         outputs = step.get("outputs")
@@ -282,8 +281,6 @@ def _check_steps(rep: Reporter, steps: list, fields: dict[str, dict], *, has_man
                     "fulfillment.manual ticket to fall back to; add one or use on_failure: fail")
         stype, config = step.get("type"), step.get("config")
         if stype in spec.STEP_CONFIGS and isinstance(config, dict):
-            from app.catalog.parse import check_shape
-
             check_shape(rep, spec.STEP_CONFIGS[stype], config, (*base, i, "config"))
     _report_cycles(rep, base, ids, graph)
     declared = {
@@ -299,13 +296,6 @@ def _check_steps(rep: Reporter, steps: list, fields: dict[str, dict], *, has_man
                               reachable=_ancestors(graph, sid) if isinstance(sid, str) else set())
         for tpath, text in _strings(step["config"], (*base, i, "config")):
             _check_template(rep, tpath, text, scope)
-
-
-def _hint(word: str, options: Any) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _ancestors(graph: dict[str, list[str]], start: str) -> set[str]:
@@ -388,18 +378,18 @@ def _check_template(rep: Reporter, path: Path, text: str, scope: TemplateScope) 
         if name in scope.fields or name in builtins:
             continue
         rep.at(_locate(rep, path, lineno, name), "PAO031",
-               f"template uses '{name}', which no field defines{_hint(name, scope.fields)}; "
+               f"template uses '{name}', which no field defines{did_you_mean(name, scope.fields)}; "
                "available: " + ", ".join([*sorted(scope.fields), "requester.*", "request.*"]))
     known_filters = templates.environment().filters
     for name, lineno in info.filters:
         if name not in known_filters:
             rep.at(_locate(rep, path, lineno, name), "PAO030",
-                   f"unknown filter '{name}'{_hint(name, known_filters)}")
+                   f"unknown filter '{name}'{did_you_mean(name, known_filters)}")
     known_tests = templates.environment().tests
     for name, lineno in info.tests:
         if name not in known_tests:
             rep.at(_locate(rep, path, lineno, name), "PAO030",
-                   f"unknown test '{name}'{_hint(name, known_tests)}")
+                   f"unknown test '{name}'{did_you_mean(name, known_tests)}")
     for chain, lineno in info.chains:
         root, attr = chain[0], chain[1]
         if len(chain) == 2 and root == "requester" and attr not in spec.REQUESTER_ATTRIBUTES:
@@ -420,7 +410,7 @@ def _check_step_ref(rep: Reporter, path: Path, lineno: int, chain: tuple[str, ..
         if step not in scope.steps:
             rep.at(_locate(rep, path, lineno, step), "PAO031",
                    f"template reads steps.{step}, but there is no step {step!r}"
-                   f"{_hint(step, scope.steps)}")
+                   f"{did_you_mean(step, scope.steps)}")
         elif step not in scope.reachable:
             rep.at(_locate(rep, path, lineno, step), "PAO038",
                    f"template reads the outputs of step {step!r} without depending on it; "
@@ -429,7 +419,7 @@ def _check_step_ref(rep: Reporter, path: Path, lineno: int, chain: tuple[str, ..
     outputs = scope.steps.get(step)
     if chain[2] == "outputs" and outputs is not None and chain[3] not in outputs:
         rep.at(_locate(rep, path, lineno, chain[3]), "PAO031",
-               f"step {step!r} declares no output {chain[3]!r}{_hint(chain[3], outputs)}; "
+               f"step {step!r} declares no output {chain[3]!r}{did_you_mean(chain[3], outputs)}; "
                f"its outputs: {', '.join(sorted(outputs)) or 'none'}")
 
 

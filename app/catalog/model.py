@@ -1,0 +1,124 @@
+"""What the validator's parts share: findings, parsed files, catalog paths, the Reporter.
+
+A leaf of ``app.catalog``: the loader, the rules, the cross-file rules and the
+entry point (``parse.py``) all build on it, and it imports none of them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import posixpath
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.catalog import spec
+from app.catalog.yamlload import Loaded, Mark
+
+CATALOG_DIR = "catalog"
+BUNDLES_DIR = "catalog/bundles"
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem at a place in a file; line and col are 1-based."""
+
+    path: str
+    line: int
+    col: int
+    code: str
+    severity: str  # "error" | "warning" | "notice"
+    message: str
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return (self.path, self.line, self.col, self.code)
+
+
+@dataclass
+class ParsedFile:
+    path: str  # repository-relative, e.g. catalog/databases/mysql-database.yaml
+    kind: str  # "item" or "bundle" (files under catalog/bundles/ are bundles)
+    identifier: str | None  # the name the API uses
+    document: dict | None  # the parsed mapping, None when unusable
+    findings: list[Finding]
+    display_name: str | None = None
+    loaded: Loaded | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        """No error-severity findings."""
+        return not any(f.severity == "error" for f in self.findings)
+
+    @property
+    def version(self) -> str | None:
+        v = (self.document or {}).get("version")
+        return v if isinstance(v, str) else None
+
+    @property
+    def category(self) -> str | None:
+        """The directory under catalog/ (``databases``), None for files directly in it."""
+        return category_for_path(self.path)
+
+    def mark(self, path: tuple[str | int, ...], *, key: bool = False) -> Mark:
+        if self.loaded is None:
+            return Mark(1, 1)
+        return self.loaded.at(path, key=key)
+
+    def record(self) -> dict[str, Any]:
+        """The normalized mapping to store: identifier as ``name``, ``display_name`` and
+        ``tags`` defaulted, ``category`` from the path."""
+        doc = dict(self.document or {})
+        doc["name"] = self.identifier
+        doc["display_name"] = self.display_name
+        doc.setdefault("tags", [])
+        doc["category"] = self.category
+        return doc
+
+
+def kind_for_path(path: str) -> str:
+    return "bundle" if path.startswith(BUNDLES_DIR + "/") else "item"
+
+
+def category_for_path(path: str) -> str | None:
+    parts = path.split("/")
+    if len(parts) >= 3 and parts[0] == CATALOG_DIR:
+        return parts[1]
+    return None
+
+
+def is_catalog_path(path: str) -> bool:
+    """True for ``catalog/**/*.yaml`` and ``*.yml``: the files PAO reads."""
+    return path.startswith(CATALOG_DIR + "/") and path.endswith(YAML_SUFFIXES)
+
+
+def file_stem(path: str) -> str:
+    base = posixpath.basename(path)
+    for suffix in YAML_SUFFIXES:
+        if base.endswith(suffix):
+            return base[: -len(suffix)]
+    return base
+
+
+class Reporter:
+    """Collects findings for one file, placing each at a node's mark."""
+
+    def __init__(self, path: str, loaded: Loaded | None):
+        self.path = path
+        self.loaded = loaded
+        self.findings: list[Finding] = []
+
+    def at(self, mark: Mark, code: str, message: str, severity: str | None = None) -> None:
+        sev = severity or spec.RULES_BY_CODE[code].severity
+        self.findings.append(Finding(self.path, mark.line, mark.col, code, sev, message))
+
+    def add(self, path: tuple[str | int, ...], code: str, message: str, *, key: bool = False,
+            severity: str | None = None) -> None:
+        mark = self.loaded.at(path, key=key) if self.loaded is not None else Mark(1, 1)
+        self.at(mark, code, message, severity)
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``options``, or ``""``."""
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
