@@ -229,6 +229,31 @@ def test_a_file_nested_fifty_thousand_deep_does_not_crash_the_process():
     assert out.stdout.startswith("False PAO005") and "nest" in out.stdout
 
 
+async def test_a_file_the_validator_cannot_finish_is_its_own_error(pool, repo, source, cache, monkeypatch):
+    # A RecursionError escaped the validator and failed the sync job on every retry.
+    from app.catalog import templates
+
+    original = templates.analyze
+
+    def blow_up_on_one_template(text: str) -> templates.TemplateInfo:
+        if "poison" in text:
+            raise RecursionError("maximum recursion depth exceeded")
+        return original(text)
+
+    monkeypatch.setattr(templates, "analyze", blow_up_on_one_template)
+    repo.write("catalog/x/alpha.yaml", item_yaml("alpha"))
+    repo.write("catalog/x/beta.yaml", item_yaml("beta").replace("Create {{ n }}", "{{ n }} poison"))
+    chained = "{{ n" + ".b" * 3000 + " + 1 }}"  # the real one: Jinja2's find_all recursed
+    repo.write("catalog/x/gamma.yaml", item_yaml("gamma").replace("Create {{ n }}", chained))
+    repo.commit_push("one file the validator cannot finish")
+    r = await sync(pool, source, cache)
+    assert r.status == "completed_with_errors"
+    assert set(await items(pool)) == {"alpha", "gamma"}
+    [error] = await pool.fetch("SELECT * FROM catalog_sync_errors WHERE run_id = $1", r.run_id)
+    assert (error["path"], error["code"], error["line"], error["col"]) == (
+        "catalog/x/beta.yaml", "PAO099", 1, 1)
+
+
 async def test_text_postgres_cannot_store_is_an_error_for_that_file_only(pool, repo, source, cache):
     repo.write("catalog/x/alpha.yaml", item_yaml("alpha"))
     # YAML's "\0" escape is a NUL character, which PostgreSQL text and jsonb cannot hold:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from app.catalog import spec
-from app.catalog.model import Finding, ParsedFile, did_you_mean
+from app.catalog.model import Finding, ParsedFile, did_you_mean, guarded
 from app.catalog.semver import Constraint, Version
 
 
@@ -43,7 +43,8 @@ def check_catalog(files: Mapping[str, ParsedFile]) -> list[Finding]:
     for path in sorted(files):
         pf = files[path]
         if pf.kind == "bundle" and pf.document is not None:
-            findings += _check_bundle(pf, items)
+            findings += guarded(pf.path, "checking the references of",
+                                lambda pf=pf: _check_bundle(pf, items))
     return findings
 
 
@@ -113,21 +114,28 @@ def check_versions(files: Mapping[str, ParsedFile], base: Mapping[str, ParsedFil
             if pf.kind != kind or pf.identifier is None or pf.document is None:
                 continue
             old = before.get(pf.identifier)
-            if old is None or old.document is None or not old.version or not pf.version:
-                continue
-            try:
-                new_v, old_v = Version.parse(pf.version), Version.parse(old.version)
-            except ValueError:
-                continue
-            if new_v < old_v:
-                findings.append(_finding(
-                    pf, ("version",), "PAO051",
-                    f"version {new_v} is lower than {old_v} on the base; versions only go up "
-                    f"(use {old_v.bump_patch()} or higher)"))
-            elif new_v == old_v and pf.document != old.document:
-                findings.append(_finding(
-                    pf, ("version",), "PAO050",
-                    f"'{pf.identifier}' changed but its version is still {old_v}; bump it "
-                    f"(e.g. {old_v.bump_patch()} for a fix, a minor or major bump for new or "
-                    "breaking fields)"))
+            if old is not None:
+                findings += guarded(pf.path, "comparing the version of",
+                                    lambda pf=pf, old=old: _check_version(pf, old))
     return findings
+
+
+def _check_version(pf: ParsedFile, old: ParsedFile) -> list[Finding]:
+    if old.document is None or not old.version or not pf.version:
+        return []
+    try:
+        new_v, old_v = Version.parse(pf.version), Version.parse(old.version)
+    except ValueError:
+        return []
+    if new_v < old_v:
+        return [_finding(
+            pf, ("version",), "PAO051",
+            f"version {new_v} is lower than {old_v} on the base; versions only go up "
+            f"(use {old_v.bump_patch()} or higher)")]
+    if new_v == old_v and pf.document != old.document:
+        return [_finding(
+            pf, ("version",), "PAO050",
+            f"'{pf.identifier}' changed but its version is still {old_v}; bump it "
+            f"(e.g. {old_v.bump_patch()} for a fix, a minor or major bump for new or "
+            "breaking fields)")]
+    return []

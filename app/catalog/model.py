@@ -7,13 +7,16 @@ entry point (``parse.py``) all build on it, and it imports none of them.
 from __future__ import annotations
 
 import difflib
+import logging
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.catalog import spec
 from app.catalog.yamlload import Loaded, Mark
+
+log = logging.getLogger(__name__)
 
 CATALOG_DIR = "catalog"
 BUNDLES_DIR = "catalog/bundles"
@@ -122,3 +125,25 @@ def did_you_mean(word: str, options: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest of ``options``, or ``""``."""
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def crashed(path: str, stage: str, exc: Exception) -> Finding:
+    """The finding for a file the validator could not finish: an error of that file only.
+
+    Whatever goes wrong while parsing or analysing one file (a RecursionError in a
+    library, a bug in a rule) must not fail the sync, the check run or the CLI for the
+    other files. The traceback goes to the log for PAO's maintainers.
+    """
+    log.error("validator failed on %s while %s", path, stage, exc_info=exc)
+    return Finding(path, 1, 1, "PAO099", "error",
+                   f"PAO could not finish {stage} this file ({type(exc).__name__}); simplify "
+                   "it (deep nesting, very long expressions), and report it to PAO's "
+                   "maintainers if it looks ordinary")
+
+
+def guarded(path: str, stage: str, check: Callable[[], list[Finding]]) -> list[Finding]:
+    """``check()``'s findings, or the ``crashed`` finding of ``path`` if it raises."""
+    try:
+        return check()
+    except Exception as exc:  # any failure is this file's finding (see crashed)
+        return [crashed(path, stage, exc)]

@@ -24,6 +24,7 @@ from app.catalog.model import (
     ParsedFile,
     Reporter,
     category_for_path,
+    crashed,
     file_stem,
     is_catalog_path,
     kind_for_path,
@@ -48,10 +49,15 @@ def parse_catalog_file(path: str, data: bytes, *, keep_marks: bool = True) -> Pa
     YAML node tree is released, so holding thousands of parsed files (the CLI,
     the checks' parse cache) costs little memory and no garbage-collector time.
     ``keep_marks=False`` keeps none (the sync, which runs no cross-file rules).
+
+    Whatever fails while parsing or analysing the file is that file's finding (PAO099).
     """
-    parsed = _parse(path, data)
-    if parsed.loaded is not None:
-        parsed.loaded = parsed.loaded.resolved(_cross_file_path) if keep_marks else None
+    try:
+        parsed = _parse(path, data)
+        if parsed.loaded is not None:
+            parsed.loaded = parsed.loaded.resolved(_cross_file_path) if keep_marks else None
+    except Exception as exc:  # a file's failure is its own finding, never its caller's
+        return ParsedFile(path, kind_for_path(path), None, None, [crashed(path, "checking", exc)])
     return parsed
 
 

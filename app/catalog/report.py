@@ -9,6 +9,11 @@ from dataclasses import asdict
 from app.catalog.model import Finding, ParsedFile
 
 
+def plural(n: int, word: str) -> str:
+    """``1 file``, ``2 files``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def counts(findings: Iterable[Finding]) -> dict[str, int]:
     out = {"error": 0, "warning": 0, "notice": 0}
     for f in findings:
@@ -33,9 +38,9 @@ def text(files: Mapping[str, ParsedFile], findings: Mapping[str, list[Finding]],
             lines.append(f"{shown}:{f.line}:{f.col}: {f.code} {sev}{f.message}")
     total = counts(f for fs in findings.values() for f in fs)
     bad = sum(1 for p in files if any(f.severity == "error" for f in findings.get(p, [])))
-    lines.append(f"{len(files)} file{'s' if len(files) != 1 else ''} checked: "
-                 f"{len(files) - bad} valid, {bad} with errors; {total['error']} errors, "
-                 f"{total['warning']} warnings, {total['notice']} notices")
+    lines.append(f"{plural(len(files), 'file')} checked: {len(files) - bad} valid, {bad} with "
+                 f"errors; {plural(total['error'], 'error')}, {plural(total['warning'], 'warning')}, "
+                 f"{plural(total['notice'], 'notice')}")
     return "\n".join(lines)
 
 
@@ -96,5 +101,6 @@ def github(files: Mapping[str, ParsedFile], findings: Mapping[str, list[Finding]
             ])
             lines.append(f"::{level} {props}::{_escape_data(f.message)}")
     total = counts(f for fs in findings.values() for f in fs)
-    lines.append(f"{len(files)} files checked: {total['error']} errors, {total['warning']} warnings")
+    lines.append(f"{plural(len(files), 'file')} checked: {plural(total['error'], 'error')}, "
+                 f"{plural(total['warning'], 'warning')}")
     return "\n".join(lines)

@@ -315,11 +315,19 @@ def _report_cycles(rep: Reporter, base: Path, ids: dict[str, int], graph: dict[s
     color = dict.fromkeys(graph, white)
     reported: set[frozenset[str]] = set()
 
-    def visit(node: str, stack: list[str]) -> None:
-        color[node] = grey
-        stack.append(node)
-        for dep in graph[node]:
-            if color[dep] == grey:
+    # Depth-first without recursion: a chain of thousands of steps is a valid file.
+    for start in sorted(graph, key=ids.__getitem__):
+        if color[start] != white:
+            continue
+        color[start] = grey
+        stack = [start]
+        pending = [iter(graph[start])]
+        while pending:
+            dep = next(pending[-1], None)
+            if dep is None:
+                color[stack.pop()] = black
+                pending.pop()
+            elif color[dep] == grey:
                 cycle = stack[stack.index(dep):]
                 key = frozenset(cycle)
                 if key not in reported:
@@ -331,13 +339,9 @@ def _report_cycles(rep: Reporter, base: Path, ids: dict[str, int], graph: dict[s
                             "steps depend on each other in a cycle: " + " -> ".join(ring)
                             + "; remove one of these depends_on entries", key=True)
             elif color[dep] == white:
-                visit(dep, stack)
-        stack.pop()
-        color[node] = black
-
-    for node in sorted(graph, key=ids.__getitem__):
-        if color[node] == white:
-            visit(node, [])
+                color[dep] = grey
+                stack.append(dep)
+                pending.append(iter(graph[dep]))
 
 
 # -- templates --------------------------------------------------------------------

@@ -281,6 +281,8 @@ RULES: tuple[Rule, ...] = (
     Rule("PAO045", "error", "A bundle lists the same item twice, or no item at all."),
     Rule("PAO050", "error", "A changed item or bundle kept its base version."),
     Rule("PAO051", "error", "The version is lower than the base version."),
+    Rule("PAO099", "error", "PAO could not finish checking the file (a library or PAO itself failed "
+         "on it); the file is rejected, the others are checked as usual."),
 )
 RULES_BY_CODE: dict[str, Rule] = {r.code: r for r in RULES}
 
