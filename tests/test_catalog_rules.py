@@ -253,6 +253,39 @@ def test_a_syntax_error_inside_deep_nesting_is_still_pao003() -> None:
     assert [f.code for f in pf.findings] == ["PAO003"]
 
 
+# Explicit tags PAO does not read, on any kind of node: they passed silently on lists
+# and mappings, and a tag its value does not fit ('!!bool maybe') raised KeyError.
+TAGGED = [
+    ("tags: !custom [a, b]\n", "PAO008", (5, 7), "'!custom' on a list"),
+    ("tags: !!omap [a]\n", "PAO008", (5, 7), "'!!omap' on a list"),
+    ("x: !!python/object/apply:os.system {args: [ls]}\n", "PAO008", (5, 4),
+     "'!!python/object/apply:os.system' on a mapping"),
+    ("x: !!set {a, b}\n", "PAO008", (5, 4), "'!!set' on a mapping"),
+    ("!custom x: 1\n", "PAO008", (5, 1), "'!custom' on a key"),
+    ("tags: [!!bool maybe]\n", "PAO008", (5, 8), "'maybe' is not a valid !!bool"),
+    ("tags: [!!int abc]\n", "PAO008", (5, 8), "'abc' is not a valid !!int"),
+    ("tags: [!!timestamp abc]\n", "PAO008", (5, 8), "'abc' is not a valid !!timestamp"),
+    # Beyond 64 bits the sync could not store it: the validator says so, at the number.
+    ("tags: [123456789012345678901234567890]\n", "PAO011", (5, 8), "beyond the 64-bit integers"),
+    ("tags: [" + "9" * 5000 + "]\n", "PAO011", (5, 8), "(5000 characters) is beyond the 64-bit"),
+]
+
+
+@pytest.mark.parametrize(("extra", "code", "where", "says"), TAGGED, ids=[t[3][:24] for t in TAGGED])
+def test_a_tag_pao_does_not_read_is_reported_on_every_kind_of_node(
+        extra: str, code: str, where: tuple[int, int], says: str) -> None:
+    pf = parse_catalog_file(ITEM, (HEADER + extra + MANUAL).encode())
+    [f] = [f for f in pf.findings if f.code == code]
+    assert (f.line, f.col) == where and says in f.message and not pf.ok
+
+
+def test_tags_pao_reads_are_accepted() -> None:
+    extra = "tags: [!!str 12, ! plain]\nx-created: !!timestamp 2001-12-14\n"
+    pf = parse_catalog_file(ITEM, (HEADER + extra + MANUAL).encode())
+    assert not [f for f in pf.findings if f.code in ("PAO008", "PAO011")]
+    assert pf.document is not None and pf.document["tags"] == ["12", "plain"]
+
+
 def test_every_rule_code_has_a_test() -> None:
     tested = {c[0] for c in CASES} | {"PAO040", "PAO041", "PAO042", "PAO044", "PAO050", "PAO051",
                                       "PAO099"}  # PAO099: tests/test_catalog_isolation.py

@@ -25,7 +25,21 @@ _constructor = yaml.constructor.SafeConstructor()
 
 Path = tuple[str | int, ...]
 
-_STR = "tag:yaml.org,2002:str"
+_YAML_TAG = "tag:yaml.org,2002:"
+_STR = _YAML_TAG + "str"
+_INT = _YAML_TAG + "int"
+_COLLECTION_TAGS = {SequenceNode: _YAML_TAG + "seq", MappingNode: _YAML_TAG + "map"}
+# What PostgreSQL's jsonb and the API's JSON encoder hold: signed and unsigned 64 bits.
+_INT_RANGE = range(-(2**63), 2**64)
+_resolver = yaml.resolver.Resolver()
+
+
+def _timestamp(node: ScalarNode) -> str:
+    if not yaml.constructor.SafeConstructor.timestamp_regexp.match(node.value):
+        raise ValueError(node.value)
+    return node.value
+
+
 _SCALAR_BUILDERS = {
     _STR: lambda node: node.value,
     "tag:yaml.org,2002:null": lambda node: None,
@@ -33,8 +47,13 @@ _SCALAR_BUILDERS = {
     "tag:yaml.org,2002:int": lambda node: _constructor.construct_yaml_int(node),
     "tag:yaml.org,2002:float": lambda node: _constructor.construct_yaml_float(node),
     # Keep dates as written: they are stored as JSON and compared as text.
-    "tag:yaml.org,2002:timestamp": lambda node: node.value,
+    "tag:yaml.org,2002:timestamp": _timestamp,
 }
+
+
+def _tag_name(tag: str) -> str:
+    """``!!binary`` for YAML's own tags, the tag as written otherwise."""
+    return "!!" + tag[len(_YAML_TAG):] if tag.startswith(_YAML_TAG) else tag
 
 
 @dataclass(frozen=True)
@@ -96,6 +115,11 @@ def _mark(node: Node) -> Mark:
     m = node.start_mark
     style = node.style if isinstance(node, ScalarNode) else None
     return Mark(m.line + 1, m.column + 1, style)
+
+
+def _short(text: str, limit: int = 40) -> str:
+    """``text`` quoted, cut to ``limit`` characters: findings quote values, not whole files."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
 
 
 def as_mark(where: Mark | Node) -> Mark:
@@ -241,6 +265,11 @@ class _Converter:
         if len(self.active) >= self.max_depth:
             # Aliases can nest deeper than the text does; recursion here must stay bounded.
             raise _Budget(_mark(node), _depth_message(self.max_depth))
+        if node.tag != _COLLECTION_TAGS[type(node)]:
+            what = "list" if isinstance(node, SequenceNode) else "mapping"
+            self.out.problems.append(Problem(
+                "PAO008", _mark(node), f"unsupported tag {_tag_name(node.tag)!r} on a {what}; "
+                f"remove the tag and write a plain {what}"))
         self.active.add(id(node))
         try:
             if isinstance(node, SequenceNode):
@@ -255,14 +284,23 @@ class _Converter:
         if build is None:
             self.out.problems.append(Problem(
                 "PAO008", _mark(node),
-                f"unsupported tag {node.tag!r}; remove the tag and write a plain value"))
+                f"unsupported tag {_tag_name(node.tag)!r}; remove the tag and write a plain value"))
             return node.value
         if "\0" in node.value:
             self._nul(node)
         try:
             value = build(node)
-        except (ValueError, yaml.YAMLError):
+        except Exception:  # ValueError, KeyError ('!!bool maybe'), YAMLError
+            if node.tag == _INT and not node.style and _resolver.resolve(
+                    ScalarNode, node.value, (True, False)) == _INT:
+                # A plain integer Python will not convert (over 4,300 digits).
+                return self._int_out_of_range(node)
+            self.out.problems.append(Problem(
+                "PAO008", _mark(node), f"{_short(node.value)} is not a valid {_tag_name(node.tag)}; "
+                "remove the tag and write a plain value"))
             return node.value
+        if type(value) is int and value not in _INT_RANGE:
+            return self._int_out_of_range(node)
         if isinstance(value, float) and not math.isfinite(value):
             # JSON has no NaN or infinity: PostgreSQL's jsonb and the API could not hold it.
             self.out.problems.append(Problem(
@@ -271,6 +309,12 @@ class _Converter:
                 "write a number, or quote it if you mean text"))
             return None
         return value
+
+    def _int_out_of_range(self, node: ScalarNode) -> None:
+        self.out.problems.append(Problem(
+            "PAO011", _mark(node), f"{_short(node.value)} is beyond the 64-bit integers the "
+            "catalog can store; write a smaller number, or quote it if you mean text"))
+        return None
 
     def _nul(self, node: ScalarNode) -> None:
         # PostgreSQL's text and jsonb refuse U+0000, so the sync could not store the file.
@@ -282,6 +326,12 @@ class _Converter:
         result: dict[str, Any] = {}
         seen: dict[str, Node] = {}
         for key_node, value_node in node.value:
+            if isinstance(key_node, ScalarNode) and key_node.tag not in _SCALAR_BUILDERS \
+                    and key_node.tag != _YAML_TAG + "merge":
+                self.out.problems.append(Problem(
+                    "PAO008", _mark(key_node), f"unsupported tag {_tag_name(key_node.tag)!r} on "
+                    "a key; remove the tag"))
+                continue
             if not (isinstance(key_node, ScalarNode) and key_node.tag == _STR):
                 key_mark = _mark(key_node)
                 what = "a merge key '<<'" if key_node.tag == "tag:yaml.org,2002:merge" else (
