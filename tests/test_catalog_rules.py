@@ -288,7 +288,7 @@ def test_tags_pao_reads_are_accepted() -> None:
 
 def test_every_rule_code_has_a_test() -> None:
     tested = {c[0] for c in CASES} | {"PAO040", "PAO041", "PAO042", "PAO044", "PAO050", "PAO051",
-                                      "PAO099"}  # PAO099: tests/test_catalog_isolation.py
+                                      "PAO090", "PAO099"}  # PAO099: tests/test_catalog_isolation.py
     assert tested == set(spec.RULES_BY_CODE)
 
 
@@ -458,3 +458,55 @@ def test_the_validator_modules_import_each_other_as_a_tree() -> None:
                 deps.add(node.module.split(".")[2])
     assert graph["parse"] >= {"rules", "crossfile", "model"}
     list(graphlib.TopologicalSorter(graph).static_order())  # raises CycleError on a cycle
+
+
+@pytest.mark.parametrize("layout", ["one line", "one per line"])
+def test_findings_are_capped_per_file_with_a_closing_count(layout: str) -> None:
+    # 13,000 unknown template variables in a 256 KiB file: each finding re-split the
+    # file to find its line (8 s), and the report listed all 13,000.
+    names = [f"v{i}" for i in range(13000)]
+    if layout == "one line":
+        summary = '      summary: "' + "".join(f"{{{{ {n} }}}}" for n in names) + '"\n'
+    else:
+        summary = "      summary: |\n" + "".join(f"        {{{{ {n} }}}}\n" for n in names)
+    text = HEADER + "presentation:\n  fields:\n    - {name: db, type: string}\n" + \
+        MANUAL.replace('      summary: "New {{ db }}"\n', summary)
+    assert len(text.encode()) <= spec.MAX_FILE_BYTES
+    pf = parse_catalog_file(ITEM, text.encode())
+    assert len(pf.findings) == spec.MAX_FINDINGS_PER_FILE + 1
+    *shown, last = pf.findings
+    assert [f.message.split("'")[1] for f in shown] == names[:spec.MAX_FINDINGS_PER_FILE]
+    assert shown == sorted(shown, key=lambda f: (f.line, f.col))
+    if layout == "one line":
+        assert (shown[0].line, shown[0].col) == (12, 20) and shown[1].col == 20 + len("{{ v0 }}")
+    else:
+        assert [(f.line, f.col) for f in shown[:2]] == [(13, 12), (14, 12)]
+    assert (last.code, last.severity, (last.line, last.col)) == ("PAO090", "error", (shown[-1].line,
+                                                                                    shown[-1].col))
+    assert last.message.startswith("12900 more findings in this file (12900 errors) beyond the first 100")
+
+
+def test_the_closing_count_carries_the_worst_severity_it_stands_for() -> None:
+    from app.catalog.model import Reporter
+    from app.catalog.yamlload import Mark
+
+    rep = Reporter(ITEM, None, limit=1)
+    rep.at(Mark(3, 1), "PAO031", "shown")
+    rep.at(Mark(1, 1), "PAO019", "a warning, counted")
+    rep.at(Mark(2, 1), "PAO019", "another")
+    [shown, closing] = rep.close()
+    assert shown.message == "shown"
+    assert (closing.code, closing.severity, closing.line) == ("PAO090", "warning", 3)
+    assert closing.message.startswith("2 more findings in this file (2 warnings)")
+
+
+def test_a_long_list_without_aliases_is_told_it_is_too_long_not_about_aliases() -> None:
+    pf = parse_catalog_file(ITEM, HEADER.encode() + b"tags: [" + b"t," * 30000 + b"t]\n")
+    [f] = pf.findings
+    assert f.code == "PAO005" and "alias" not in f.message
+    assert "more than 20,000 values" in f.message
+    # Where the count passes the limit: the header's 4 values, the root, the list, then tags.
+    assert (f.line, f.col) == (5, 8 + 2 * (spec.MAX_NODES - 6))
+    # Aliases that expand past the limit still hear about aliases.
+    [bomb] = parse_catalog_file(ITEM, CASES[6][2]).findings
+    assert "aliases expand" in bomb.message

@@ -103,22 +103,63 @@ def file_stem(path: str) -> str:
     return base
 
 
-class Reporter:
-    """Collects findings for one file, placing each at a node's mark."""
+_SEVERITY_RANK = {"error": 0, "warning": 1, "notice": 2}
 
-    def __init__(self, path: str, loaded: Loaded | None):
+
+class Reporter:
+    """Collects findings for one file, placing each at a node's mark.
+
+    At most ``spec.MAX_FINDINGS_PER_FILE`` are kept; the rest are only counted (so a file
+    with 13,000 unknown template variables costs no more than one with a hundred), and
+    ``close()`` sums them up in one PAO090 finding.
+    """
+
+    def __init__(self, path: str, loaded: Loaded | None, limit: int = spec.MAX_FINDINGS_PER_FILE):
         self.path = path
         self.loaded = loaded
+        self.limit = limit
         self.findings: list[Finding] = []
+        self.dropped: dict[str, int] = {}  # severity -> findings counted, not kept
+
+    @property
+    def full(self) -> bool:
+        """No room for another finding: callers may skip the work of placing and wording it."""
+        return len(self.findings) >= self.limit
+
+    def drop(self, code: str, severity: str | None = None) -> None:
+        """Count a finding there is no room for."""
+        sev = severity or spec.RULES_BY_CODE[code].severity
+        self.dropped[sev] = self.dropped.get(sev, 0) + 1
 
     def at(self, mark: Mark, code: str, message: str, severity: str | None = None) -> None:
+        if self.full:
+            self.drop(code, severity)
+            return
         sev = severity or spec.RULES_BY_CODE[code].severity
         self.findings.append(Finding(self.path, mark.line, mark.col, code, sev, message))
 
     def add(self, path: tuple[str | int, ...], code: str, message: str, *, key: bool = False,
             severity: str | None = None) -> None:
+        if self.full:
+            self.drop(code, severity)
+            return
         mark = self.loaded.at(path, key=key) if self.loaded is not None else Mark(1, 1)
         self.at(mark, code, message, severity)
+
+    def close(self) -> list[Finding]:
+        """The findings in file order, closed by PAO090 when some were only counted."""
+        self.findings.sort(key=Finding.sort_key)
+        if self.dropped:
+            n = sum(self.dropped.values())
+            worst = min(self.dropped, key=_SEVERITY_RANK.__getitem__)
+            what = ", ".join(f"{k} {sev}{'s' if k != 1 else ''}" for sev, k in sorted(
+                self.dropped.items(), key=lambda kv: _SEVERITY_RANK[kv[0]]))
+            last = self.findings[-1] if self.findings else Finding(self.path, 1, 1, "", "", "")
+            self.findings.append(Finding(
+                self.path, last.line, last.col, "PAO090", worst,
+                f"{n} more finding{'s' if n != 1 else ''} in this file ({what}) beyond the first "
+                f"{self.limit}; fix these and validate again"))
+        return self.findings
 
 
 def did_you_mean(word: str, options: Iterable[str]) -> str:

@@ -83,13 +83,13 @@ def _parse(path: str, data: bytes) -> ParsedFile:
     for p in loaded.problems:
         rep.at(p.mark, p.code, p.message)
     if loaded.fatal:
-        return ParsedFile(path, kind, None, None, rep.findings, loaded=loaded)
+        return ParsedFile(path, kind, None, None, rep.close(), loaded=loaded)
     doc = loaded.value
     if not isinstance(doc, dict):
         what = "empty" if doc is None else spec.type_name(doc)
         rep.add((), "PAO004", f"the document is {what}; a catalog {kind} is a mapping that "
                 "starts with name:, version:, description:, owner:")
-        return ParsedFile(path, kind, None, None, rep.findings, loaded=loaded)
+        return ParsedFile(path, kind, None, None, rep.close(), loaded=loaded)
     check_shape(rep, spec.shape_for(kind), doc, ())
     identifier, display_name = resolve_identifier(rep, path, doc)
     rules.check_file(rep, kind, doc)
@@ -99,8 +99,7 @@ def _parse(path: str, data: bytes) -> ParsedFile:
         own = {(p.mark.line, p.mark.col, p.code, p.message) for p in loaded.problems}
         rep.findings = [f for f in rep.findings if (f.line, f.col) not in loader_spots
                         or (f.line, f.col, f.code, f.message) in own]
-    rep.findings.sort(key=Finding.sort_key)
-    return ParsedFile(path, kind, identifier, doc, rep.findings, display_name, loaded)
+    return ParsedFile(path, kind, identifier, doc, rep.close(), display_name, loaded)
 
 
 def resolve_identifier(rep: Reporter, path: str, doc: dict) -> tuple[str | None, str | None]:

@@ -8,6 +8,7 @@ look at values of the right type; the shape check has already reported the rest.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import regex
@@ -374,35 +375,35 @@ def _check_template(rep: Reporter, path: Path, text: str, scope: TemplateScope) 
     info = templates.analyze(text)
     if info.error is not None:
         lineno, message = info.error
-        rep.at(_locate(rep, path, lineno, None), "PAO030",
-               f"template syntax error: {message}; check the {{{{ }}}} and {{% %}} pairs")
+        _report(rep, path, lineno, None, "PAO030", lambda: f"template syntax error: {message}; "
+                "check the {{ }} and {% %} pairs")
         return
     builtins = {"steps", "requester", "request"}
     for name, lineno in info.names:
         if name in scope.fields or name in builtins:
             continue
-        rep.at(_locate(rep, path, lineno, name), "PAO031",
-               f"template uses '{name}', which no field defines{did_you_mean(name, scope.fields)}; "
-               "available: " + ", ".join([*sorted(scope.fields), "requester.*", "request.*"]))
+        _report(rep, path, lineno, name, "PAO031", lambda name=name: (
+            f"template uses '{name}', which no field defines{did_you_mean(name, scope.fields)}; "
+            "available: " + ", ".join([*sorted(scope.fields), "requester.*", "request.*"])))
     known_filters = templates.environment().filters
     for name, lineno in info.filters:
         if name not in known_filters:
-            rep.at(_locate(rep, path, lineno, name), "PAO030",
-                   f"unknown filter '{name}'{did_you_mean(name, known_filters)}")
+            _report(rep, path, lineno, name, "PAO030", lambda name=name: (
+                f"unknown filter '{name}'{did_you_mean(name, known_filters)}"))
     known_tests = templates.environment().tests
     for name, lineno in info.tests:
         if name not in known_tests:
-            rep.at(_locate(rep, path, lineno, name), "PAO030",
-                   f"unknown test '{name}'{did_you_mean(name, known_tests)}")
+            _report(rep, path, lineno, name, "PAO030", lambda name=name: (
+                f"unknown test '{name}'{did_you_mean(name, known_tests)}"))
     for chain, lineno in info.chains:
         root, attr = chain[0], chain[1]
         if len(chain) == 2 and root == "requester" and attr not in spec.REQUESTER_ATTRIBUTES:
-            rep.at(_locate(rep, path, lineno, attr), "PAO031",
-                   f"requester has no '{attr}'; use requester."
-                   + ", requester.".join(spec.REQUESTER_ATTRIBUTES))
+            _report(rep, path, lineno, attr, "PAO031", lambda attr=attr: (
+                f"requester has no '{attr}'; use requester."
+                + ", requester.".join(spec.REQUESTER_ATTRIBUTES)))
         elif len(chain) == 2 and root == "request" and attr not in spec.REQUEST_ATTRIBUTES:
-            rep.at(_locate(rep, path, lineno, attr), "PAO031",
-                   f"request has no '{attr}'; use request." + ", request.".join(spec.REQUEST_ATTRIBUTES))
+            _report(rep, path, lineno, attr, "PAO031", lambda attr=attr: (
+                f"request has no '{attr}'; use request." + ", request.".join(spec.REQUEST_ATTRIBUTES)))
         elif root == "steps" and len(chain) in (2, 4):
             _check_step_ref(rep, path, lineno, chain, scope)
 
@@ -412,19 +413,29 @@ def _check_step_ref(rep: Reporter, path: Path, lineno: int, chain: tuple[str, ..
     step = chain[1]
     if len(chain) == 2:
         if step not in scope.steps:
-            rep.at(_locate(rep, path, lineno, step), "PAO031",
-                   f"template reads steps.{step}, but there is no step {step!r}"
-                   f"{did_you_mean(step, scope.steps)}")
+            _report(rep, path, lineno, step, "PAO031", lambda: (
+                f"template reads steps.{step}, but there is no step {step!r}"
+                f"{did_you_mean(step, scope.steps)}"))
         elif step not in scope.reachable:
-            rep.at(_locate(rep, path, lineno, step), "PAO038",
-                   f"template reads the outputs of step {step!r} without depending on it; "
-                   f"add {step!r} to this step's depends_on")
+            _report(rep, path, lineno, step, "PAO038", lambda: (
+                f"template reads the outputs of step {step!r} without depending on it; "
+                f"add {step!r} to this step's depends_on"))
         return
     outputs = scope.steps.get(step)
     if chain[2] == "outputs" and outputs is not None and chain[3] not in outputs:
-        rep.at(_locate(rep, path, lineno, chain[3]), "PAO031",
-               f"step {step!r} declares no output {chain[3]!r}{did_you_mean(chain[3], outputs)}; "
-               f"its outputs: {', '.join(sorted(outputs)) or 'none'}")
+        _report(rep, path, lineno, chain[3], "PAO031", lambda: (
+            f"step {step!r} declares no output {chain[3]!r}{did_you_mean(chain[3], outputs)}; "
+            f"its outputs: {', '.join(sorted(outputs)) or 'none'}"))
+
+
+def _report(rep: Reporter, path: Path, lineno: int, needle: str | None, code: str,
+            message: Callable[[], str]) -> None:
+    """A template finding, placed and worded only when the file's report has room for it
+    (both cost time: a template can hold thousands of unknown names)."""
+    if rep.full:
+        rep.drop(code)
+    else:
+        rep.at(_locate(rep, path, lineno, needle), code, message())
 
 
 def _locate(rep: Reporter, path: Path, lineno: int, needle: str | None) -> Mark:
@@ -433,17 +444,16 @@ def _locate(rep: Reporter, path: Path, lineno: int, needle: str | None) -> Mark:
     mark = loaded.at(path) if loaded is not None else Mark(1, 1)
     if loaded is None:
         return mark
-    lines = loaded.text.splitlines()
     block = mark.style in ("|", ">")
     line = mark.line + lineno if block else mark.line + lineno - 1
-    if not 1 <= line <= len(lines):
+    text = loaded.line(line)
+    if text is None:
         return mark
-    text = lines[line - 1]
     start = mark.col - 1 if line == mark.line else 0
     if needle:
-        m = re.search(r"(?<![A-Za-z0-9_])" + re.escape(needle) + r"(?![A-Za-z0-9_])", text[start:])
+        m = re.compile(r"(?<![A-Za-z0-9_])" + re.escape(needle) + r"(?![A-Za-z0-9_])").search(text, start)
         if m:
-            return Mark(line, start + m.start() + 1)
+            return Mark(line, m.start() + 1)
     if line == mark.line:
         return mark
     return Mark(line, len(text) - len(text.lstrip()) + 1)

@@ -30,6 +30,7 @@ SEMVER_RE = re.compile(
 MAX_FILE_BYTES = 256 * 1024  # a catalog file is a form and a template, not a data set
 MAX_NODES = 20_000  # YAML nodes after alias expansion; stops "billion laughs" files
 MAX_DEPTH = 100  # nested mappings and lists; a catalog needs about ten
+MAX_FINDINGS_PER_FILE = 100  # more are counted in one closing finding (PAO090)
 
 FIELD_TYPES = ("string", "integer", "number", "boolean", "selection", "multiselect", "secret", "json")
 # Constraint keys each field type allows; every other constraint key is an error there.
@@ -241,8 +242,8 @@ RULES: tuple[Rule, ...] = (
     Rule("PAO002", "error", f"The file is larger than {MAX_FILE_BYTES // 1024} KiB."),
     Rule("PAO003", "error", "The file is not valid YAML (or holds more than one document)."),
     Rule("PAO004", "error", "The document is not a mapping."),
-    Rule("PAO005", "error", f"Aliases expand to more than {MAX_NODES} nodes, refer to themselves, "
-         f"or the document nests deeper than {MAX_DEPTH} levels."),
+    Rule("PAO005", "error", f"The document holds more than {MAX_NODES} values, aliases expand it "
+         f"beyond that, an alias refers to itself, or it nests deeper than {MAX_DEPTH} levels."),
     Rule("PAO006", "error", "A mapping has the same key twice (YAML would keep only the last)."),
     Rule("PAO007", "error", "A mapping key is not a plain string (numbers, null, merge keys '<<')."),
     Rule("PAO008", "error", "A value has an explicit tag PAO does not support (e.g. !!binary, !custom)."),
@@ -281,6 +282,8 @@ RULES: tuple[Rule, ...] = (
     Rule("PAO045", "error", "A bundle lists the same item twice, or no item at all."),
     Rule("PAO050", "error", "A changed item or bundle kept its base version."),
     Rule("PAO051", "error", "The version is lower than the base version."),
+    Rule("PAO090", "notice", f"More findings than the first {MAX_FINDINGS_PER_FILE} of a file; "
+         "this one counts the rest and carries the worst severity among them."),
     Rule("PAO099", "error", "PAO could not finish checking the file (a library or PAO itself failed "
          "on it); the file is rejected, the others are checked as usual."),
 )

@@ -55,10 +55,11 @@ def _analyze_simple(text: str) -> TemplateInfo | None:
     filters: list[tuple[str, int]] = []
     pos = 0
     rest: list[str] = []
+    line, counted = 1, 0  # counted on from the previous match: from the start was quadratic
     for m in _SIMPLE.finditer(text):
         rest.append(text[pos:m.start()])
-        pos = m.end()
-        line = text.count("\n", 0, m.start()) + 1
+        line += text.count("\n", counted, m.start())
+        counted, pos = m.start(), m.end()
         chain = tuple(m.group("chain").split("."))
         if chain[0] in ("true", "false", "none", "True", "False", "None"):
             return None

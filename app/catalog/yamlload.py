@@ -13,6 +13,7 @@ loaded, and the node tree is turned into dicts, lists and scalars here so that:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,8 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _constructor = yaml.constructor.SafeConstructor()
 
 Path = tuple[str | int, ...]
+# The line breaks YAML (and libyaml's marks) count: CR LF, CR, LF, NEL, LS, PS.
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 
 _YAML_TAG = "tag:yaml.org,2002:"
 _STR = _YAML_TAG + "str"
@@ -84,6 +87,7 @@ class Loaded:
     problems: list[Problem] = field(default_factory=list)
     fatal: bool = False
     text: str = ""  # the source, to place findings inside multi-line strings
+    _line_starts: list[int] | None = field(default=None, repr=False)
 
     def at(self, path: Path, *, key: bool = False) -> Mark:
         """The mark of ``path`` (its key when ``key``), else of its nearest ancestor."""
@@ -98,6 +102,20 @@ class Loaded:
             if p in self.marks:
                 return as_mark(self.marks[p])
         return Mark(1, 1)
+
+    def line(self, number: int) -> str | None:
+        """Line ``number`` (1-based) of the source as YAML counts lines, None past the end.
+
+        The line starts are found once per file: finding them again for each finding
+        made a file with thousands of findings quadratic.
+        """
+        if self._line_starts is None:
+            self._line_starts = [0, *(m.end() for m in _LINE_BREAK.finditer(self.text))]
+        if not 1 <= number <= len(self._line_starts):
+            return None
+        start = self._line_starts[number - 1]
+        end = self._line_starts[number] if number < len(self._line_starts) else len(self.text)
+        return self.text[start:end].rstrip("\r\n\x85\u2028\u2029")
 
     def resolved(self, keep: Callable[[Path], bool]) -> Loaded:
         """A copy with only the marks ``keep`` wants, as Marks (no YAML nodes kept alive)."""
@@ -216,7 +234,7 @@ def load(text: str, *, max_nodes: int, max_depth: int = 100) -> Loaded:
     out = Loaded(None, text=text)
     if root is None:
         return out
-    converter = _Converter(out, max_nodes, max_depth)
+    converter = _Converter(out, root, max_nodes, max_depth)
     try:
         out.value = converter.convert(root, ())
     except _Budget as exc:
@@ -239,9 +257,29 @@ def _syntax_error(exc: BaseException) -> Loaded:
     return Loaded(None, problems=[Problem("PAO003", where, message)], fatal=True)
 
 
+def _more_nodes_than(root: Node, limit: int) -> bool:
+    """Whether the text itself writes more than ``limit`` values, aliases not expanded."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if len(seen) > limit:
+            return True
+        if isinstance(node, SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, MappingNode):
+            stack.extend(value for _, value in node.value)  # as the converter counts
+    return False
+
+
 class _Converter:
-    def __init__(self, out: Loaded, max_nodes: int, max_depth: int):
+    def __init__(self, out: Loaded, root: Node, max_nodes: int, max_depth: int):
         self.out = out
+        self.root = root
+        self.max_nodes = max_nodes
         self.left = max_nodes
         self.max_depth = max_depth
         self.active: set[int] = set()  # nodes being converted (a revisit is a cycle)
@@ -249,6 +287,10 @@ class _Converter:
     def convert(self, node: Node, path: Path) -> Any:
         self.left -= 1
         if self.left < 0:
+            if _more_nodes_than(self.root, self.max_nodes):
+                raise _Budget(_mark(node), f"the document holds more than {self.max_nodes:,} "
+                              "values (mappings, lists and scalars; the limit is passed here): a "
+                              "catalog file describes one offering; shorten it or split it")
             # An alias's node carries its anchor's mark; point at the top-level key being
             # expanded instead, which is where the author can act.
             top = self.out.key_marks.get(path[:1]) if path else None
