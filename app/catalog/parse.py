@@ -65,8 +65,9 @@ def _parse(path: str, data: bytes) -> ParsedFile:
     kind = kind_for_path(path)
     rep = Reporter(path, None)
     if len(data) > spec.MAX_FILE_BYTES:
-        rep.at(Mark(1, 1), "PAO002", f"the file has {len(data)} bytes, over the "
-               f"{spec.MAX_FILE_BYTES} limit; split it or shorten templates")
+        # Callers may stop reading one byte past the limit, so the size is not known here.
+        rep.at(Mark(1, 1), "PAO002", f"the file is larger than {spec.MAX_FILE_BYTES:,} bytes "
+               f"({spec.MAX_FILE_BYTES // 1024} KiB); split it or shorten templates")
         return ParsedFile(path, kind, None, None, rep.findings)
     try:
         text = data.decode("utf-8")
