@@ -172,7 +172,7 @@ async def test_two_files_with_one_name_the_later_path_is_the_error(pool, repo, s
     repo.commit_push("dupes")
     r = await sync(pool, source, cache)
     assert r.status == "completed_with_errors"
-    assert [(e.path, e.code) for e in r.errors] == [("catalog/b/second.yaml", "duplicate-name")]
+    assert [(e.path, e.code, e.line, e.col) for e in r.errors] == [("catalog/b/second.yaml", "PAO040", 1, 7)]
     assert (await items(pool))["shared"] == ("1.0.0", True, "catalog/a/first.yaml")
 
     # When the holder goes, the other declaration takes the name over.

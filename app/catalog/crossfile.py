@@ -25,6 +25,16 @@ def index(files: Mapping[str, ParsedFile], kind: str) -> dict[str, ParsedFile]:
     return out
 
 
+def duplicate_name(pf: ParsedFile, owner_path: str) -> Finding:
+    """PAO040 on ``pf``, whose identifier the file at ``owner_path`` (sorting first) holds.
+
+    The sync records the same finding when it gives a name to one of two files.
+    """
+    return _finding(pf, ("name",), "PAO040",
+                    f"{pf.kind} '{pf.identifier}' is already declared in {owner_path}; "
+                    "rename one of them (identifiers are unique)")
+
+
 def check_catalog(files: Mapping[str, ParsedFile]) -> list[Finding]:
     findings: list[Finding] = []
     for kind in ("item", "bundle"):
@@ -35,10 +45,7 @@ def check_catalog(files: Mapping[str, ParsedFile]) -> list[Finding]:
                 continue
             first = owners[pf.identifier]
             if first is not pf:
-                findings.append(_finding(
-                    pf, ("name",), "PAO040",
-                    f"{kind} '{pf.identifier}' is already declared in {first.path}; "
-                    "rename one of them (identifiers are unique)"))
+                findings.append(duplicate_name(pf, first.path))
     items = index(files, "item")
     for path in sorted(files):
         pf = files[path]

@@ -118,10 +118,11 @@ async def _sync(pool: asyncpg.Pool, source: CatalogSource, cache: GitCache, toke
     keys = affected_names(changes, before, parsed)
     claimants = await store.load_claimants(pool, source.key, keys)
     current = await store.load_current(pool, keys)
-    # Unchanged files that may take over a name (the holder left): read them too.
+    # Unchanged files that may take over a name (the holder left) or lose one: read them
+    # too (a file that lost its name has it as its error, so errors are no filter).
     changed_paths = {c.path for c in changes}
     extra = {r.path: r.blob_oid for rs in claimants.values() for r in rs
-             if r.path not in changed_paths and r.error is None}
+             if r.path not in changed_paths}
     if extra:
         more_parsed, more_hashes = await _read(cache, extra)
         parsed.update(more_parsed)

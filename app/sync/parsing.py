@@ -86,7 +86,8 @@ def storable(parsed: ParsedFile, data: bytes) -> ParsedFile:
 
 def parse_one(path: str, data: bytes) -> ParsedFile:
     """One file, validated and made storable; whatever fails is that file's error."""
-    parsed = parse_catalog_file(path, data, keep_marks=False)
+    # The marks cross-file rules use: the sync reports a lost name (PAO040) at its place.
+    parsed = parse_catalog_file(path, data)
     try:
         return storable(parsed, data)
     except Exception as exc:  # one file's failure never fails the sync's other files
