@@ -30,6 +30,9 @@ def _files() -> dict[str, bytes]:
             HEADER + "      summary: |\n" + "".join(f"        {{{{ {n} }}}}\n" for n in names)).encode(),
         "80,000-link attribute chain": (
             HEADER + '      summary: "{{ db' + ".b" * 80000 + ' + 1 }}"\n').encode(),
+        "nested counted repeats in a regexp": (
+            HEADER.replace("{name: db, type: string}", '{name: db, type: string, default: a, '
+                           'regexp: "((a{1000}){1000}){1000}"}')).encode(),
         "60,000 nested lists": b"a: " + b"[" * 60000 + b"]" * 60000 + b"\n",
         "list of 30,000 entries": HEADER.encode() + b"tags: [" + b"t," * 30000 + b"t]\n",
         "alias bomb": (b'a: &a ["x","x","x","x","x","x","x","x","x","x"]\n'

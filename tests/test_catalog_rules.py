@@ -510,3 +510,29 @@ def test_a_long_list_without_aliases_is_told_it_is_too_long_not_about_aliases() 
     # Aliases that expand past the limit still hear about aliases.
     [bomb] = parse_catalog_file(ITEM, CASES[6][2]).findings
     assert "aliases expand" in bomb.message
+
+
+HOSTILE_REGEXPS = [
+    ("(" * 2000 + ")" * 2000, "does not compile (RecursionError)"),  # re's parser recursed
+    ("a{99999999999999999999}", "does not compile (OverflowError)"),
+    # The regex module took forever to compile these (it expands counted repeats).
+    ("((a{1000}){1000}){1000}", "multiply to 1,000,000,000 copies"),
+    ("(?:x|y{20000})", "multiply to 20,001 copies"),
+    ("a" * 5000, "5,000 characters, over the 4,096 limit"),
+]
+
+
+@pytest.mark.parametrize(("regexp", "says"), HOSTILE_REGEXPS, ids=[s for _, s in HOSTILE_REGEXPS])
+def test_a_regexp_that_cannot_be_compiled_safely_is_pao023(regexp: str, says: str) -> None:
+    import json
+
+    pf = parse_catalog_file(ITEM, item(f"  regexp: {json.dumps(regexp)}\n  default: abc\n"))
+    [f] = [f for f in pf.findings if f.code in ("PAO023", "PAO099")]
+    assert (f.code, f.line, f.col) == ("PAO023", 9, 15) and says in f.message
+
+
+def test_a_regexp_with_modest_repetition_still_checks_the_default() -> None:
+    pf = parse_catalog_file(ITEM, item('  regexp: "(?:ab{2}){3}"\n  default: abbabbabb\n'))
+    assert pf.ok, pf.findings
+    pf = parse_catalog_file(ITEM, item('  regexp: "(?:ab{2}){3}"\n  default: abb\n'))
+    assert [f.code for f in pf.findings] == ["PAO025"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import logging
 import posixpath
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -168,6 +169,9 @@ def did_you_mean(word: str, options: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+_TRACE_FRAMES = 12
+
+
 def crashed(path: str, stage: str, exc: Exception) -> Finding:
     """The finding for a file the validator could not finish: an error of that file only.
 
@@ -175,7 +179,9 @@ def crashed(path: str, stage: str, exc: Exception) -> Finding:
     library, a bug in a rule) must not fail the sync, the check run or the CLI for the
     other files. The traceback goes to the log for PAO's maintainers.
     """
-    log.error("validator failed on %s while %s", path, stage, exc_info=exc)
+    # The innermost frames only: a RecursionError's traceback has thousands.
+    trace = "".join(traceback.format_exception(exc, limit=-_TRACE_FRAMES))
+    log.error("validator failed on %s while %s: %s", path, stage, trace.rstrip())
     return Finding(path, 1, 1, "PAO099", "error",
                    f"PAO could not finish {stage} this file ({type(exc).__name__}); simplify "
                    "it (deep nesting, very long expressions), and report it to PAO's "

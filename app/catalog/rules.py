@@ -105,12 +105,9 @@ def _check_field(rep: Reporter, fpath: Path, f: dict) -> None:
                         "negative")
     pattern = None
     if "regexp" in allowed and isinstance(f.get("regexp"), str):
-        try:
-            pattern = re.compile(f["regexp"])
-        except re.error as exc:
-            pos = f" at position {exc.pos}" if exc.pos is not None else ""
-            rep.add((*fpath, "regexp"), "PAO023", f"regexp does not compile: {exc.msg}{pos}; "
-                    "escape special characters or fix the brackets")
+        pattern, problem = compile_regexp(f["regexp"])
+        if problem is not None:
+            rep.add((*fpath, "regexp"), "PAO023", problem)
     if ftype in ("selection", "multiselect"):
         oneof = f.get("oneof")
         if "oneof" not in f:
@@ -139,6 +136,58 @@ def _check_field(rep: Reporter, fpath: Path, f: dict) -> None:
             if problem:
                 rep.add((*fpath, "default"), "PAO025", f"default {f['default']!r} {problem}; "
                         "change the default or the constraint")
+
+
+# A field's regexp checks one input line. Longer patterns, or counted repetitions that
+# multiply past this, took the regex module seconds to compile, or forever when nested
+# ('((a{1000}){1000}){1000}'): compiling cannot be interrupted, so they are refused.
+MAX_REGEXP_LENGTH = 4096
+MAX_REGEXP_EXPANSION = 10_000
+
+
+def compile_regexp(text: str) -> tuple[re.Pattern[str] | None, str | None]:
+    """``text`` compiled, or None and why not (PAO023's message)."""
+    if len(text) > MAX_REGEXP_LENGTH:
+        return None, (f"regexp has {len(text):,} characters, over the {MAX_REGEXP_LENGTH:,} "
+                      "limit; a field's pattern checks one value: shorten it")
+    try:
+        pattern = re.compile(text)
+        expansion = _expansion(re._parser.parse(text))  # type: ignore[attr-defined]
+    except re.error as exc:
+        pos = f" at position {exc.pos}" if exc.pos is not None else ""
+        return None, (f"regexp does not compile: {exc.msg}{pos}; escape special characters "
+                      "or fix the brackets")
+    except (RecursionError, OverflowError, MemoryError) as exc:
+        return None, (f"regexp does not compile ({type(exc).__name__}): too many nested groups "
+                      "or too large a repetition count; simplify it")
+    if expansion > MAX_REGEXP_EXPANSION:
+        return None, (f"regexp repeats too much: its counted repetitions ({{n}}, {{n,m}}) multiply "
+                      f"to {expansion:,} copies, over {MAX_REGEXP_EXPANSION:,}; simplify it")
+    return pattern, None
+
+
+def _expansion(parsed: Any) -> int:
+    """How many copies of its atoms a regex engine that expands counted repeats makes."""
+    total = 0
+    for op, av in parsed:
+        name = str(op)
+        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            low, high, sub = av
+            count = low if high == re._constants.MAXREPEAT else high  # type: ignore[attr-defined]
+            total += max(count, 1) * _expansion(sub)
+        elif name == "SUBPATTERN":
+            total += _expansion(av[3])
+        elif name == "BRANCH":
+            total += sum(_expansion(sub) for sub in av[1])
+        elif name in ("ASSERT", "ASSERT_NOT"):
+            total += _expansion(av[1])
+        elif name == "ATOMIC_GROUP":
+            total += _expansion(av)
+        else:
+            total += 1
+        if total > MAX_REGEXP_EXPANSION:
+            return total  # enough to refuse; stop before the numbers grow huge
+    return total
 
 
 def _num(v: Any) -> bool:
