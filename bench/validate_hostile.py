@@ -33,6 +33,9 @@ def _files() -> dict[str, bytes]:
         "nested counted repeats in a regexp": (
             HEADER.replace("{name: db, type: string}", '{name: db, type: string, default: a, '
                            'regexp: "((a{1000}){1000}){1000}"}')).encode(),
+        "oneof of 19,000 choices": (
+            HEADER.replace("{name: db, type: string}", "{name: db, type: multiselect, oneof: ["
+                           + ",".join(f"c{i}" for i in range(19000)) + "]}")).encode(),
         "60,000 nested lists": b"a: " + b"[" * 60000 + b"]" * 60000 + b"\n",
         "list of 30,000 entries": HEADER.encode() + b"tags: [" + b"t," * 30000 + b"t]\n",
         "alias bomb": (b'a: &a ["x","x","x","x","x","x","x","x","x","x"]\n'

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from app.catalog import spec
-from app.catalog.model import Finding, ParsedFile, did_you_mean, guarded
+from app.catalog.model import Finding, ParsedFile, Reporter, did_you_mean, guarded
 from app.catalog.semver import Constraint, Version
 
 
@@ -56,10 +56,13 @@ def check_catalog(files: Mapping[str, ParsedFile]) -> list[Finding]:
 
 
 def _check_bundle(pf: ParsedFile, items: dict[str, ParsedFile]) -> list[Finding]:
-    findings: list[Finding] = []
+    """A bundle's references, at most ``spec.MAX_FINDINGS_PER_FILE`` findings and a count
+    of the rest (a suggestion costs a comparison with every item: 5,000 unknown
+    references in a catalog of 1,000 items took 18 s)."""
+    rep = Reporter(pf.path, pf.loaded)
     section = pf.document.get("bundle") if pf.document else None
     if not isinstance(section, dict):
-        return findings
+        return []
     for group in ("required_items", "optional_items"):
         entries = section.get(group)
         if not isinstance(entries, list):
@@ -70,14 +73,16 @@ def _check_bundle(pf: ParsedFile, items: dict[str, ParsedFile]) -> list[Finding]
             where = ("bundle", group, i)
             ref = entry["catalog_item"]
             target = items.get(ref)
-            if target is None:
-                hint = did_you_mean(ref, items)
-                findings.append(_finding(
-                    pf, (*where, "catalog_item"), "PAO041",
-                    f"no catalog item named '{ref}'{hint}; add the item or fix the reference"))
-                continue
-            findings += _check_reference(pf, where, entry, target)
-    return findings
+            if target is None and rep.full:
+                rep.drop("PAO041")
+            elif target is None:
+                rep.add((*where, "catalog_item"), "PAO041",
+                        f"no catalog item named '{ref}'{did_you_mean(ref, items)}; add the item "
+                        "or fix the reference")
+            else:
+                for f in _check_reference(pf, where, entry, target):
+                    rep.keep(f)
+    return rep.close()
 
 
 def _check_reference(pf: ParsedFile, where: tuple[str | int, ...], entry: dict,
@@ -100,10 +105,10 @@ def _check_reference(pf: ParsedFile, where: tuple[str | int, ...], entry: dict,
     if isinstance(params, dict) and target.document is not None:
         fields = (target.document.get("presentation") or {}).get("fields") \
             if isinstance(target.document.get("presentation"), dict) else None
-        names = [f.get("name") for f in fields or [] if isinstance(f, dict)]
+        names = {f.get("name") for f in fields or [] if isinstance(f, dict)}
         for key in params:
             if key not in names:
-                hint = did_you_mean(key, [n for n in names if isinstance(n, str)])
+                hint = did_you_mean(key, sorted(n for n in names if isinstance(n, str)))
                 findings.append(_finding(
                     pf, (*where, "parameters", key), "PAO044",
                     f"'{target.identifier}' has no field '{key}'{hint}; parameters set the "

@@ -147,6 +147,13 @@ class Reporter:
         mark = self.loaded.at(path, key=key) if self.loaded is not None else Mark(1, 1)
         self.at(mark, code, message, severity)
 
+    def keep(self, finding: Finding) -> None:
+        """Keep a finding made elsewhere (cross-file rules), or count it when full."""
+        if self.full:
+            self.drop(finding.code, finding.severity)
+        else:
+            self.findings.append(finding)
+
     def close(self) -> list[Finding]:
         """The findings in file order, closed by PAO090 when some were only counted."""
         self.findings.sort(key=Finding.sort_key)

@@ -115,11 +115,10 @@ def _check_field(rep: Reporter, fpath: Path, f: dict) -> None:
         elif isinstance(oneof, list):
             if not oneof:
                 rep.add((*fpath, "oneof"), "PAO024", "oneof is empty; list at least one choice")
-            seen: list[Any] = []
+            seen = _Seen()
             for i, choice in enumerate(oneof):
-                if choice in seen:
+                if seen.add(choice):
                     rep.add((*fpath, "oneof", i), "PAO024", f"choice {choice!r} is listed twice")
-                seen.append(choice)
     if "default" in f:
         if ftype == "secret":
             rep.add((*fpath, "default"), "PAO026", "a secret field cannot have a default: "
@@ -134,7 +133,7 @@ def _check_field(rep: Reporter, fpath: Path, f: dict) -> None:
                         "(a|a)+ backtracks catastrophically; simplify the pattern")
                 problem = None
             if problem:
-                rep.add((*fpath, "default"), "PAO025", f"default {f['default']!r} {problem}; "
+                rep.add((*fpath, "default"), "PAO025", f"default {_quoted(f['default'])} {problem}; "
                         "change the default or the constraint")
 
 
@@ -188,6 +187,49 @@ def _expansion(parsed: Any) -> int:
         if total > MAX_REGEXP_EXPANSION:
             return total  # enough to refuse; stop before the numbers grow huge
     return total
+
+
+def _quoted(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut at ``limit`` characters: a message quotes a value, not a file."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text):,} characters)"
+
+
+def _choices(oneof: list[Any], shown: int = 10) -> str:
+    """``oneof`` for a message, the first ``shown`` choices of a long list and a count."""
+    if len(oneof) <= shown:
+        return repr(oneof)
+    return "[" + ", ".join(map(repr, oneof[:shown])) + f", ... ({len(oneof) - shown} more)]"
+
+
+class _Seen:
+    """Membership in linear time for YAML values: a set for the hashable ones (a list
+    test made a oneof of 19,000 choices take seconds), equality for lists and mappings."""
+
+    def __init__(self, values: list[Any] = ()) -> None:  # type: ignore[assignment]
+        self.hashable: set[tuple[type, Any]] = set()
+        self.others: list[Any] = []
+        for v in values:
+            self.add(v)
+
+    def add(self, value: Any) -> bool:
+        """Add ``value``; True if it was already there."""
+        if isinstance(value, list | dict):
+            found = value in self.others
+            self.others.append(value)
+            return found
+        key = (type(value) if not isinstance(value, int | float) or isinstance(value, bool)
+               else float, value)  # 1 == 1.0, as the list test had it; True is not 1
+        found = key in self.hashable
+        self.hashable.add(key)
+        return found
+
+    def __contains__(self, value: Any) -> bool:
+        if isinstance(value, list | dict):
+            return value in self.others
+        key = (type(value) if not isinstance(value, int | float) or isinstance(value, bool)
+               else float, value)
+        return key in self.hashable
 
 
 def _num(v: Any) -> bool:
@@ -244,14 +286,15 @@ def default_problem(ftype: str, f: dict, value: Any, pattern: re.Pattern[str] | 
     oneof = f.get("oneof") if isinstance(f.get("oneof"), list) else None
     if ftype == "selection":
         if oneof is not None and value not in oneof:
-            return f"is not one of the choices {oneof}"
+            return f"is not one of the choices {_choices(oneof)}"
         return None
     if ftype == "multiselect":
         if not isinstance(value, list):
             return f"is {spec.type_name(value)}, not a list of choices"
-        bad = [v for v in value if oneof is not None and v not in oneof]
+        choices = _Seen(oneof or [])
+        bad = [v for v in value if oneof is not None and v not in choices]
         if bad:
-            return f"has {bad[0]!r}, which is not one of the choices {oneof}"
+            return f"has {bad[0]!r}, which is not one of the choices {_choices(oneof)}"
         lo, hi = f.get("min_items"), f.get("max_items")
         if _num(lo) and len(value) < lo:
             return f"has fewer than min_items {lo} choices"
@@ -284,7 +327,7 @@ def _check_manual(rep: Reporter, manual: dict, fields: dict[str, dict]) -> None:
         if key not in template:
             rep.add(("fulfillment", "manual", "template"), "PAO037",
                     f"a {system} ticket template needs '{key}'; add it under template", key=True)
-    scope = TemplateScope(set(fields), steps={}, reachable=set())
+    scope = TemplateScope(set(fields), steps={})
     for tpath, text in _strings(template, ("fulfillment", "manual", "template")):
         _check_template(rep, tpath, text, scope)
 
@@ -338,12 +381,13 @@ def _check_steps(rep: Reporter, steps: list, fields: dict[str, dict], *, has_man
         if isinstance(s.get("outputs"), list) else None
         for s in steps if isinstance(s, dict) and isinstance(s.get("id"), str)
     }
+    field_names = set(fields)
     for i, step in enumerate(steps):
         if not isinstance(step, dict) or not isinstance(step.get("config"), dict):
             continue
         sid = step.get("id")
-        scope = TemplateScope(set(fields), steps=declared,
-                              reachable=_ancestors(graph, sid) if isinstance(sid, str) else set())
+        scope = TemplateScope(field_names, steps=declared, reachable=(
+            (lambda sid=sid: _ancestors(graph, sid)) if isinstance(sid, str) else set))
         for tpath, text in _strings(step["config"], (*base, i, "config")):
             _check_template(rep, tpath, text, scope)
 
@@ -399,10 +443,20 @@ def _report_cycles(rep: Reporter, base: Path, ids: dict[str, int], graph: dict[s
 class TemplateScope:
     """What a template may name: fields, requester.*, request.*, and reachable steps' outputs."""
 
-    def __init__(self, fields: set[str], *, steps: dict[str, set[str] | None], reachable: set[str]):
+    def __init__(self, fields: set[str], *, steps: dict[str, set[str] | None],
+                 reachable: Callable[[], set[str]] = set):
         self.fields = fields
         self.steps = steps
-        self.reachable = reachable
+        self._reachable = reachable
+        self._known: set[str] | None = None
+
+    @property
+    def reachable(self) -> set[str]:
+        """The steps this template's step depends on, directly or not; found when first read
+        (for every step of a 2,000-step chain it was quadratic work most files never need)."""
+        if self._known is None:
+            self._known = self._reachable()
+        return self._known
 
 
 def _strings(value: Any, path: Path) -> list[tuple[Path, str]]:
