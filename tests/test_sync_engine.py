@@ -281,8 +281,11 @@ async def test_a_file_name_that_is_not_utf8_is_an_error_and_the_others_sync(pool
     repo.commit_push("odd name")
     r = await sync(pool, source, cache)
     assert r.status == "completed_with_errors" and set(await items(pool)) == {"alpha"}
-    [error] = await pool.fetch("SELECT path, message FROM catalog_sync_errors WHERE run_id = $1", r.run_id)
-    assert error["path"].startswith("catalog/x/b") and "UTF-8" in error["message"]
+    [error] = await pool.fetch("SELECT * FROM catalog_sync_errors WHERE run_id = $1", r.run_id)
+    assert error["path"] == "catalog/x/b\\udcffd.yaml"
+    # The code and message pao-cli validate gives the same file.
+    assert (error["code"], error["line"], error["col"], error["message"]) == (
+        "PAO001", 1, 1, "the file name is not UTF-8; rename it")
     r = await sync(pool, source, cache)  # the next sync is not stuck either
     assert r.mode == "noop"
 

@@ -170,6 +170,16 @@ class Reporter:
         return self.findings
 
 
+def name_not_utf8(path: str) -> Finding | None:
+    """PAO001 for a file whose name is not UTF-8 (surrogate escapes from the file system or
+    git), None otherwise: the catalog cannot store such a path, so every caller refuses it."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return Finding(path, 1, 1, "PAO001", "error", "the file name is not UTF-8; rename it")
+    return None
+
+
 def did_you_mean(word: str, options: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest of ``options``, or ``""``."""
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)

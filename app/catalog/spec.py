@@ -238,7 +238,7 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("PAO001", "error", "The file is not valid UTF-8."),
+    Rule("PAO001", "error", "The file, or its name, is not valid UTF-8."),
     Rule("PAO002", "error", f"The file is larger than {MAX_FILE_BYTES // 1024} KiB."),
     Rule("PAO003", "error", "The file is not valid YAML (or holds more than one document)."),
     Rule("PAO004", "error", "The document is not a mapping."),

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.catalog.parse import Finding
-from app.catalog.report import plural
+from app.catalog.report import plural, printable
 from app.checks.evaluate import Evaluation
 
 CHECK_NAME = "PAO catalog"
@@ -107,7 +107,8 @@ def clip(text: str, limit: int) -> str:
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """User text for one line of the Markdown summary (escaped as every report format is)."""
+    return printable(text).replace("|", "\\|")
 
 
 def annotations(ev: Evaluation, *, max_total: int = MAX_ANNOTATIONS) -> tuple[list[dict[str, Any]], int]:

@@ -7,6 +7,7 @@ crash before it leaves the previous state and the retried job does it again.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from app.catalog.model import name_not_utf8
 from app.catalog.parse import Finding, ParsedFile
 from app.sync import store
 from app.sync.changes import Change, changes_from_diff, changes_from_trees, files_changed, split_unstorable
@@ -128,8 +130,8 @@ async def _sync(pool: asyncpg.Pool, source: CatalogSource, cache: GitCache, toke
         parsed.update(more_parsed)
         hashes.update(more_hashes)
     plan = plan_sync(changes, parsed, hashes, before, claimants, current)
-    plan.errors.extend(Finding(storable_text(p), 1, 1, "path", "error",
-                               "the file name is not UTF-8; rename it") for p in bad_paths)
+    plan.errors.extend(dataclasses.replace(f, path=storable_text(p)) for p in bad_paths
+                       if (f := name_not_utf8(p)) is not None)
     clock.lap("plan")
 
     async with pool.acquire() as conn, conn.transaction():
