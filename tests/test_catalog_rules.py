@@ -559,3 +559,15 @@ def test_repeated_choices_are_found_among_many_and_equal_numbers_match() -> None
         ("PAO025", "default ['c1', 'c4999', 'nope'] has 'nope', which is not one of the choices "
                    "[" + ", ".join(f"'c{i}'" for i in range(10)) + ", ... (4994 more)]; change "
                    "the default or the constraint")]
+
+
+def test_long_templates_are_not_kept_in_the_template_cache() -> None:
+    # The cache held up to 8,192 texts of any length: 2 GiB for a repository of big templates.
+    from app.catalog import templates
+
+    long_text = "{{ db }} " + "x" * 100_000
+    before = templates._analyze_cached.cache_info().currsize
+    assert templates.analyze(long_text).names == (("db", 1),)
+    assert templates._analyze_cached.cache_info().currsize == before
+    templates.analyze("{{ short_and_recurring }}")
+    assert templates._analyze_cached.cache_info().currsize == before + 1

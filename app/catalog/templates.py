@@ -43,8 +43,22 @@ def environment() -> jinja2.Environment:
     return jinja2.Environment(autoescape=False)  # noqa: S701
 
 
-@lru_cache(maxsize=8192)
+# Templates that recur across files and pushes are short; caching long ones would keep
+# up to 8,192 texts of up to 256 KiB alive (2 GiB) for a repository of unique big ones.
+_CACHED_LENGTH = 4096
+
+
 def analyze(text: str) -> TemplateInfo:
+    """What ``text`` uses; short texts are cached."""
+    return _analyze_cached(text) if len(text) <= _CACHED_LENGTH else _analyze(text)
+
+
+@lru_cache(maxsize=8192)
+def _analyze_cached(text: str) -> TemplateInfo:
+    return _analyze(text)
+
+
+def _analyze(text: str) -> TemplateInfo:
     fast = _analyze_simple(text)
     return fast if fast is not None else _analyze_jinja(text)
 
