@@ -8,6 +8,7 @@ look at values of the right type; the shape check has already reported the rest.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -141,6 +142,10 @@ def _check_field(rep: Reporter, fpath: Path, f: dict) -> None:
 # multiply past this, took the regex module seconds to compile, or forever when nested
 # ('((a{1000}){1000}){1000}'): compiling cannot be interrupted, so they are refused.
 MAX_REGEXP_LENGTH = 4096
+# re warns (FutureWarning, on stderr) about '[[' or '--' in sets that a later Python may
+# read differently; the author's pattern is checked as today's Python reads it.
+warnings.filterwarnings("ignore", message="Possible (nested set|set difference|set intersection|"
+                        "set symmetric difference|set union)", category=FutureWarning)
 MAX_REGEXP_EXPANSION = 10_000
 
 
