@@ -225,12 +225,14 @@ TOO_DEEP = [
     (b"a: " + b"[" * 60000 + b"]" * 60000 + b"\n", (1, 103)),
     (b"- " * 1500 + b"x\n", (1, 201)),  # block sequences, all on one line
     (b"? " * 1500 + b"x\n", (1, 201)),  # block mappings (complex keys), all on one line
+    # After a line break libyaml counts that Python's str.find('\n') would not: CR alone.
+    (b"x: 1\ra: " + b"[" * 1001 + b"]" * 1001 + b"\n", (2, 103)),
 ]
 
 
 @pytest.mark.parametrize("parser", ["libyaml", "pure-python"])
 @pytest.mark.parametrize(("content", "where"), TOO_DEEP,
-                         ids=["flow1001", "flow60000", "block-seq", "block-map"])
+                         ids=["flow1001", "flow60000", "block-seq", "block-map", "after-cr"])
 def test_nesting_too_deep_is_pao005_whichever_parser_reads_it(
         monkeypatch: pytest.MonkeyPatch, parser: str, content: bytes, where: tuple[int, int]) -> None:
     import yaml

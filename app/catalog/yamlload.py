@@ -163,12 +163,12 @@ def _depth_bound(text: str) -> int:
 
 def _offset(text: str, mark: yaml.Mark) -> int:
     """The index in ``text`` of a parser's (0-based line, column) mark."""
-    start = 0
-    for _ in range(mark.line):
-        start = text.find("\n", start) + 1
-        if start == 0:
-            return len(text)
-    return min(start + mark.column, len(text))
+    if mark.line == 0:
+        return min(mark.column, len(text))
+    for n, brk in enumerate(_LINE_BREAK.finditer(text), 1):
+        if n == mark.line:
+            return min(brk.end() + mark.column, len(text))
+    return len(text)
 
 
 def _too_deep(text: str, max_depth: int) -> Mark | None:
