@@ -106,6 +106,10 @@ def test_one_file_is_checked_with_its_catalog_as_context(repo: Path) -> None:
 def test_usage_errors_exit_2(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "no/such/file.yaml"]) == 2
     assert "no/such/file.yaml: no such file or directory" in capsys.readouterr().err
+    assert main(["validate", "/dev/zero"]) == 2  # endless: it must not be read
+    assert "/dev/zero: not a regular file" in capsys.readouterr().err
+    assert main(["validate", "no\n::error::such.yaml"]) == 2
+    assert "pao-cli: no\\n::error::such.yaml: no such file" in capsys.readouterr().err
     assert main(["validate", "--base", "main"]) == 2  # not a git repository
 
 

@@ -70,7 +70,8 @@ def collect(paths: list[str]) -> tuple[dict[str, Path], set[str], dict[str, str]
         elif p.is_file():
             targets.append(p)
         else:
-            raise UsageError(f"{raw}: no such file or directory")
+            what = "not a regular file" if p.exists() else "no such file or directory"
+            raise UsageError(f"{raw}: {what}")
     read: dict[str, Path] = {}
     reported: set[str] = set()
     display: dict[str, str] = {}
@@ -199,7 +200,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         files = parse_all(read)
         base = base_files(args.base, read) if args.base else None
     except UsageError as exc:
-        print(f"pao-cli: {exc}", file=sys.stderr)
+        print(f"pao-cli: {report.printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     findings: dict[str, list[Finding]] = {p: list(files[p].findings) for p in reported}
     for f in validate_catalog(files, base=base):
