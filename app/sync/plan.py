@@ -168,8 +168,11 @@ def plan_sync(
                 continue
             # The file that lost the name records it as its error (listed by the sync
             # status for as long as it lasts), with the validator's code and place.
-            lost = owner is not None and r is not owner
-            finding = crossfile.duplicate_name(parsed[r.path], owner.path) if lost and owner else None
+            finding = None
+            if owner is not None and r is not owner:
+                # Every claimant's content is read; without it the name alone places it at 1:1.
+                pf = parsed.get(r.path) or ParsedFile(r.path, kind, name, None, [])
+                finding = crossfile.duplicate_name(pf, owner.path)
             if finding is not None:
                 plan.errors.append(finding)
             error = finding.message if finding is not None else None
