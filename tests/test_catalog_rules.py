@@ -289,7 +289,7 @@ def test_tags_pao_reads_are_accepted() -> None:
 
 
 def test_every_rule_code_has_a_test() -> None:
-    tested = {c[0] for c in CASES} | {"PAO040", "PAO041", "PAO042", "PAO044", "PAO050", "PAO051",
+    tested = {c[0] for c in CASES} | {"PAO027", "PAO040", "PAO041", "PAO042", "PAO044", "PAO050", "PAO051",
                                       "PAO090", "PAO099"}  # PAO099: tests/test_catalog_isolation.py
     assert tested == set(spec.RULES_BY_CODE)
 
@@ -573,3 +573,13 @@ def test_long_templates_are_not_kept_in_the_template_cache() -> None:
     assert templates._analyze_cached.cache_info().currsize == before
     templates.analyze("{{ short_and_recurring }}")
     assert templates._analyze_cached.cache_info().currsize == before + 1
+
+
+def test_an_owner_or_a_path_too_long_to_store_is_pao027() -> None:
+    pf = parse_catalog_file(ITEM, item().replace(b"owner: team", b"owner: " + b"t" * 201))
+    [f] = pf.findings
+    assert (f.code, f.line, f.col) == ("PAO027", 4, 8) and "201 characters, over the 200" in f.message
+    assert parse_catalog_file(ITEM, item().replace(b"owner: team", b"owner: " + b"t" * 200)).ok
+    deep = "catalog/" + "d" * 1010 + "/x.yaml"
+    [f] = parse_catalog_file(deep, item()).findings
+    assert (f.code, f.line, f.col) == ("PAO027", 1, 1) and "1,025 bytes, over the 1,024" in f.message

@@ -290,6 +290,25 @@ async def test_a_file_name_that_is_not_utf8_is_an_error_and_the_others_sync(pool
     assert r.mode == "noop"
 
 
+async def test_values_past_what_postgresql_indexes_are_errors_of_their_file(pool, repo, source, cache):
+    import random
+    import string
+
+    # An owner of 4,000 random letters exceeded the btree entry limit of the owner index,
+    # and a long path the catalog_files key: the insert failed, and the sync with it.
+    rng = random.Random(1)
+    owner = "".join(rng.choice(string.ascii_letters) for _ in range(4000))
+    repo.write("catalog/x/alpha.yaml", item_yaml("alpha"))
+    repo.write("catalog/x/beta.yaml", item_yaml("beta", owner=owner))
+    long_path = "catalog/" + "/".join(["d" * 200] * 6) + "/gamma.yaml"
+    repo.write(long_path, item_yaml("gamma"))
+    repo.commit_push("too long to index")
+    r = await sync(pool, source, cache)
+    assert r.status == "completed_with_errors" and set(await items(pool)) == {"alpha"}
+    errors = {e.path: (e.code, e.line, e.col) for e in r.errors}
+    assert errors == {"catalog/x/beta.yaml": ("PAO027", 4, 8), long_path: ("PAO027", 1, 1)}
+
+
 async def test_pointing_pao_at_another_repository_or_branch_serves_only_that_catalog(
         pool, settings, tmp_path, repo, source, cache):
     # Say, the first-run example catalog, then the team's own repository, then back.

@@ -170,13 +170,17 @@ class Reporter:
         return self.findings
 
 
-def name_not_utf8(path: str) -> Finding | None:
-    """PAO001 for a file whose name is not UTF-8 (surrogate escapes from the file system or
-    git), None otherwise: the catalog cannot store such a path, so every caller refuses it."""
+def unstorable_path(path: str) -> Finding | None:
+    """The finding for a file path the catalog database cannot hold, None for the others:
+    PAO001 for a name that is not UTF-8 (surrogate escapes from the file system or git),
+    PAO027 for one past ``spec.MAX_PATH_BYTES`` (an index entry's limit)."""
     try:
-        path.encode("utf-8")
+        size = len(path.encode("utf-8"))
     except UnicodeEncodeError:
         return Finding(path, 1, 1, "PAO001", "error", "the file name is not UTF-8; rename it")
+    if size > spec.MAX_PATH_BYTES:
+        return Finding(path, 1, 1, "PAO027", "error", f"the file's path has {size:,} bytes, over "
+                       f"the {spec.MAX_PATH_BYTES:,} PAO stores; use shorter directory and file names")
     return None
 
 

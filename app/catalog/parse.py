@@ -28,7 +28,7 @@ from app.catalog.model import (
     file_stem,
     is_catalog_path,
     kind_for_path,
-    name_not_utf8,
+    unstorable_path,
 )
 from app.catalog.shape import check_shape
 from app.catalog.yamlload import Mark, load
@@ -65,8 +65,8 @@ def parse_catalog_file(path: str, data: bytes, *, keep_marks: bool = True) -> Pa
 def _parse(path: str, data: bytes) -> ParsedFile:
     kind = kind_for_path(path)
     rep = Reporter(path, None)
-    if (bad_name := name_not_utf8(path)) is not None:
-        return ParsedFile(path, kind, None, None, [bad_name])
+    if (bad_path := unstorable_path(path)) is not None:
+        return ParsedFile(path, kind, None, None, [bad_path])
     if len(data) > spec.MAX_FILE_BYTES:
         # Callers may stop reading one byte past the limit, so the size is not known here.
         rep.at(Mark(1, 1), "PAO002", f"the file is larger than {spec.MAX_FILE_BYTES:,} bytes "

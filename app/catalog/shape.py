@@ -69,6 +69,9 @@ def _check_scalar(rep: Reporter, shape: spec.Scalar, value: Any, path: tuple[str
     if t == "string":
         if shape.min_length and not value.strip():
             rep.add(path, "PAO018", f"{_where(path)} must not be empty")
+        elif shape.max_length and len(value) > shape.max_length:
+            rep.add(path, "PAO027", f"{_where(path)} has {len(value):,} characters, over the "
+                    f"{shape.max_length:,} PAO stores; shorten it")
         elif shape.enum and value not in shape.enum:
             rep.add(path, "PAO017", f"{_where(path)} is {value!r}; use one of "
                     f"{', '.join(shape.enum)}{did_you_mean(value, shape.enum)}")

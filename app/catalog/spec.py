@@ -31,6 +31,10 @@ MAX_FILE_BYTES = 256 * 1024  # a catalog file is a form and a template, not a da
 MAX_NODES = 20_000  # YAML nodes after alias expansion; stops "billion laughs" files
 MAX_DEPTH = 100  # nested mappings and lists; a catalog needs about ten
 MAX_FINDINGS_PER_FILE = 100  # more are counted in one closing finding (PAO090)
+# PostgreSQL indexes owner (with the name) and the file path; an index entry holds at most
+# 2,704 bytes, and one longer value failed the whole sync's transaction.
+MAX_OWNER_LENGTH = 200  # characters
+MAX_PATH_BYTES = 1024
 
 FIELD_TYPES = ("string", "integer", "number", "boolean", "selection", "multiselect", "secret", "json")
 # Constraint keys each field type allows; every other constraint key is an error there.
@@ -71,6 +75,7 @@ class Scalar:
     enum: tuple[str, ...] = ()
     pattern: str | None = None  # documented as JSON Schema pattern
     min_length: int | None = None
+    max_length: int | None = None  # characters
 
 
 @dataclass(frozen=True)
@@ -138,7 +143,8 @@ HEADER_KEYS: dict[str, Key] = {
     "version": Key(Scalar("string", pattern=SEMVER_RE.pattern),
                    "Semantic version, quoted: \"1.2.0\". Bump it with every change.", True),
     "description": Key(NONEMPTY, "One or two sentences.", True),
-    "owner": Key(NONEMPTY, "The team that fulfils requests.", True),
+    "owner": Key(Scalar("string", min_length=1, max_length=MAX_OWNER_LENGTH),
+                 "The team that fulfils requests.", True),
     "display_name": Key(NONEMPTY, "Human title shown by portals; defaults to the name."),
     "tags": Key(ListOf(NONEMPTY), "Search tags."),
 }
@@ -265,6 +271,8 @@ RULES: tuple[Rule, ...] = (
     Rule("PAO024", "error", "oneof is missing, empty or has duplicates on a selection/multiselect."),
     Rule("PAO025", "error", "default violates the field's own type or constraints."),
     Rule("PAO026", "error", "A secret field has a default (secrets never live in the catalog)."),
+    Rule("PAO027", "error", f"A value is longer than PAO can store (owner: {MAX_OWNER_LENGTH} "
+         f"characters), or the file's path is longer than {MAX_PATH_BYTES} bytes."),
     Rule("PAO030", "error", "A template is not valid Jinja2."),
     Rule("PAO031", "error", "A template uses a variable that no field defines."),
     Rule("PAO032", "error", "fulfillment has neither manual nor automation."),

@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from app.catalog.model import name_not_utf8
+from app.catalog.model import unstorable_path
 from app.catalog.parse import Finding, ParsedFile
 from app.sync import store
 from app.sync.changes import Change, changes_from_diff, changes_from_trees, files_changed, split_unstorable
@@ -131,7 +131,7 @@ async def _sync(pool: asyncpg.Pool, source: CatalogSource, cache: GitCache, toke
         hashes.update(more_hashes)
     plan = plan_sync(changes, parsed, hashes, before, claimants, current)
     plan.errors.extend(dataclasses.replace(f, path=storable_text(p)) for p in bad_paths
-                       if (f := name_not_utf8(p)) is not None)
+                       if (f := unstorable_path(p)) is not None)
     clock.lap("plan")
 
     async with pool.acquire() as conn, conn.transaction():
