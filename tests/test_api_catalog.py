@@ -315,3 +315,40 @@ async def test_a_forced_sync_is_not_lost_when_the_waiting_sync_starts_meanwhile(
     # The running job was queued as an incremental sync; the full reconcile must still come.
     job = await pool.fetchrow("SELECT status, args FROM jobs WHERE id = $1", job_id)
     assert job_id != waiting and job["status"] == "todo" and job["args"]["full"] is True
+
+
+async def test_a_file_that_lost_its_name_is_listed_until_head_is_fixed(api, synced, runtime, pool, settings):
+    # The sync recorded a duplicate name as 'duplicate-name' at 1:1 while pao-cli validate
+    # said PAO040 at the name, and only the run that saw it listed the file.
+    from app.catalog.parse import parse_catalog_file, validate_catalog
+
+    source = catalog_source(runtime.settings)
+    cache = GitCache(source, source.cache_dir(settings.data_dir))
+    dup = "catalog/zz/again.yaml"
+    text = "# the same name as extra-0\n" + item_yaml("extra-0", "9.9.9")
+    synced.write(dup, text)
+    synced.commit_push("a second extra-0")
+    run = await sync_repository(pool, source, cache, None)
+    owner = "catalog/extra/extra-0.yaml"
+    files = {p: parse_catalog_file(p, (synced.work / p).read_bytes()) for p in (owner, dup)}
+    [expected] = validate_catalog(files)
+    [error] = run.errors
+    assert error == expected and (error.code, error.line, error.col) == ("PAO040", 2, 7)
+
+    async def files_with_errors() -> list[dict[str, str]]:
+        status, body = await api.get("/api/v1/sync/status")
+        assert status == 200
+        return body["files_with_errors"]
+
+    assert await files_with_errors() == [{"path": dup, "message": expected.message}]
+    synced.write("catalog/zz/other.yaml", item_yaml("other"))
+    synced.commit_push("an unrelated change")
+    run = await sync_repository(pool, source, cache, None)
+    assert run.errors == [] and await files_with_errors() == [{"path": dup, "message": expected.message}]
+    # The holder goes: the other declaration takes the name and its error is gone.
+    synced.remove(owner)
+    synced.commit_push("holder removed")
+    run = await sync_repository(pool, source, cache, None)
+    assert run.status == "completed" and await files_with_errors() == []
+    status, item = await api.get("/api/v1/catalog/items/extra-0")
+    assert status == 200 and (item["version"], item["source_file_path"]) == ("9.9.9", dup)

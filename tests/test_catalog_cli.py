@@ -106,6 +106,10 @@ def test_one_file_is_checked_with_its_catalog_as_context(repo: Path) -> None:
 def test_usage_errors_exit_2(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "no/such/file.yaml"]) == 2
     assert "no/such/file.yaml: no such file or directory" in capsys.readouterr().err
+    assert main(["validate", "/dev/zero"]) == 2  # endless: it must not be read
+    assert "/dev/zero: not a regular file" in capsys.readouterr().err
+    assert main(["validate", "no\n::error::such.yaml"]) == 2
+    assert "pao-cli: no\\n::error::such.yaml: no such file" in capsys.readouterr().err
     assert main(["validate", "--base", "main"]) == 2  # not a git repository
 
 
@@ -135,3 +139,86 @@ def test_repository_root_means_its_catalog(repo: Path, capsys: pytest.CaptureFix
     (repo / ".github/workflows/ci.yml").write_text("on: push\njobs: {}\n")
     assert main(["validate", "."]) == 0
     assert "6 files checked" in capsys.readouterr().out
+
+
+HOSTILE_KEY = '"k\\n::warning file=x.yaml::injected\\r\\n\\u001b[2J\\u202e": 1\n'
+
+
+def test_user_content_is_escaped_in_every_format(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    # A key holding a newline and '::warning ...' became a workflow command when the
+    # text format ran in GitHub Actions; so did a file named that way.
+    p = repo / "catalog/databases/mysql-database.yaml"
+    p.write_text(p.read_text() + HOSTILE_KEY)
+    named = repo / "catalog/x/::error file=y.yaml::also injected\n::notice::more.yaml"
+    named.parent.mkdir()
+    named.write_text("name: x\n")
+    for fmt in ("text", "github"):
+        assert main(["validate", "--format", fmt]) == 1
+        out = capsys.readouterr().out
+        commands = [line for line in out.splitlines() if line.lstrip().startswith("::")]
+        assert all(line.startswith(("::error file=catalog/", "::warning file=catalog/"))
+                   for line in commands), commands
+        assert "\x1b" not in out and "\u202e" not in out and "\r" not in out
+        assert "k\\n::warning file=x.yaml::injected\\r\\n\\x1b[2J\\u202e" in out
+    os.chdir(named.parent)  # (the fixture restores the directory) shown as given: '::error...'
+    assert main(["validate", named.name]) == 1
+    assert capsys.readouterr().out.startswith(
+        "./::error file=y.yaml::also injected\\n::notice::more.yaml:1:1: PAO010")
+    os.chdir(repo)
+    assert main(["validate", "--format", "json"]) == 1
+    body = json.loads(capsys.readouterr().out)
+    [bad] = [f for f in body["files"] if f["path"].endswith("mysql-database.yaml")]
+    assert "k\n::warning file=x.yaml::injected\r\n\x1b[2J\u202e" in bad["findings"][0]["message"]
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_not_a_crash(
+        repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    raw = os.fsencode(repo / "catalog/databases") + b"/caf\xe9.yaml"
+    with open(raw, "wb") as fh:
+        fh.write((repo / "catalog/databases/mysql-database.yaml").read_bytes().replace(
+            b"mysql-database", b"cafe-database"))
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "catalog")
+    for fmt in ("text", "json", "github"):
+        # --base read the committed name as UTF-8: a traceback. Now as plain validate does:
+        # PAO001, as the sync reports it (the catalog cannot store the path).
+        assert main(["validate", "--format", fmt, "--base", "main"]) == 1
+        out = capsys.readouterr().out
+        assert "caf\\udce9.yaml" in out and "PAO001" in out
+    assert main(["validate"]) == 1
+    assert "catalog/databases/caf\\udce9.yaml:1:1: PAO001 the file name is not UTF-8; rename it" in \
+        capsys.readouterr().out
+
+
+def test_a_huge_file_is_not_read_whole(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A 1 GiB file was read into memory before the size check; now reading stops at the
+    # limit (the file is sparse: it costs no disk, and reading it whole takes seconds).
+    huge = repo / "catalog/x/huge.yaml"
+    huge.parent.mkdir()
+    with huge.open("wb") as fh:
+        fh.truncate(1 << 30)
+    assert main(["validate", "catalog/x/huge.yaml"]) == 1
+    out = capsys.readouterr().out
+    assert "catalog/x/huge.yaml:1:1: PAO002 the file is larger than 262,144 bytes (256 KiB)" in out
+    assert out.rstrip().endswith("1 file checked: 0 valid, 1 with errors; 1 error, 0 warnings, 0 notices")
+
+
+def test_a_big_blob_at_the_base_is_pao002_and_the_rest_compare(
+        repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    big = repo / "catalog/x/big.yaml"
+    big.parent.mkdir()
+    big.write_bytes(b"name: big\n" + b"#" * (2 << 20) + b"\n")
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "catalog")
+    from app.catalog.cli import base_files, collect
+
+    read, _, _ = collect(["catalog"])
+    base = base_files("main", read)
+    assert [f.code for f in base["catalog/x/big.yaml"].findings] == ["PAO002"]
+    assert base["catalog/caching/redis-cache.yaml"].version == "1.1.0"

@@ -218,8 +218,79 @@ def test_rule_reports_at_the_exact_place(code: str, path: str, content: bytes,
     assert pf.ok is (rule.severity != "error" and all(f.severity != "error" for f in pf.findings))
 
 
+# Nesting beyond spec.MAX_DEPTH, deep enough that a parser may give up first: libyaml
+# (since 0.2.6) refuses 1,000 levels itself, older libyaml and pure-Python PyYAML recurse.
+TOO_DEEP = [
+    (b"a: " + b"[" * 1001 + b"]" * 1001 + b"\n", (1, 103)),  # under the pre-compose walk's bound
+    (b"a: " + b"[" * 60000 + b"]" * 60000 + b"\n", (1, 103)),
+    (b"- " * 1500 + b"x\n", (1, 201)),  # block sequences, all on one line
+    (b"? " * 1500 + b"x\n", (1, 201)),  # block mappings (complex keys), all on one line
+    # After a line break libyaml counts that Python's str.find('\n') would not: CR alone.
+    (b"x: 1\ra: " + b"[" * 1001 + b"]" * 1001 + b"\n", (2, 103)),
+]
+
+
+@pytest.mark.parametrize("parser", ["libyaml", "pure-python"])
+@pytest.mark.parametrize(("content", "where"), TOO_DEEP,
+                         ids=["flow1001", "flow60000", "block-seq", "block-map", "after-cr"])
+def test_nesting_too_deep_is_pao005_whichever_parser_reads_it(
+        monkeypatch: pytest.MonkeyPatch, parser: str, content: bytes, where: tuple[int, int]) -> None:
+    import yaml
+
+    from app.catalog import yamlload
+
+    if parser == "pure-python":
+        monkeypatch.setattr(yamlload, "_Loader", yaml.SafeLoader)
+    else:
+        assert yamlload._Loader is getattr(yaml, "CSafeLoader", None), "libyaml is not installed"
+    pf = parse_catalog_file(ITEM, content)
+    assert [(f.code, f.line, f.col) for f in pf.findings] == [("PAO005", *where)]
+    assert "nests deeper than 100 levels" in pf.findings[0].message
+
+
+def test_a_syntax_error_inside_deep_nesting_is_still_pao003() -> None:
+    # The depth walk must not turn every error of a deeply nested file into PAO005.
+    content = b"a: " + b"[" * 80 + b"x: y: z" + b"]" * 80 + b"\n"
+    pf = parse_catalog_file(ITEM, content)
+    assert [f.code for f in pf.findings] == ["PAO003"]
+
+
+# Explicit tags PAO does not read, on any kind of node: they passed silently on lists
+# and mappings, and a tag its value does not fit ('!!bool maybe') raised KeyError.
+TAGGED = [
+    ("tags: !custom [a, b]\n", "PAO008", (5, 7), "'!custom' on a list"),
+    ("tags: !!omap [a]\n", "PAO008", (5, 7), "'!!omap' on a list"),
+    ("x: !!python/object/apply:os.system {args: [ls]}\n", "PAO008", (5, 4),
+     "'!!python/object/apply:os.system' on a mapping"),
+    ("x: !!set {a, b}\n", "PAO008", (5, 4), "'!!set' on a mapping"),
+    ("!custom x: 1\n", "PAO008", (5, 1), "'!custom' on a key"),
+    ("tags: [!!bool maybe]\n", "PAO008", (5, 8), "'maybe' is not a valid !!bool"),
+    ("tags: [!!int abc]\n", "PAO008", (5, 8), "'abc' is not a valid !!int"),
+    ("tags: [!!timestamp abc]\n", "PAO008", (5, 8), "'abc' is not a valid !!timestamp"),
+    # Beyond 64 bits the sync could not store it: the validator says so, at the number.
+    ("tags: [123456789012345678901234567890]\n", "PAO011", (5, 8), "beyond the 64-bit integers"),
+    ("tags: [" + "9" * 5000 + "]\n", "PAO011", (5, 8), "(5000 characters) is beyond the 64-bit"),
+]
+
+
+@pytest.mark.parametrize(("extra", "code", "where", "says"), TAGGED, ids=[t[3][:24] for t in TAGGED])
+def test_a_tag_pao_does_not_read_is_reported_on_every_kind_of_node(
+        extra: str, code: str, where: tuple[int, int], says: str) -> None:
+    pf = parse_catalog_file(ITEM, (HEADER + extra + MANUAL).encode())
+    [f] = [f for f in pf.findings if f.code == code]
+    assert (f.line, f.col) == where and says in f.message and not pf.ok
+
+
+def test_tags_pao_reads_are_accepted() -> None:
+    extra = "tags: [!!str 12, ! plain]\nx-created: !!timestamp 2001-12-14\n"
+    pf = parse_catalog_file(ITEM, (HEADER + extra + MANUAL).encode())
+    assert not [f for f in pf.findings if f.code in ("PAO008", "PAO011")]
+    assert pf.document is not None and pf.document["tags"] == ["12", "plain"]
+
+
 def test_every_rule_code_has_a_test() -> None:
-    tested = {c[0] for c in CASES} | {"PAO040", "PAO041", "PAO042", "PAO044", "PAO050", "PAO051"}
+    tested = {c[0] for c in CASES} | {"PAO027", "PAO040", "PAO041", "PAO042", "PAO044", "PAO050", "PAO051",
+                                      "PAO090", "PAO099"}  # PAO099: tests/test_catalog_isolation.py
     assert tested == set(spec.RULES_BY_CODE)
 
 
@@ -369,3 +440,146 @@ def test_a_template_nested_beyond_jinjas_recursion_is_pao030_not_a_crash() -> No
     pf = parse_catalog_file(ITEM, (HEADER + fields + MANUAL.replace("New {{ db }}", summary)).encode())
     [f] = [f for f in pf.findings if f.code == "PAO030"]
     assert (f.line, f.col) == (12, 16) and "nests too deeply" in f.message
+
+
+def test_the_validator_modules_import_each_other_as_a_tree() -> None:
+    # parse, rules and crossfile imported each other (lazily, to dodge the cycle): a
+    # change in one could break an import elsewhere. Shared types live in a leaf module.
+    import ast
+    import graphlib
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parent.parent / "app" / "catalog"
+    graph: dict[str, set[str]] = {}
+    for module in package.glob("*.py"):
+        deps = graph.setdefault(module.stem, set())
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "app.catalog":
+                deps.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("app.catalog."):
+                deps.add(node.module.split(".")[2])
+    assert graph["parse"] >= {"rules", "crossfile", "model"}
+    list(graphlib.TopologicalSorter(graph).static_order())  # raises CycleError on a cycle
+
+
+@pytest.mark.parametrize("layout", ["one line", "one per line"])
+def test_findings_are_capped_per_file_with_a_closing_count(layout: str) -> None:
+    # 13,000 unknown template variables in a 256 KiB file: each finding re-split the
+    # file to find its line (8 s), and the report listed all 13,000.
+    names = [f"v{i}" for i in range(13000)]
+    if layout == "one line":
+        summary = '      summary: "' + "".join(f"{{{{ {n} }}}}" for n in names) + '"\n'
+    else:
+        summary = "      summary: |\n" + "".join(f"        {{{{ {n} }}}}\n" for n in names)
+    text = HEADER + "presentation:\n  fields:\n    - {name: db, type: string}\n" + \
+        MANUAL.replace('      summary: "New {{ db }}"\n', summary)
+    assert len(text.encode()) <= spec.MAX_FILE_BYTES
+    pf = parse_catalog_file(ITEM, text.encode())
+    assert len(pf.findings) == spec.MAX_FINDINGS_PER_FILE + 1
+    *shown, last = pf.findings
+    assert [f.message.split("'")[1] for f in shown] == names[:spec.MAX_FINDINGS_PER_FILE]
+    assert shown == sorted(shown, key=lambda f: (f.line, f.col))
+    if layout == "one line":
+        assert (shown[0].line, shown[0].col) == (12, 20) and shown[1].col == 20 + len("{{ v0 }}")
+    else:
+        assert [(f.line, f.col) for f in shown[:2]] == [(13, 12), (14, 12)]
+    assert (last.code, last.severity, (last.line, last.col)) == ("PAO090", "error", (shown[-1].line,
+                                                                                    shown[-1].col))
+    assert last.message.startswith("12900 more findings in this file (12900 errors) beyond the first 100")
+
+
+def test_the_closing_count_carries_the_worst_severity_it_stands_for() -> None:
+    from app.catalog.model import Reporter
+    from app.catalog.yamlload import Mark
+
+    rep = Reporter(ITEM, None, limit=1)
+    rep.at(Mark(3, 1), "PAO031", "shown")
+    rep.at(Mark(1, 1), "PAO019", "a warning, counted")
+    rep.at(Mark(2, 1), "PAO019", "another")
+    [shown, closing] = rep.close()
+    assert shown.message == "shown"
+    assert (closing.code, closing.severity, closing.line) == ("PAO090", "warning", 3)
+    assert closing.message.startswith("2 more findings in this file (2 warnings)")
+
+
+def test_a_long_list_without_aliases_is_told_it_is_too_long_not_about_aliases() -> None:
+    pf = parse_catalog_file(ITEM, HEADER.encode() + b"tags: [" + b"t," * 30000 + b"t]\n")
+    [f] = pf.findings
+    assert f.code == "PAO005" and "alias" not in f.message
+    assert "more than 20,000 values" in f.message
+    # Where the count passes the limit: the header's 4 values, the root, the list, then tags.
+    assert (f.line, f.col) == (5, 8 + 2 * (spec.MAX_NODES - 6))
+    # Aliases that expand past the limit still hear about aliases.
+    [bomb] = parse_catalog_file(ITEM, CASES[6][2]).findings
+    assert "aliases expand" in bomb.message
+
+
+HOSTILE_REGEXPS = [
+    ("(" * 2000 + ")" * 2000, "does not compile (RecursionError)"),  # re's parser recursed
+    ("a{99999999999999999999}", "does not compile (OverflowError)"),
+    # The regex module took forever to compile these (it expands counted repeats).
+    ("((a{1000}){1000}){1000}", "multiply to 1,000,000,000 copies"),
+    ("(?:x|y{20000})", "multiply to 20,001 copies"),
+    ("a" * 5000, "5,000 characters, over the 4,096 limit"),
+]
+
+
+@pytest.mark.parametrize(("regexp", "says"), HOSTILE_REGEXPS, ids=[s for _, s in HOSTILE_REGEXPS])
+def test_a_regexp_that_cannot_be_compiled_safely_is_pao023(regexp: str, says: str) -> None:
+    import json
+
+    pf = parse_catalog_file(ITEM, item(f"  regexp: {json.dumps(regexp)}\n  default: abc\n"))
+    [f] = [f for f in pf.findings if f.code in ("PAO023", "PAO099")]
+    assert (f.code, f.line, f.col) == ("PAO023", 9, 15) and says in f.message
+
+
+def test_a_regexp_with_modest_repetition_still_checks_the_default() -> None:
+    pf = parse_catalog_file(ITEM, item('  regexp: "(?:ab{2}){3}"\n  default: abbabbabb\n'))
+    assert pf.ok, pf.findings
+    pf = parse_catalog_file(ITEM, item('  regexp: "(?:ab{2}){3}"\n  default: abb\n'))
+    assert [f.code for f in pf.findings] == ["PAO025"]
+
+
+def test_a_bundles_reference_findings_are_capped_with_a_closing_count() -> None:
+    # Each unknown reference is compared with every item for a suggestion: 5,000 of them
+    # in a catalog of 1,000 items took 18 s, and all 5,000 were listed.
+    refs = "".join(f"    - {{catalog_item: zz-{i}}}\n" for i in range(150))
+    bundle = (HEADER.replace("name: demo", "name: demo-bundle") + "bundle:\n  required_items:\n" + refs)
+    files = {BUNDLE: parse_catalog_file(BUNDLE, bundle.encode()), ITEM: parse_catalog_file(ITEM, item())}
+    findings = validate_catalog(files)
+    assert [f.code for f in findings] == ["PAO041"] * spec.MAX_FINDINGS_PER_FILE + ["PAO090"]
+    assert (findings[0].line, findings[0].col) == (7, 22)
+    assert findings[-1].message.startswith("50 more findings in this file (50 errors)")
+
+
+def test_repeated_choices_are_found_among_many_and_equal_numbers_match() -> None:
+    choices = ", ".join(f"c{i}" for i in range(5000))
+    pf = parse_catalog_file(ITEM, item(f"  type: multiselect\n  oneof: [{choices}, c7, 1, 1.0, true]\n"
+                                       "  default: [c1, c4999, nope]\n"))
+    assert [(f.code, f.message) for f in pf.findings if f.code in ("PAO024", "PAO025")] == [
+        ("PAO024", "choice 'c7' is listed twice"), ("PAO024", "choice 1.0 is listed twice"),
+        ("PAO025", "default ['c1', 'c4999', 'nope'] has 'nope', which is not one of the choices "
+                   "[" + ", ".join(f"'c{i}'" for i in range(10)) + ", ... (4994 more)]; change "
+                   "the default or the constraint")]
+
+
+def test_long_templates_are_not_kept_in_the_template_cache() -> None:
+    # The cache held up to 8,192 texts of any length: 2 GiB for a repository of big templates.
+    from app.catalog import templates
+
+    long_text = "{{ db }} " + "x" * 100_000
+    before = templates._analyze_cached.cache_info().currsize
+    assert templates.analyze(long_text).names == (("db", 1),)
+    assert templates._analyze_cached.cache_info().currsize == before
+    templates.analyze("{{ short_and_recurring }}")
+    assert templates._analyze_cached.cache_info().currsize == before + 1
+
+
+def test_an_owner_or_a_path_too_long_to_store_is_pao027() -> None:
+    pf = parse_catalog_file(ITEM, item().replace(b"owner: team", b"owner: " + b"t" * 201))
+    [f] = pf.findings
+    assert (f.code, f.line, f.col) == ("PAO027", 4, 8) and "201 characters, over the 200" in f.message
+    assert parse_catalog_file(ITEM, item().replace(b"owner: team", b"owner: " + b"t" * 200)).ok
+    deep = "catalog/" + "d" * 1010 + "/x.yaml"
+    [f] = parse_catalog_file(deep, item()).findings
+    assert (f.code, f.line, f.col) == ("PAO027", 1, 1) and "1,025 bytes, over the 1,024" in f.message

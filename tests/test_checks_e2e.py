@@ -152,25 +152,28 @@ async def test_a_run_left_open_by_a_failed_attempt_is_closed_when_a_newer_head_i
     pao.fake.assert_openapi_clean()
 
 
+def _sixty_findings_in_each_of_two_files() -> dict[str, str]:
+    # Two files: one file lists at most 100 findings (spec.MAX_FINDINGS_PER_FILE).
+    fields = "".join(f"    - {{name: f{i}, type: integer, default: x}}\n" for i in range(60))
+    return {f"catalog/misc/{name}.yaml": (
+        f'name: {name}\nversion: "1.0.0"\ndescription: d\nowner: o\npresentation:\n  fields:\n'
+        + fields + "fulfillment:\n  manual:\n    system: email\n    template: {summary: s, to: t}\n")
+        for name in ("many", "more")}
+
+
 async def test_many_findings_are_sent_in_batches_of_50(pao) -> None:
-    fields = "".join(f"    - {{name: f{i}, type: integer, default: x}}\n" for i in range(120))
-    bad = ('name: many\nversion: "1.0.0"\ndescription: d\nowner: o\npresentation:\n  fields:\n'
-           + fields + "fulfillment:\n  manual:\n    system: email\n    template: {summary: s, to: t}\n")
-    push_pr(pao, {"catalog/misc/many.yaml": bad})
+    push_pr(pao, _sixty_findings_in_each_of_two_files())
     await deliver(pao, "pull_request", pao.fake.pull_request_payload(pao.repo, number=1, head_ref="feature"))
     await run_jobs(pao)
     [run] = runs(pao)
     assert [len(p["output"].get("annotations", [])) for p in patches(run)] == [50, 50, 20]
     assert [p.get("conclusion") for p in patches(run)] == [None, None, "failure"]
-    assert [a["start_line"] for a in run["annotations"]] == list(range(7, 127))
+    assert [a["start_line"] for a in run["annotations"]] == list(range(7, 67)) * 2
     assert {a["title"] for a in run["annotations"]} == {"PAO025"}
 
 
 async def test_a_retry_after_a_failed_batch_does_not_repeat_annotations(pao) -> None:
-    fields = "".join(f"    - {{name: f{i}, type: integer, default: x}}\n" for i in range(120))
-    bad = ('name: many\nversion: "1.0.0"\ndescription: d\nowner: o\npresentation:\n  fields:\n'
-           + fields + "fulfillment:\n  manual:\n    system: email\n    template: {summary: s, to: t}\n")
-    push_pr(pao, {"catalog/misc/many.yaml": bad})
+    push_pr(pao, _sixty_findings_in_each_of_two_files())
     apply = pao.fake._apply_check_fields
     failed = []
 
@@ -190,7 +193,7 @@ async def test_a_retry_after_a_failed_batch_does_not_repeat_annotations(pao) -> 
     [run] = runs(pao)  # the retry kept its run ...
     assert (run["status"], run["conclusion"]) == ("completed", "failure")
     # ... and sent only the annotations GitHub did not have yet: each finding once.
-    assert [a["start_line"] for a in run["annotations"]] == list(range(7, 127))
+    assert [a["start_line"] for a in run["annotations"]] == list(range(7, 67)) * 2
     pao.fake.assert_openapi_clean()
 
 

@@ -172,7 +172,7 @@ async def test_two_files_with_one_name_the_later_path_is_the_error(pool, repo, s
     repo.commit_push("dupes")
     r = await sync(pool, source, cache)
     assert r.status == "completed_with_errors"
-    assert [(e.path, e.code) for e in r.errors] == [("catalog/b/second.yaml", "duplicate-name")]
+    assert [(e.path, e.code, e.line, e.col) for e in r.errors] == [("catalog/b/second.yaml", "PAO040", 1, 7)]
     assert (await items(pool))["shared"] == ("1.0.0", True, "catalog/a/first.yaml")
 
     # When the holder goes, the other declaration takes the name over.
@@ -229,6 +229,31 @@ def test_a_file_nested_fifty_thousand_deep_does_not_crash_the_process():
     assert out.stdout.startswith("False PAO005") and "nest" in out.stdout
 
 
+async def test_a_file_the_validator_cannot_finish_is_its_own_error(pool, repo, source, cache, monkeypatch):
+    # A RecursionError escaped the validator and failed the sync job on every retry.
+    from app.catalog import templates
+
+    original = templates.analyze
+
+    def blow_up_on_one_template(text: str) -> templates.TemplateInfo:
+        if "poison" in text:
+            raise RecursionError("maximum recursion depth exceeded")
+        return original(text)
+
+    monkeypatch.setattr(templates, "analyze", blow_up_on_one_template)
+    repo.write("catalog/x/alpha.yaml", item_yaml("alpha"))
+    repo.write("catalog/x/beta.yaml", item_yaml("beta").replace("Create {{ n }}", "{{ n }} poison"))
+    chained = "{{ n" + ".b" * 3000 + " + 1 }}"  # the real one: Jinja2's find_all recursed
+    repo.write("catalog/x/gamma.yaml", item_yaml("gamma").replace("Create {{ n }}", chained))
+    repo.commit_push("one file the validator cannot finish")
+    r = await sync(pool, source, cache)
+    assert r.status == "completed_with_errors"
+    assert set(await items(pool)) == {"alpha", "gamma"}
+    [error] = await pool.fetch("SELECT * FROM catalog_sync_errors WHERE run_id = $1", r.run_id)
+    assert (error["path"], error["code"], error["line"], error["col"]) == (
+        "catalog/x/beta.yaml", "PAO099", 1, 1)
+
+
 async def test_text_postgres_cannot_store_is_an_error_for_that_file_only(pool, repo, source, cache):
     repo.write("catalog/x/alpha.yaml", item_yaml("alpha"))
     # YAML's "\0" escape is a NUL character, which PostgreSQL text and jsonb cannot hold:
@@ -256,10 +281,32 @@ async def test_a_file_name_that_is_not_utf8_is_an_error_and_the_others_sync(pool
     repo.commit_push("odd name")
     r = await sync(pool, source, cache)
     assert r.status == "completed_with_errors" and set(await items(pool)) == {"alpha"}
-    [error] = await pool.fetch("SELECT path, message FROM catalog_sync_errors WHERE run_id = $1", r.run_id)
-    assert error["path"].startswith("catalog/x/b") and "UTF-8" in error["message"]
+    [error] = await pool.fetch("SELECT * FROM catalog_sync_errors WHERE run_id = $1", r.run_id)
+    assert error["path"] == "catalog/x/b\\udcffd.yaml"
+    # The code and message pao-cli validate gives the same file.
+    assert (error["code"], error["line"], error["col"], error["message"]) == (
+        "PAO001", 1, 1, "the file name is not UTF-8; rename it")
     r = await sync(pool, source, cache)  # the next sync is not stuck either
     assert r.mode == "noop"
+
+
+async def test_values_past_what_postgresql_indexes_are_errors_of_their_file(pool, repo, source, cache):
+    import random
+    import string
+
+    # An owner of 4,000 random letters exceeded the btree entry limit of the owner index,
+    # and a long path the catalog_files key: the insert failed, and the sync with it.
+    rng = random.Random(1)
+    owner = "".join(rng.choice(string.ascii_letters) for _ in range(4000))
+    repo.write("catalog/x/alpha.yaml", item_yaml("alpha"))
+    repo.write("catalog/x/beta.yaml", item_yaml("beta", owner=owner))
+    long_path = "catalog/" + "/".join(["d" * 200] * 6) + "/gamma.yaml"
+    repo.write(long_path, item_yaml("gamma"))
+    repo.commit_push("too long to index")
+    r = await sync(pool, source, cache)
+    assert r.status == "completed_with_errors" and set(await items(pool)) == {"alpha"}
+    errors = {e.path: (e.code, e.line, e.col) for e in r.errors}
+    assert errors == {"catalog/x/beta.yaml": ("PAO027", 4, 8), long_path: ("PAO027", 1, 1)}
 
 
 async def test_pointing_pao_at_another_repository_or_branch_serves_only_that_catalog(

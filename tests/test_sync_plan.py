@@ -145,3 +145,27 @@ def test_symlinks_are_not_catalog_files():
     assert parse_ls_tree(out) == {}
     raw = parse_diff_raw(f":100644 120000 {A} {B} T\0catalog/x.yaml\0".encode())
     assert changes_from_diff(raw) == [Change("catalog/x.yaml", None)]
+
+
+def test_a_file_that_loses_a_name_keeps_pao040_in_its_record_until_it_takes_the_name():
+    owner = FileRecord("catalog/a.yaml", A, "item", "x")
+    files = {"catalog/a.yaml": item_yaml("x"), "catalog/b.yaml": item_yaml("x", "2.0.0")}
+    _, h = parsed("catalog/a.yaml", files["catalog/a.yaml"])
+    row = {("item", "x"): EntryState("catalog/a.yaml", h, True)}
+    plan = plan_for([Change("catalog/b.yaml", B)], files,
+                    claimants={("item", "x"): [owner]}, current=row)
+    [error] = plan.errors
+    # The finding pao-cli validate gives: PAO040 at the name.
+    assert (error.path, error.code, error.line, error.col) == ("catalog/b.yaml", "PAO040", 1, 7)
+    assert error.message == "item 'x' is already declared in catalog/a.yaml; rename one of them " \
+                            "(identifiers are unique)"
+    [lost] = plan.file_upserts
+    assert (lost.path, lost.identifier, lost.error) == ("catalog/b.yaml", "x", error.message)
+    assert plan.upserts == []
+    # The holder goes: the sound file with the error takes the name, its error cleared.
+    plan = plan_for([Change("catalog/a.yaml", None)], {"catalog/b.yaml": files["catalog/b.yaml"]},
+                    before={"catalog/a.yaml": owner}, claimants={("item", "x"): [owner, lost]},
+                    current=row)
+    assert plan.errors == [] and plan.file_deletes == ["catalog/a.yaml"]
+    assert plan.file_upserts == [FileRecord("catalog/b.yaml", B, "item", "x", None)]
+    assert [(u.name, u.path, u.change) for u in plan.upserts] == [("x", "catalog/b.yaml", "updated")]

@@ -12,9 +12,11 @@ import argparse
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import IO
 
-from app.catalog import report
+from app.catalog import report, spec
 from app.catalog.parse import (
     CATALOG_DIR,
     YAML_SUFFIXES,
@@ -68,7 +70,8 @@ def collect(paths: list[str]) -> tuple[dict[str, Path], set[str], dict[str, str]
         elif p.is_file():
             targets.append(p)
         else:
-            raise UsageError(f"{raw}: no such file or directory")
+            what = "not a regular file" if p.exists() else "no such file or directory"
+            raise UsageError(f"{raw}: {what}")
     read: dict[str, Path] = {}
     reported: set[str] = set()
     display: dict[str, str] = {}
@@ -90,31 +93,43 @@ def collect(paths: list[str]) -> tuple[dict[str, Path], set[str], dict[str, str]
     return read, reported, display
 
 
+def read_limited(file: Path) -> bytes:
+    """The file's bytes, stopping one past the size limit: a 1 GiB file costs 256 KiB and
+    is PAO002 all the same."""
+    try:
+        with file.open("rb") as fh:
+            return fh.read(spec.MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"{file}: {exc.strerror}") from None
+
+
 def parse_all(read: dict[str, Path]) -> dict[str, ParsedFile]:
-    out: dict[str, ParsedFile] = {}
-    for rel, file in read.items():
-        try:
-            data = file.read_bytes()
-        except OSError as exc:
-            raise UsageError(f"{file}: {exc.strerror}") from None
-        out[rel] = parse_catalog_file(rel, data)
-    return out
+    return {rel: parse_catalog_file(rel, read_limited(file)) for rel, file in read.items()}
+
+
+def _git(args: list[str], cwd: Path | str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True, check=False)
+    except OSError as exc:
+        raise UsageError(f"--base needs git: {exc.strerror}") from None
 
 
 def base_files(ref: str, read: dict[str, Path]) -> dict[str, ParsedFile]:
-    """The catalog as of git ``ref``, for the version rule; reads blobs in one batch."""
-    roots = {p.resolve().parent for p in read.values()}
-    try:
-        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=next(iter(roots), Path.cwd()),
-                             capture_output=True, text=True, check=True).stdout.strip()
-    except (subprocess.CalledProcessError, StopIteration):
-        raise UsageError("--base needs the files to be in a git repository") from None
+    """The catalog as of git ``ref``, for the version rule; reads blobs in one batch.
+
+    Paths are bytes in git; like the files on disk they become ``str`` through the
+    file-system encoding (undecodable bytes kept as surrogate escapes), so a committed
+    file whose name is not UTF-8 is compared, not a crash.
+    """
+    here = next(iter(read.values())).resolve().parent if read else Path.cwd()
+    found = _git(["rev-parse", "--show-toplevel"], here)
+    if found.returncode != 0:
+        raise UsageError("--base needs the files to be in a git repository")
+    top = os.fsdecode(found.stdout.rstrip(b"\n"))
     cat_root = _catalog_root(next(iter(read.values())))
     prefix = Path(os.path.relpath(cat_root, top)).as_posix() if cat_root else "."
     prefix = "" if prefix == "." else prefix + "/"
-    listing = subprocess.run(
-        ["git", "ls-tree", "-r", "-z", "--full-tree", ref, "--", f"{prefix}{CATALOG_DIR}"],
-        cwd=top, capture_output=True, check=False)
+    listing = _git(["ls-tree", "-r", "-z", "--full-tree", ref, "--", f"{prefix}{CATALOG_DIR}"], top)
     if listing.returncode != 0:
         raise UsageError(f"--base {ref}: {listing.stderr.decode(errors='replace').strip()}")
     entries = []
@@ -122,26 +137,58 @@ def base_files(ref: str, read: dict[str, Path]) -> dict[str, ParsedFile]:
         if not rec:
             continue
         meta, name = rec.split(b"\t", 1)
-        path = name.decode()
+        path = os.fsdecode(name)
         if meta.split()[1] == b"blob" and path.endswith(YAML_SUFFIXES):
             entries.append((meta.split()[2].decode(), path[len(prefix):]))
-    return {rel: parse_catalog_file(rel, data) for rel, data in zip(
-        [r for _, r in entries], read_blobs(top, [sha for sha, _ in entries]), strict=True)}
+    blobs = read_blobs(top, [sha for sha, _ in entries])
+    return {rel: parse_catalog_file(rel, data) for (_, rel), data in zip(entries, blobs, strict=True)}
 
 
-def read_blobs(cwd: str, shas: list[str]) -> list[bytes]:
-    """Blob contents via one ``git cat-file --batch`` process."""
+def read_blobs(cwd: str, shas: list[str], limit: int = spec.MAX_FILE_BYTES + 1) -> list[bytes]:
+    """Blob contents via one ``git cat-file --batch`` process, each cut at ``limit`` bytes
+    as it streams in (a blob of 1 GiB is not held in memory)."""
     if not shas:
         return []
-    out = subprocess.run(["git", "cat-file", "--batch"], cwd=cwd, input="\n".join(shas).encode() + b"\n",
-                         capture_output=True, check=True).stdout
-    blobs, pos = [], 0
-    for _ in shas:
-        header_end = out.index(b"\n", pos)
-        size = int(out[pos:header_end].split()[2])
-        blobs.append(out[header_end + 1: header_end + 1 + size])
-        pos = header_end + 1 + size + 1
+    try:
+        proc = subprocess.Popen(["git", "cat-file", "--batch"], cwd=cwd, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    except OSError as exc:
+        raise UsageError(f"--base needs git: {exc.strerror}") from None
+    assert proc.stdin is not None and proc.stdout is not None
+    # Blob ids go in from a thread: git answers while it reads, and both pipes could fill.
+    feeder = threading.Thread(target=_feed, args=(proc.stdin, shas), daemon=True)
+    feeder.start()
+    blobs = []
+    try:
+        for sha in shas:
+            header = proc.stdout.readline().split()
+            if len(header) != 3:
+                raise UsageError(f"--base: git cannot read blob {sha}")
+            size = int(header[2])
+            blobs.append(proc.stdout.read(min(size, limit)))
+            _skip(proc.stdout, size - min(size, limit) + 1)  # the rest, and the newline
+    finally:
+        proc.stdout.close()
+        proc.kill()
+        proc.wait()
+        feeder.join()
     return blobs
+
+
+def _feed(pipe: IO[bytes], shas: list[str]) -> None:
+    try:
+        pipe.write("".join(f"{sha}\n" for sha in shas).encode())
+        pipe.close()
+    except OSError:
+        pass  # git went away: the reader reports it
+
+
+def _skip(stream: IO[bytes], n: int) -> None:
+    while n > 0:
+        chunk = stream.read(min(n, 1 << 16))
+        if not chunk:
+            return
+        n -= len(chunk)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -153,7 +200,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         files = parse_all(read)
         base = base_files(args.base, read) if args.base else None
     except UsageError as exc:
-        print(f"pao-cli: {exc}", file=sys.stderr)
+        print(f"pao-cli: {report.printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     findings: dict[str, list[Finding]] = {p: list(files[p].findings) for p in reported}
     for f in validate_catalog(files, base=base):

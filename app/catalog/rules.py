@@ -1,6 +1,6 @@
 """Per-file rules beyond the shape check: fields, constraints, templates, steps, bundle lists.
 
-Each function reports through the ``Reporter`` of ``app.catalog.parse``, which
+Each function reports through a ``Reporter`` (``app.catalog.model``), which
 places a finding at the YAML mark of the value (or key) it is about. Rules only
 look at values of the right type; the shape check has already reported the rest.
 """
@@ -8,16 +8,17 @@ look at values of the right type; the shape check has already reported the rest.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+import warnings
+from collections.abc import Callable
+from typing import Any
 
 import regex
 
 from app.catalog import spec, templates
+from app.catalog.model import Reporter, did_you_mean
 from app.catalog.semver import Constraint
+from app.catalog.shape import check_shape
 from app.catalog.yamlload import Mark
-
-if TYPE_CHECKING:
-    from app.catalog.parse import Reporter
 
 Path = tuple[str | int, ...]
 
@@ -105,12 +106,9 @@ def _check_field(rep: Reporter, fpath: Path, f: dict) -> None:
                         "negative")
     pattern = None
     if "regexp" in allowed and isinstance(f.get("regexp"), str):
-        try:
-            pattern = re.compile(f["regexp"])
-        except re.error as exc:
-            pos = f" at position {exc.pos}" if exc.pos is not None else ""
-            rep.add((*fpath, "regexp"), "PAO023", f"regexp does not compile: {exc.msg}{pos}; "
-                    "escape special characters or fix the brackets")
+        pattern, problem = compile_regexp(f["regexp"])
+        if problem is not None:
+            rep.add((*fpath, "regexp"), "PAO023", problem)
     if ftype in ("selection", "multiselect"):
         oneof = f.get("oneof")
         if "oneof" not in f:
@@ -118,11 +116,10 @@ def _check_field(rep: Reporter, fpath: Path, f: dict) -> None:
         elif isinstance(oneof, list):
             if not oneof:
                 rep.add((*fpath, "oneof"), "PAO024", "oneof is empty; list at least one choice")
-            seen: list[Any] = []
+            seen = _Seen()
             for i, choice in enumerate(oneof):
-                if choice in seen:
+                if seen.add(choice):
                     rep.add((*fpath, "oneof", i), "PAO024", f"choice {choice!r} is listed twice")
-                seen.append(choice)
     if "default" in f:
         if ftype == "secret":
             rep.add((*fpath, "default"), "PAO026", "a secret field cannot have a default: "
@@ -137,8 +134,107 @@ def _check_field(rep: Reporter, fpath: Path, f: dict) -> None:
                         "(a|a)+ backtracks catastrophically; simplify the pattern")
                 problem = None
             if problem:
-                rep.add((*fpath, "default"), "PAO025", f"default {f['default']!r} {problem}; "
+                rep.add((*fpath, "default"), "PAO025", f"default {_quoted(f['default'])} {problem}; "
                         "change the default or the constraint")
+
+
+# A field's regexp checks one input line. Longer patterns, or counted repetitions that
+# multiply past this, took the regex module seconds to compile, or forever when nested
+# ('((a{1000}){1000}){1000}'): compiling cannot be interrupted, so they are refused.
+MAX_REGEXP_LENGTH = 4096
+# re warns (FutureWarning, on stderr) about '[[' or '--' in sets that a later Python may
+# read differently; the author's pattern is checked as today's Python reads it.
+warnings.filterwarnings("ignore", message="Possible (nested set|set difference|set intersection|"
+                        "set symmetric difference|set union)", category=FutureWarning)
+MAX_REGEXP_EXPANSION = 10_000
+
+
+def compile_regexp(text: str) -> tuple[re.Pattern[str] | None, str | None]:
+    """``text`` compiled, or None and why not (PAO023's message)."""
+    if len(text) > MAX_REGEXP_LENGTH:
+        return None, (f"regexp has {len(text):,} characters, over the {MAX_REGEXP_LENGTH:,} "
+                      "limit; a field's pattern checks one value: shorten it")
+    try:
+        pattern = re.compile(text)
+        expansion = _expansion(re._parser.parse(text))  # type: ignore[attr-defined]
+    except re.error as exc:
+        pos = f" at position {exc.pos}" if exc.pos is not None else ""
+        return None, (f"regexp does not compile: {exc.msg}{pos}; escape special characters "
+                      "or fix the brackets")
+    except (RecursionError, OverflowError, MemoryError) as exc:
+        return None, (f"regexp does not compile ({type(exc).__name__}): too many nested groups "
+                      "or too large a repetition count; simplify it")
+    if expansion > MAX_REGEXP_EXPANSION:
+        return None, (f"regexp repeats too much: its counted repetitions ({{n}}, {{n,m}}) multiply "
+                      f"to {expansion:,} copies, over {MAX_REGEXP_EXPANSION:,}; simplify it")
+    return pattern, None
+
+
+def _expansion(parsed: Any) -> int:
+    """How many copies of its atoms a regex engine that expands counted repeats makes."""
+    total = 0
+    for op, av in parsed:
+        name = str(op)
+        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            low, high, sub = av
+            count = low if high == re._constants.MAXREPEAT else high  # type: ignore[attr-defined]
+            total += max(count, 1) * _expansion(sub)
+        elif name == "SUBPATTERN":
+            total += _expansion(av[3])
+        elif name == "BRANCH":
+            total += sum(_expansion(sub) for sub in av[1])
+        elif name in ("ASSERT", "ASSERT_NOT"):
+            total += _expansion(av[1])
+        elif name == "ATOMIC_GROUP":
+            total += _expansion(av)
+        else:
+            total += 1
+        if total > MAX_REGEXP_EXPANSION:
+            return total  # enough to refuse; stop before the numbers grow huge
+    return total
+
+
+def _quoted(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut at ``limit`` characters: a message quotes a value, not a file."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text):,} characters)"
+
+
+def _choices(oneof: list[Any], shown: int = 10) -> str:
+    """``oneof`` for a message, the first ``shown`` choices of a long list and a count."""
+    if len(oneof) <= shown:
+        return repr(oneof)
+    return "[" + ", ".join(map(repr, oneof[:shown])) + f", ... ({len(oneof) - shown} more)]"
+
+
+class _Seen:
+    """Membership in linear time for YAML values: a set for the hashable ones (a list
+    test made a oneof of 19,000 choices take seconds), equality for lists and mappings."""
+
+    def __init__(self, values: list[Any] = ()) -> None:  # type: ignore[assignment]
+        self.hashable: set[tuple[type, Any]] = set()
+        self.others: list[Any] = []
+        for v in values:
+            self.add(v)
+
+    def add(self, value: Any) -> bool:
+        """Add ``value``; True if it was already there."""
+        if isinstance(value, list | dict):
+            found = value in self.others
+            self.others.append(value)
+            return found
+        key = (type(value) if not isinstance(value, int | float) or isinstance(value, bool)
+               else float, value)  # 1 == 1.0, as the list test had it; True is not 1
+        found = key in self.hashable
+        self.hashable.add(key)
+        return found
+
+    def __contains__(self, value: Any) -> bool:
+        if isinstance(value, list | dict):
+            return value in self.others
+        key = (type(value) if not isinstance(value, int | float) or isinstance(value, bool)
+               else float, value)
+        return key in self.hashable
 
 
 def _num(v: Any) -> bool:
@@ -195,14 +291,15 @@ def default_problem(ftype: str, f: dict, value: Any, pattern: re.Pattern[str] | 
     oneof = f.get("oneof") if isinstance(f.get("oneof"), list) else None
     if ftype == "selection":
         if oneof is not None and value not in oneof:
-            return f"is not one of the choices {oneof}"
+            return f"is not one of the choices {_choices(oneof)}"
         return None
     if ftype == "multiselect":
         if not isinstance(value, list):
             return f"is {spec.type_name(value)}, not a list of choices"
-        bad = [v for v in value if oneof is not None and v not in oneof]
+        choices = _Seen(oneof or [])
+        bad = [v for v in value if oneof is not None and v not in choices]
         if bad:
-            return f"has {bad[0]!r}, which is not one of the choices {oneof}"
+            return f"has {bad[0]!r}, which is not one of the choices {_choices(oneof)}"
         lo, hi = f.get("min_items"), f.get("max_items")
         if _num(lo) and len(value) < lo:
             return f"has fewer than min_items {lo} choices"
@@ -235,7 +332,7 @@ def _check_manual(rep: Reporter, manual: dict, fields: dict[str, dict]) -> None:
         if key not in template:
             rep.add(("fulfillment", "manual", "template"), "PAO037",
                     f"a {system} ticket template needs '{key}'; add it under template", key=True)
-    scope = TemplateScope(set(fields), steps={}, reachable=set())
+    scope = TemplateScope(set(fields), steps={})
     for tpath, text in _strings(template, ("fulfillment", "manual", "template")):
         _check_template(rep, tpath, text, scope)
 
@@ -269,7 +366,7 @@ def _check_steps(rep: Reporter, steps: list, fields: dict[str, dict], *, has_man
                         "remove it from depends_on")
             elif dep not in ids:
                 rep.add((*base, i, "depends_on", j), "PAO034", f"depends_on names unknown step "
-                        f"{dep!r}{_hint(dep, ids)}; known steps: {', '.join(ids) or 'none'}")
+                        f"{dep!r}{did_you_mean(dep, ids)}; known steps: {', '.join(ids) or 'none'}")
             elif sid is not None and ids.get(sid) == i:
                 graph[sid].append(dep)
         outputs = step.get("outputs")
@@ -282,8 +379,6 @@ def _check_steps(rep: Reporter, steps: list, fields: dict[str, dict], *, has_man
                     "fulfillment.manual ticket to fall back to; add one or use on_failure: fail")
         stype, config = step.get("type"), step.get("config")
         if stype in spec.STEP_CONFIGS and isinstance(config, dict):
-            from app.catalog.parse import check_shape
-
             check_shape(rep, spec.STEP_CONFIGS[stype], config, (*base, i, "config"))
     _report_cycles(rep, base, ids, graph)
     declared = {
@@ -291,21 +386,15 @@ def _check_steps(rep: Reporter, steps: list, fields: dict[str, dict], *, has_man
         if isinstance(s.get("outputs"), list) else None
         for s in steps if isinstance(s, dict) and isinstance(s.get("id"), str)
     }
+    field_names = set(fields)
     for i, step in enumerate(steps):
         if not isinstance(step, dict) or not isinstance(step.get("config"), dict):
             continue
         sid = step.get("id")
-        scope = TemplateScope(set(fields), steps=declared,
-                              reachable=_ancestors(graph, sid) if isinstance(sid, str) else set())
+        scope = TemplateScope(field_names, steps=declared, reachable=(
+            (lambda sid=sid: _ancestors(graph, sid)) if isinstance(sid, str) else set))
         for tpath, text in _strings(step["config"], (*base, i, "config")):
             _check_template(rep, tpath, text, scope)
-
-
-def _hint(word: str, options: Any) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _ancestors(graph: dict[str, list[str]], start: str) -> set[str]:
@@ -325,11 +414,19 @@ def _report_cycles(rep: Reporter, base: Path, ids: dict[str, int], graph: dict[s
     color = dict.fromkeys(graph, white)
     reported: set[frozenset[str]] = set()
 
-    def visit(node: str, stack: list[str]) -> None:
-        color[node] = grey
-        stack.append(node)
-        for dep in graph[node]:
-            if color[dep] == grey:
+    # Depth-first without recursion: a chain of thousands of steps is a valid file.
+    for start in sorted(graph, key=ids.__getitem__):
+        if color[start] != white:
+            continue
+        color[start] = grey
+        stack = [start]
+        pending = [iter(graph[start])]
+        while pending:
+            dep = next(pending[-1], None)
+            if dep is None:
+                color[stack.pop()] = black
+                pending.pop()
+            elif color[dep] == grey:
                 cycle = stack[stack.index(dep):]
                 key = frozenset(cycle)
                 if key not in reported:
@@ -341,13 +438,9 @@ def _report_cycles(rep: Reporter, base: Path, ids: dict[str, int], graph: dict[s
                             "steps depend on each other in a cycle: " + " -> ".join(ring)
                             + "; remove one of these depends_on entries", key=True)
             elif color[dep] == white:
-                visit(dep, stack)
-        stack.pop()
-        color[node] = black
-
-    for node in sorted(graph, key=ids.__getitem__):
-        if color[node] == white:
-            visit(node, [])
+                color[dep] = grey
+                stack.append(dep)
+                pending.append(iter(graph[dep]))
 
 
 # -- templates --------------------------------------------------------------------
@@ -355,10 +448,20 @@ def _report_cycles(rep: Reporter, base: Path, ids: dict[str, int], graph: dict[s
 class TemplateScope:
     """What a template may name: fields, requester.*, request.*, and reachable steps' outputs."""
 
-    def __init__(self, fields: set[str], *, steps: dict[str, set[str] | None], reachable: set[str]):
+    def __init__(self, fields: set[str], *, steps: dict[str, set[str] | None],
+                 reachable: Callable[[], set[str]] = set):
         self.fields = fields
         self.steps = steps
-        self.reachable = reachable
+        self._reachable = reachable
+        self._known: set[str] | None = None
+
+    @property
+    def reachable(self) -> set[str]:
+        """The steps this template's step depends on, directly or not; found when first read
+        (for every step of a 2,000-step chain it was quadratic work most files never need)."""
+        if self._known is None:
+            self._known = self._reachable()
+        return self._known
 
 
 def _strings(value: Any, path: Path) -> list[tuple[Path, str]]:
@@ -380,35 +483,35 @@ def _check_template(rep: Reporter, path: Path, text: str, scope: TemplateScope) 
     info = templates.analyze(text)
     if info.error is not None:
         lineno, message = info.error
-        rep.at(_locate(rep, path, lineno, None), "PAO030",
-               f"template syntax error: {message}; check the {{{{ }}}} and {{% %}} pairs")
+        _report(rep, path, lineno, None, "PAO030", lambda: f"template syntax error: {message}; "
+                "check the {{ }} and {% %} pairs")
         return
     builtins = {"steps", "requester", "request"}
     for name, lineno in info.names:
         if name in scope.fields or name in builtins:
             continue
-        rep.at(_locate(rep, path, lineno, name), "PAO031",
-               f"template uses '{name}', which no field defines{_hint(name, scope.fields)}; "
-               "available: " + ", ".join([*sorted(scope.fields), "requester.*", "request.*"]))
+        _report(rep, path, lineno, name, "PAO031", lambda name=name: (
+            f"template uses '{name}', which no field defines{did_you_mean(name, scope.fields)}; "
+            "available: " + ", ".join([*sorted(scope.fields), "requester.*", "request.*"])))
     known_filters = templates.environment().filters
     for name, lineno in info.filters:
         if name not in known_filters:
-            rep.at(_locate(rep, path, lineno, name), "PAO030",
-                   f"unknown filter '{name}'{_hint(name, known_filters)}")
+            _report(rep, path, lineno, name, "PAO030", lambda name=name: (
+                f"unknown filter '{name}'{did_you_mean(name, known_filters)}"))
     known_tests = templates.environment().tests
     for name, lineno in info.tests:
         if name not in known_tests:
-            rep.at(_locate(rep, path, lineno, name), "PAO030",
-                   f"unknown test '{name}'{_hint(name, known_tests)}")
+            _report(rep, path, lineno, name, "PAO030", lambda name=name: (
+                f"unknown test '{name}'{did_you_mean(name, known_tests)}"))
     for chain, lineno in info.chains:
         root, attr = chain[0], chain[1]
         if len(chain) == 2 and root == "requester" and attr not in spec.REQUESTER_ATTRIBUTES:
-            rep.at(_locate(rep, path, lineno, attr), "PAO031",
-                   f"requester has no '{attr}'; use requester."
-                   + ", requester.".join(spec.REQUESTER_ATTRIBUTES))
+            _report(rep, path, lineno, attr, "PAO031", lambda attr=attr: (
+                f"requester has no '{attr}'; use requester."
+                + ", requester.".join(spec.REQUESTER_ATTRIBUTES)))
         elif len(chain) == 2 and root == "request" and attr not in spec.REQUEST_ATTRIBUTES:
-            rep.at(_locate(rep, path, lineno, attr), "PAO031",
-                   f"request has no '{attr}'; use request." + ", request.".join(spec.REQUEST_ATTRIBUTES))
+            _report(rep, path, lineno, attr, "PAO031", lambda attr=attr: (
+                f"request has no '{attr}'; use request." + ", request.".join(spec.REQUEST_ATTRIBUTES)))
         elif root == "steps" and len(chain) in (2, 4):
             _check_step_ref(rep, path, lineno, chain, scope)
 
@@ -418,19 +521,29 @@ def _check_step_ref(rep: Reporter, path: Path, lineno: int, chain: tuple[str, ..
     step = chain[1]
     if len(chain) == 2:
         if step not in scope.steps:
-            rep.at(_locate(rep, path, lineno, step), "PAO031",
-                   f"template reads steps.{step}, but there is no step {step!r}"
-                   f"{_hint(step, scope.steps)}")
+            _report(rep, path, lineno, step, "PAO031", lambda: (
+                f"template reads steps.{step}, but there is no step {step!r}"
+                f"{did_you_mean(step, scope.steps)}"))
         elif step not in scope.reachable:
-            rep.at(_locate(rep, path, lineno, step), "PAO038",
-                   f"template reads the outputs of step {step!r} without depending on it; "
-                   f"add {step!r} to this step's depends_on")
+            _report(rep, path, lineno, step, "PAO038", lambda: (
+                f"template reads the outputs of step {step!r} without depending on it; "
+                f"add {step!r} to this step's depends_on"))
         return
     outputs = scope.steps.get(step)
     if chain[2] == "outputs" and outputs is not None and chain[3] not in outputs:
-        rep.at(_locate(rep, path, lineno, chain[3]), "PAO031",
-               f"step {step!r} declares no output {chain[3]!r}{_hint(chain[3], outputs)}; "
-               f"its outputs: {', '.join(sorted(outputs)) or 'none'}")
+        _report(rep, path, lineno, chain[3], "PAO031", lambda: (
+            f"step {step!r} declares no output {chain[3]!r}{did_you_mean(chain[3], outputs)}; "
+            f"its outputs: {', '.join(sorted(outputs)) or 'none'}"))
+
+
+def _report(rep: Reporter, path: Path, lineno: int, needle: str | None, code: str,
+            message: Callable[[], str]) -> None:
+    """A template finding, placed and worded only when the file's report has room for it
+    (both cost time: a template can hold thousands of unknown names)."""
+    if rep.full:
+        rep.drop(code)
+    else:
+        rep.at(_locate(rep, path, lineno, needle), code, message())
 
 
 def _locate(rep: Reporter, path: Path, lineno: int, needle: str | None) -> Mark:
@@ -439,17 +552,16 @@ def _locate(rep: Reporter, path: Path, lineno: int, needle: str | None) -> Mark:
     mark = loaded.at(path) if loaded is not None else Mark(1, 1)
     if loaded is None:
         return mark
-    lines = loaded.text.splitlines()
     block = mark.style in ("|", ">")
     line = mark.line + lineno if block else mark.line + lineno - 1
-    if not 1 <= line <= len(lines):
+    text = loaded.line(line)
+    if text is None:
         return mark
-    text = lines[line - 1]
     start = mark.col - 1 if line == mark.line else 0
     if needle:
-        m = re.search(r"(?<![A-Za-z0-9_])" + re.escape(needle) + r"(?![A-Za-z0-9_])", text[start:])
+        m = re.compile(r"(?<![A-Za-z0-9_])" + re.escape(needle) + r"(?![A-Za-z0-9_])").search(text, start)
         if m:
-            return Mark(line, start + m.start() + 1)
+            return Mark(line, m.start() + 1)
     if line == mark.line:
         return mark
     return Mark(line, len(text) - len(text.lstrip()) + 1)

@@ -29,6 +29,8 @@ def _shape(shape: spec.Shape) -> dict[str, Any]:
             out["pattern"] = shape.pattern
         if shape.min_length:
             out["minLength"] = shape.min_length
+        if shape.max_length:
+            out["maxLength"] = shape.max_length
         return out
     if isinstance(shape, spec.ListOf):
         out = {"type": "array", "items": _shape(shape.item)}

@@ -30,6 +30,11 @@ SEMVER_RE = re.compile(
 MAX_FILE_BYTES = 256 * 1024  # a catalog file is a form and a template, not a data set
 MAX_NODES = 20_000  # YAML nodes after alias expansion; stops "billion laughs" files
 MAX_DEPTH = 100  # nested mappings and lists; a catalog needs about ten
+MAX_FINDINGS_PER_FILE = 100  # more are counted in one closing finding (PAO090)
+# PostgreSQL indexes owner (with the name) and the file path; an index entry holds at most
+# 2,704 bytes, and one longer value failed the whole sync's transaction.
+MAX_OWNER_LENGTH = 200  # characters
+MAX_PATH_BYTES = 1024
 
 FIELD_TYPES = ("string", "integer", "number", "boolean", "selection", "multiselect", "secret", "json")
 # Constraint keys each field type allows; every other constraint key is an error there.
@@ -70,6 +75,7 @@ class Scalar:
     enum: tuple[str, ...] = ()
     pattern: str | None = None  # documented as JSON Schema pattern
     min_length: int | None = None
+    max_length: int | None = None  # characters
 
 
 @dataclass(frozen=True)
@@ -137,7 +143,8 @@ HEADER_KEYS: dict[str, Key] = {
     "version": Key(Scalar("string", pattern=SEMVER_RE.pattern),
                    "Semantic version, quoted: \"1.2.0\". Bump it with every change.", True),
     "description": Key(NONEMPTY, "One or two sentences.", True),
-    "owner": Key(NONEMPTY, "The team that fulfils requests.", True),
+    "owner": Key(Scalar("string", min_length=1, max_length=MAX_OWNER_LENGTH),
+                 "The team that fulfils requests.", True),
     "display_name": Key(NONEMPTY, "Human title shown by portals; defaults to the name."),
     "tags": Key(ListOf(NONEMPTY), "Search tags."),
 }
@@ -237,12 +244,12 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("PAO001", "error", "The file is not valid UTF-8."),
+    Rule("PAO001", "error", "The file, or its name, is not valid UTF-8."),
     Rule("PAO002", "error", f"The file is larger than {MAX_FILE_BYTES // 1024} KiB."),
     Rule("PAO003", "error", "The file is not valid YAML (or holds more than one document)."),
     Rule("PAO004", "error", "The document is not a mapping."),
-    Rule("PAO005", "error", f"Aliases expand to more than {MAX_NODES} nodes, refer to themselves, "
-         f"or the document nests deeper than {MAX_DEPTH} levels."),
+    Rule("PAO005", "error", f"The document holds more than {MAX_NODES} values, aliases expand it "
+         f"beyond that, an alias refers to itself, or it nests deeper than {MAX_DEPTH} levels."),
     Rule("PAO006", "error", "A mapping has the same key twice (YAML would keep only the last)."),
     Rule("PAO007", "error", "A mapping key is not a plain string (numbers, null, merge keys '<<')."),
     Rule("PAO008", "error", "A value has an explicit tag PAO does not support (e.g. !!binary, !custom)."),
@@ -264,6 +271,8 @@ RULES: tuple[Rule, ...] = (
     Rule("PAO024", "error", "oneof is missing, empty or has duplicates on a selection/multiselect."),
     Rule("PAO025", "error", "default violates the field's own type or constraints."),
     Rule("PAO026", "error", "A secret field has a default (secrets never live in the catalog)."),
+    Rule("PAO027", "error", f"A value is longer than PAO can store (owner: {MAX_OWNER_LENGTH} "
+         f"characters), or the file's path is longer than {MAX_PATH_BYTES} bytes."),
     Rule("PAO030", "error", "A template is not valid Jinja2."),
     Rule("PAO031", "error", "A template uses a variable that no field defines."),
     Rule("PAO032", "error", "fulfillment has neither manual nor automation."),
@@ -281,6 +290,10 @@ RULES: tuple[Rule, ...] = (
     Rule("PAO045", "error", "A bundle lists the same item twice, or no item at all."),
     Rule("PAO050", "error", "A changed item or bundle kept its base version."),
     Rule("PAO051", "error", "The version is lower than the base version."),
+    Rule("PAO090", "notice", f"More findings than the first {MAX_FINDINGS_PER_FILE} of a file; "
+         "this one counts the rest and carries the worst severity among them."),
+    Rule("PAO099", "error", "PAO could not finish checking the file (a library or PAO itself failed "
+         "on it); the file is rejected, the others are checked as usual."),
 )
 RULES_BY_CODE: dict[str, Rule] = {r.code: r for r in RULES}
 

@@ -20,7 +20,8 @@ from jinja2 import nodes
 class TemplateInfo:
     error: tuple[int, str] | None  # (line, message) of a syntax error
     names: tuple[tuple[str, int], ...]  # free variables, first use
-    chains: tuple[tuple[tuple[str, ...], int], ...]  # a.b.c attribute chains on free variables
+    # a.b.c attribute chains on free variables, every prefix up to MAX_CHAIN parts
+    chains: tuple[tuple[tuple[str, ...], int], ...]
     filters: tuple[tuple[str, int], ...]
     tests: tuple[tuple[str, int], ...] = ()  # `x is <test>`: Jinja2 refuses unknown ones
 
@@ -31,6 +32,9 @@ _SIMPLE = re.compile(
 )
 _FILTER_NAME = re.compile(r"\|\s*([A-Za-z_]\w*)")
 _OPENERS = ("{{", "{%", "{#")
+# The longest chain the rules read (steps.<id>.outputs.<name>); longer chains are
+# recorded up to it, so a chain of 80,000 '.b' costs linear time, not quadratic.
+MAX_CHAIN = 4
 
 
 @lru_cache(maxsize=1)
@@ -39,8 +43,22 @@ def environment() -> jinja2.Environment:
     return jinja2.Environment(autoescape=False)  # noqa: S701
 
 
-@lru_cache(maxsize=8192)
+# Templates that recur across files and pushes are short; caching long ones would keep
+# up to 8,192 texts of up to 256 KiB alive (2 GiB) for a repository of unique big ones.
+_CACHED_LENGTH = 4096
+
+
 def analyze(text: str) -> TemplateInfo:
+    """What ``text`` uses; short texts are cached."""
+    return _analyze_cached(text) if len(text) <= _CACHED_LENGTH else _analyze(text)
+
+
+@lru_cache(maxsize=8192)
+def _analyze_cached(text: str) -> TemplateInfo:
+    return _analyze(text)
+
+
+def _analyze(text: str) -> TemplateInfo:
     fast = _analyze_simple(text)
     return fast if fast is not None else _analyze_jinja(text)
 
@@ -51,21 +69,26 @@ def _analyze_simple(text: str) -> TemplateInfo | None:
     filters: list[tuple[str, int]] = []
     pos = 0
     rest: list[str] = []
+    line, counted = 1, 0  # counted on from the previous match: from the start was quadratic
     for m in _SIMPLE.finditer(text):
         rest.append(text[pos:m.start()])
-        pos = m.end()
-        line = text.count("\n", 0, m.start()) + 1
+        line += text.count("\n", counted, m.start())
+        counted, pos = m.start(), m.end()
         chain = tuple(m.group("chain").split("."))
         if chain[0] in ("true", "false", "none", "True", "False", "None"):
             return None
         names.setdefault(chain[0], line)
         if len(chain) > 1:
-            chains.extend((chain[:k], line) for k in range(len(chain), 1, -1))
+            chains.extend((chain[:k], line) for k in range(min(len(chain), MAX_CHAIN), 1, -1))
         filters.extend((f, line) for f in _FILTER_NAME.findall(m.group("filters")))
     rest.append(text[pos:])
     if any(o in part for part in rest for o in _OPENERS):
         return None  # blocks, comments or expressions: let Jinja2 read it
     return TemplateInfo(None, tuple(names.items()), tuple(chains), tuple(filters))
+
+
+_TOO_DEEP = (1, "the template nests too deeply (parentheses, brackets, chained operators, "
+                "blocks); split it or simplify the expression")
 
 
 def _analyze_jinja(text: str) -> TemplateInfo:
@@ -75,29 +98,48 @@ def _analyze_jinja(text: str) -> TemplateInfo:
         return TemplateInfo((exc.lineno or 1, exc.message or "syntax error"), (), (), ())
     except RecursionError:
         # Jinja2's parser recurses about 15 frames per parenthesis or bracket.
-        return TemplateInfo((1, "the template nests too deeply (parentheses, brackets, "
-                                "blocks); split it or simplify the expression"), (), (), ())
+        return TemplateInfo(_TOO_DEEP, (), (), ())
+    everything = _walk(tree)
     # Free variables: names loaded but never bound in the template (set, for, macro
     # parameters). Coarser than Jinja's scoping, and never reports a bound name.
-    bound = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    all_names = [n for n in everything if isinstance(n, nodes.Name)]
+    bound = {n.name for n in all_names if n.ctx in ("store", "param")}
     names: dict[str, int] = {}
-    for n in tree.find_all(nodes.Name):
+    for n in all_names:
         if n.ctx == "load" and n.name not in bound:
             names.setdefault(n.name, n.lineno)
     chains: list[tuple[tuple[str, ...], int]] = []
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        chain = _chain(node)
-        if chain is not None and chain[0] in names:
-            chains.append((chain, node.lineno))
-    filters = [(f.name, f.lineno) for f in tree.find_all(nodes.Filter)]
-    tests = [(t.name, t.lineno) for t in tree.find_all(nodes.Test)]
+    for node in everything:
+        if isinstance(node, nodes.Getattr | nodes.Getitem):
+            chain = _chain(node)
+            if chain is not None and chain[0] in names:
+                chains.append((chain, node.lineno))
+    filters = [(f.name, f.lineno) for f in everything if isinstance(f, nodes.Filter)]
+    tests = [(t.name, t.lineno) for t in everything if isinstance(t, nodes.Test)]
     return TemplateInfo(None, tuple(names.items()), tuple(chains), tuple(filters), tuple(tests))
 
 
+def _walk(tree: nodes.Node) -> list[nodes.Node]:
+    """Every node under ``tree`` in document order, without recursion.
+
+    Jinja2's ``find_all`` recurses once per level, and a chain of 1,000 ``.b`` or
+    ``+ a`` parses fine yet nests that deep.
+    """
+    out: list[nodes.Node] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        stack.extend(reversed(list(node.iter_child_nodes())))
+    return out
+
+
 def _chain(node: nodes.Node) -> tuple[str, ...] | None:
-    """``a.b['c'].d`` -> ('a', 'b', 'c', 'd'); None for anything else."""
+    """``a.b['c'].d`` -> ('a', 'b', 'c', 'd'); None for anything else or beyond MAX_CHAIN parts."""
     parts: list[str] = []
     while isinstance(node, nodes.Getattr | nodes.Getitem):
+        if len(parts) == MAX_CHAIN - 1:
+            return None  # its prefixes are recorded from the inner nodes
         if isinstance(node, nodes.Getattr):
             parts.append(node.attr)
         elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):

@@ -13,6 +13,7 @@ loaded, and the node tree is turned into dicts, lists and scalars here so that:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,8 +25,24 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _constructor = yaml.constructor.SafeConstructor()
 
 Path = tuple[str | int, ...]
+# The line breaks YAML (and libyaml's marks) count: CR LF, CR, LF, NEL, LS, PS.
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 
-_STR = "tag:yaml.org,2002:str"
+_YAML_TAG = "tag:yaml.org,2002:"
+_STR = _YAML_TAG + "str"
+_INT = _YAML_TAG + "int"
+_COLLECTION_TAGS = {SequenceNode: _YAML_TAG + "seq", MappingNode: _YAML_TAG + "map"}
+# What PostgreSQL's jsonb and the API's JSON encoder hold: signed and unsigned 64 bits.
+_INT_RANGE = range(-(2**63), 2**64)
+_resolver = yaml.resolver.Resolver()
+
+
+def _timestamp(node: ScalarNode) -> str:
+    if not yaml.constructor.SafeConstructor.timestamp_regexp.match(node.value):
+        raise ValueError(node.value)
+    return node.value
+
+
 _SCALAR_BUILDERS = {
     _STR: lambda node: node.value,
     "tag:yaml.org,2002:null": lambda node: None,
@@ -33,8 +50,13 @@ _SCALAR_BUILDERS = {
     "tag:yaml.org,2002:int": lambda node: _constructor.construct_yaml_int(node),
     "tag:yaml.org,2002:float": lambda node: _constructor.construct_yaml_float(node),
     # Keep dates as written: they are stored as JSON and compared as text.
-    "tag:yaml.org,2002:timestamp": lambda node: node.value,
+    "tag:yaml.org,2002:timestamp": _timestamp,
 }
+
+
+def _tag_name(tag: str) -> str:
+    """``!!binary`` for YAML's own tags, the tag as written otherwise."""
+    return "!!" + tag[len(_YAML_TAG):] if tag.startswith(_YAML_TAG) else tag
 
 
 @dataclass(frozen=True)
@@ -65,6 +87,7 @@ class Loaded:
     problems: list[Problem] = field(default_factory=list)
     fatal: bool = False
     text: str = ""  # the source, to place findings inside multi-line strings
+    _line_starts: list[int] | None = field(default=None, repr=False)
 
     def at(self, path: Path, *, key: bool = False) -> Mark:
         """The mark of ``path`` (its key when ``key``), else of its nearest ancestor."""
@@ -79,6 +102,20 @@ class Loaded:
             if p in self.marks:
                 return as_mark(self.marks[p])
         return Mark(1, 1)
+
+    def line(self, number: int) -> str | None:
+        """Line ``number`` (1-based) of the source as YAML counts lines, None past the end.
+
+        The line starts are found once per file: finding them again for each finding
+        made a file with thousands of findings quadratic.
+        """
+        if self._line_starts is None:
+            self._line_starts = [0, *(m.end() for m in _LINE_BREAK.finditer(self.text))]
+        if not 1 <= number <= len(self._line_starts):
+            return None
+        start = self._line_starts[number - 1]
+        end = self._line_starts[number] if number < len(self._line_starts) else len(self.text)
+        return self.text[start:end].rstrip("\r\n\x85\u2028\u2029")
 
     def resolved(self, keep: Callable[[Path], bool]) -> Loaded:
         """A copy with only the marks ``keep`` wants, as Marks (no YAML nodes kept alive)."""
@@ -98,6 +135,11 @@ def _mark(node: Node) -> Mark:
     return Mark(m.line + 1, m.column + 1, style)
 
 
+def _short(text: str, limit: int = 40) -> str:
+    """``text`` quoted, cut to ``limit`` characters: findings quote values, not whole files."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
 def as_mark(where: Mark | Node) -> Mark:
     return where if isinstance(where, Mark) else _mark(where)
 
@@ -105,6 +147,8 @@ def as_mark(where: Mark | Node) -> Mark:
 # libyaml's composer recurses once per nesting level and overflows the C stack (a
 # segfault, not an exception) somewhere past 5,000 levels; 120 KB of '[' gets there.
 _COMPOSE_SAFE_DEPTH = 2_000
+# Walks of the text before a parser error (see _too_deep); one is enough for a refusal.
+_PREFIX_WALKS = 3
 
 
 def _depth_bound(text: str) -> int:
@@ -117,25 +161,48 @@ def _depth_bound(text: str) -> int:
             + text.count("[") + text.count("{") + 2)
 
 
+def _offset(text: str, mark: yaml.Mark) -> int:
+    """The index in ``text`` of a parser's (0-based line, column) mark."""
+    if mark.line == 0:
+        return min(mark.column, len(text))
+    for n, brk in enumerate(_LINE_BREAK.finditer(text), 1):
+        if n == mark.line:
+            return min(brk.end() + mark.column, len(text))
+    return len(text)
+
+
 def _too_deep(text: str, max_depth: int) -> Mark | None:
-    """Where the document first nests deeper than ``max_depth``, read from libyaml's
-    event stream (which, unlike its composer, keeps no C recursion); None if it does not."""
-    loader = _Loader(text)
-    depth = 0
-    try:
-        while (event := loader.get_event()) is not None:
-            kind = type(event)
-            if kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
-                depth += 1
-                if depth > max_depth:
-                    m = event.start_mark
-                    return Mark(m.line + 1, m.column + 1)
-            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
-                depth -= 1
-    except yaml.YAMLError:
-        return None  # a syntax error before any deep nesting: composing reports it
-    finally:
-        loader.dispose()
+    """Where the document first nests deeper than ``max_depth``; None if it does not.
+
+    PAO's own rule, whichever parser runs: it reads the event stream (which, unlike
+    libyaml's composer, keeps no C recursion). A parser may refuse deep nesting itself
+    (libyaml since 0.2.6 stops at 1,000 levels) and, reading ahead, do so before it hands
+    over the events that lead there; so after an error the text before it is walked again.
+    """
+    for _ in range(_PREFIX_WALKS):
+        loader = _Loader(text)
+        depth = 0
+        try:
+            while (event := loader.get_event()) is not None:
+                kind = type(event)
+                if kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+                    depth += 1
+                    if depth > max_depth:
+                        m = event.start_mark
+                        return Mark(m.line + 1, m.column + 1)
+                elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                    depth -= 1
+            return None
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            cut = _offset(text, mark) if mark is not None else len(text)
+            if cut >= len(text):
+                return None  # the error is at the end: nothing before it was left unread
+            text = text[:cut]
+        except yaml.YAMLError:
+            return None
+        finally:
+            loader.dispose()
     return None
 
 
@@ -144,32 +211,30 @@ def _depth_message(max_depth: int) -> str:
             "flatten it")
 
 
+def _too_deep_problem(where: Mark, max_depth: int) -> Loaded:
+    return Loaded(None, problems=[Problem("PAO005", where, _depth_message(max_depth))], fatal=True)
+
+
 def load(text: str, *, max_nodes: int, max_depth: int = 100) -> Loaded:
     """Compose ``text`` (one YAML document) and convert it, recording problems."""
-    if _depth_bound(text) > _COMPOSE_SAFE_DEPTH:
-        where = _too_deep(text, max_depth)
-        if where is not None:
-            return Loaded(None, problems=[Problem("PAO005", where, _depth_message(max_depth))],
-                          fatal=True)
+    walked = _depth_bound(text) > _COMPOSE_SAFE_DEPTH
+    if walked and (where := _too_deep(text, max_depth)) is not None:
+        return _too_deep_problem(where, max_depth)
     loader = _Loader(text)
     try:
         root = loader.get_single_node()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = Mark(mark.line + 1, mark.column + 1) if mark else Mark(1, 1)
-        problem = " ".join(x for x in (exc.context, exc.problem) if x) or str(exc)
-        if "expected a single document" in problem:
-            problem = "the file holds more than one YAML document; keep one per file"
-        return Loaded(None, problems=[Problem("PAO003", where, f"YAML syntax error: {problem}")],
-                      fatal=True)
-    except yaml.YAMLError as exc:
-        return Loaded(None, problems=[Problem("PAO003", Mark(1, 1), f"YAML error: {exc}")], fatal=True)
+    except (yaml.YAMLError, RecursionError) as exc:
+        # The parser may have refused (or, pure Python, recursed on) nesting that is
+        # PAO's to report: PAO005 whichever parser runs, not a syntax error.
+        if not walked and (where := _too_deep(text, max_depth)) is not None:
+            return _too_deep_problem(where, max_depth)
+        return _syntax_error(exc)
     finally:
         loader.dispose()
     out = Loaded(None, text=text)
     if root is None:
         return out
-    converter = _Converter(out, max_nodes, max_depth)
+    converter = _Converter(out, root, max_nodes, max_depth)
     try:
         out.value = converter.convert(root, ())
     except _Budget as exc:
@@ -179,9 +244,42 @@ def load(text: str, *, max_nodes: int, max_depth: int = 100) -> Loaded:
     return out
 
 
+def _syntax_error(exc: BaseException) -> Loaded:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = Mark(mark.line + 1, mark.column + 1) if mark else Mark(1, 1)
+        problem = " ".join(x for x in (exc.context, exc.problem) if x) or str(exc)
+        if "expected a single document" in problem:
+            problem = "the file holds more than one YAML document; keep one per file"
+        message = f"YAML syntax error: {problem}"
+    else:
+        where, message = Mark(1, 1), f"YAML error: {exc}"
+    return Loaded(None, problems=[Problem("PAO003", where, message)], fatal=True)
+
+
+def _more_nodes_than(root: Node, limit: int) -> bool:
+    """Whether the text itself writes more than ``limit`` values, aliases not expanded."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if len(seen) > limit:
+            return True
+        if isinstance(node, SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, MappingNode):
+            stack.extend(value for _, value in node.value)  # as the converter counts
+    return False
+
+
 class _Converter:
-    def __init__(self, out: Loaded, max_nodes: int, max_depth: int):
+    def __init__(self, out: Loaded, root: Node, max_nodes: int, max_depth: int):
         self.out = out
+        self.root = root
+        self.max_nodes = max_nodes
         self.left = max_nodes
         self.max_depth = max_depth
         self.active: set[int] = set()  # nodes being converted (a revisit is a cycle)
@@ -189,6 +287,10 @@ class _Converter:
     def convert(self, node: Node, path: Path) -> Any:
         self.left -= 1
         if self.left < 0:
+            if _more_nodes_than(self.root, self.max_nodes):
+                raise _Budget(_mark(node), f"the document holds more than {self.max_nodes:,} "
+                              "values (mappings, lists and scalars; the limit is passed here): a "
+                              "catalog file describes one offering; shorten it or split it")
             # An alias's node carries its anchor's mark; point at the top-level key being
             # expanded instead, which is where the author can act.
             top = self.out.key_marks.get(path[:1]) if path else None
@@ -205,6 +307,11 @@ class _Converter:
         if len(self.active) >= self.max_depth:
             # Aliases can nest deeper than the text does; recursion here must stay bounded.
             raise _Budget(_mark(node), _depth_message(self.max_depth))
+        if node.tag != _COLLECTION_TAGS[type(node)]:
+            what = "list" if isinstance(node, SequenceNode) else "mapping"
+            self.out.problems.append(Problem(
+                "PAO008", _mark(node), f"unsupported tag {_tag_name(node.tag)!r} on a {what}; "
+                f"remove the tag and write a plain {what}"))
         self.active.add(id(node))
         try:
             if isinstance(node, SequenceNode):
@@ -219,14 +326,23 @@ class _Converter:
         if build is None:
             self.out.problems.append(Problem(
                 "PAO008", _mark(node),
-                f"unsupported tag {node.tag!r}; remove the tag and write a plain value"))
+                f"unsupported tag {_tag_name(node.tag)!r}; remove the tag and write a plain value"))
             return node.value
         if "\0" in node.value:
             self._nul(node)
         try:
             value = build(node)
-        except (ValueError, yaml.YAMLError):
+        except Exception:  # ValueError, KeyError ('!!bool maybe'), YAMLError
+            if node.tag == _INT and not node.style and _resolver.resolve(
+                    ScalarNode, node.value, (True, False)) == _INT:
+                # A plain integer Python will not convert (over 4,300 digits).
+                return self._int_out_of_range(node)
+            self.out.problems.append(Problem(
+                "PAO008", _mark(node), f"{_short(node.value)} is not a valid {_tag_name(node.tag)}; "
+                "remove the tag and write a plain value"))
             return node.value
+        if type(value) is int and value not in _INT_RANGE:
+            return self._int_out_of_range(node)
         if isinstance(value, float) and not math.isfinite(value):
             # JSON has no NaN or infinity: PostgreSQL's jsonb and the API could not hold it.
             self.out.problems.append(Problem(
@@ -235,6 +351,12 @@ class _Converter:
                 "write a number, or quote it if you mean text"))
             return None
         return value
+
+    def _int_out_of_range(self, node: ScalarNode) -> None:
+        self.out.problems.append(Problem(
+            "PAO011", _mark(node), f"{_short(node.value)} is beyond the 64-bit integers the "
+            "catalog can store; write a smaller number, or quote it if you mean text"))
+        return None
 
     def _nul(self, node: ScalarNode) -> None:
         # PostgreSQL's text and jsonb refuse U+0000, so the sync could not store the file.
@@ -246,6 +368,12 @@ class _Converter:
         result: dict[str, Any] = {}
         seen: dict[str, Node] = {}
         for key_node, value_node in node.value:
+            if isinstance(key_node, ScalarNode) and key_node.tag not in _SCALAR_BUILDERS \
+                    and key_node.tag != _YAML_TAG + "merge":
+                self.out.problems.append(Problem(
+                    "PAO008", _mark(key_node), f"unsupported tag {_tag_name(key_node.tag)!r} on "
+                    "a key; remove the tag"))
+                continue
             if not (isinstance(key_node, ScalarNode) and key_node.tag == _STR):
                 key_mark = _mark(key_node)
                 what = "a merge key '<<'" if key_node.tag == "tag:yaml.org,2002:merge" else (

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.catalog.parse import Finding
+from app.catalog.report import plural, printable
 from app.checks.evaluate import Evaluation
 
 CHECK_NAME = "PAO catalog"
@@ -22,10 +23,6 @@ TEXT_LIMIT = 65_535
 TITLE_LIMIT = 255
 MESSAGE_LIMIT = 4_000  # an annotation message; GitHub allows 64 KB, nobody reads that
 LEVELS = {"error": "failure", "warning": "warning", "notice": "notice"}
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def conclusion(ev: Evaluation) -> str:
@@ -41,12 +38,12 @@ def title(ev: Evaluation) -> str:
     files = len(ev.reported)
     bad = sum(1 for p in ev.reported if any(f.severity == "error" for f in ev.findings.get(p, [])))
     if errors:
-        text = (f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')} in "
-                f"{bad} of {_plural(files, 'file')}")
+        text = (f"{plural(errors, 'error')}, {plural(warnings, 'warning')} in "
+                f"{bad} of {plural(files, 'file')}")
     elif warnings:
-        text = f"{_plural(files, 'file')} valid, {_plural(warnings, 'warning')}"
+        text = f"{plural(files, 'file')} valid, {plural(warnings, 'warning')}"
     else:
-        text = f"{_plural(files, 'catalog file')} valid" if files else "Catalog files removed"
+        text = f"{plural(files, 'catalog file')} valid" if files else "Catalog files removed"
     return text[:TITLE_LIMIT]
 
 
@@ -68,7 +65,7 @@ def summary(ev: Evaluation, *, omitted: int = 0, head_sha: str = "", limit: int 
         head.append(f"| `{_md(path)}` | deleted | | | |")
     tail = []
     if omitted:
-        tail = ["", f"> {_plural(omitted, 'finding')} beyond the first {MAX_ANNOTATIONS} are not "
+        tail = ["", f"> {plural(omitted, 'finding')} beyond the first {MAX_ANNOTATIONS} are not "
                 "annotated; run `pao-cli validate` locally to see them all."]
     body: list[str] = []
     for path in ev.reported:
@@ -110,7 +107,8 @@ def clip(text: str, limit: int) -> str:
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """User text for one line of the Markdown summary (escaped as every report format is)."""
+    return printable(text).replace("|", "\\|")
 
 
 def annotations(ev: Evaluation, *, max_total: int = MAX_ANNOTATIONS) -> tuple[list[dict[str, Any]], int]:

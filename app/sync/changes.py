@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from app.catalog.model import unstorable_path
 from app.catalog.parse import is_catalog_path
 from app.git.parse import RawChange
 
@@ -59,15 +60,14 @@ def split_unstorable(changes: list[Change]) -> tuple[list[Change], list[str]]:
     """Changes whose path PostgreSQL text can hold, and the paths of files present that it cannot.
 
     git allows any bytes in a path; bytes that are not UTF-8 arrive here as
-    surrogate escapes, which a text column refuses.
+    surrogate escapes, which a text column refuses, and a path longer than an index
+    entry holds fails the insert (``app.catalog.model.unstorable_path``).
     """
     kept: list[Change] = []
     bad: list[str] = []
     for c in changes:
-        try:
-            c.path.encode("utf-8")
+        if unstorable_path(c.path) is None:
             kept.append(c)
-        except UnicodeEncodeError:
-            if not c.deleted:  # never recorded, so there is nothing to drop
-                bad.append(c.path)
+        elif not c.deleted:  # never recorded, so there is nothing to drop
+            bad.append(c.path)
     return kept, bad

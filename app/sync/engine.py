@@ -7,6 +7,7 @@ crash before it leaves the previous state and the retried job does it again.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from app.catalog.model import unstorable_path
 from app.catalog.parse import Finding, ParsedFile
 from app.git.catalog import GitCache
 from app.sync import store
@@ -118,17 +120,18 @@ async def _sync(pool: asyncpg.Pool, source: CatalogSource, cache: GitCache, toke
     keys = affected_names(changes, before, parsed)
     claimants = await store.load_claimants(pool, source.key, keys)
     current = await store.load_current(pool, keys)
-    # Unchanged files that may take over a name (the holder left): read them too.
+    # Unchanged files that may take over a name (the holder left) or lose one: read them
+    # too (a file that lost its name has it as its error, so errors are no filter).
     changed_paths = {c.path for c in changes}
     extra = {r.path: r.blob_oid for rs in claimants.values() for r in rs
-             if r.path not in changed_paths and r.error is None}
+             if r.path not in changed_paths}
     if extra:
         more_parsed, more_hashes = await _read(cache, extra)
         parsed.update(more_parsed)
         hashes.update(more_hashes)
     plan = plan_sync(changes, parsed, hashes, before, claimants, current)
-    plan.errors.extend(Finding(storable_text(p), 1, 1, "path", "error",
-                               "the file name is not UTF-8; rename it") for p in bad_paths)
+    plan.errors.extend(dataclasses.replace(f, path=storable_text(p)) for p in bad_paths
+                       if (f := unstorable_path(p)) is not None)
     clock.lap("plan")
 
     async with pool.acquire() as conn, conn.transaction():

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from app.catalog.model import crashed
 from app.catalog.parse import Finding, ParsedFile, parse_catalog_file
 from app.sync.plan import content_hash
 
@@ -83,10 +84,19 @@ def storable(parsed: ParsedFile, data: bytes) -> ParsedFile:
     return dataclasses.replace(parsed, identifier=None, document=None, findings=findings)
 
 
+def parse_one(path: str, data: bytes) -> ParsedFile:
+    """One file, validated and made storable; whatever fails is that file's error."""
+    # The marks cross-file rules use: the sync reports a lost name (PAO040) at its place.
+    parsed = parse_catalog_file(path, data)
+    try:
+        return storable(parsed, data)
+    except Exception as exc:  # one file's failure never fails the sync's other files
+        return ParsedFile(path, parsed.kind, None, None, [crashed(path, "storing", exc)])
+
+
 def parse_batch(contents: Mapping[str, bytes]) -> Parsed:
     """Parse each path's bytes; also return each one's content hash."""
-    parsed = {path: storable(parse_catalog_file(path, data, keep_marks=False), data)
-              for path, data in contents.items()}
+    parsed = {path: parse_one(path, data) for path, data in contents.items()}
     return parsed, {path: content_hash(data) for path, data in contents.items()}
 
 

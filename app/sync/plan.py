@@ -9,7 +9,9 @@ Rules:
 * A file that parses and validates claims its identifier (per kind: items and
   bundles are separate namespaces).
 * A name belongs to the claiming file whose path sorts first; any other file
-  claiming it is an error ("the later path").
+  claiming it is an error ("the later path"): PAO040 at its name, as
+  ``pao-cli validate`` reports it, kept in its file record until it holds a name
+  again or claims another.
 * A file that stops parsing keeps the name it held (at its old path, when it
   was renamed in the same change), so the item keeps its
   previous active version, and the error is recorded.
@@ -20,10 +22,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any
 
+from app.catalog import crossfile
 from app.catalog.parse import CATALOG_DIR, Finding, ParsedFile
 from app.sync.changes import Change
 
@@ -108,12 +111,13 @@ def plan_sync(
     """The writes that bring the catalog tables to the state the changes describe.
 
     ``parsed``/``hashes``: the new content of every changed path that still
-    exists, and of every unchanged valid claimant of an affected name.
+    exists, and of every unchanged claimant of an affected name.
     ``before``: the records changed paths had. ``claimants``: every recorded
     file claiming each affected name. ``current``: the rows of affected names.
     """
     plan = Plan()
     changed: dict[str, FileRecord | None] = {}
+    records: dict[str, FileRecord] = {}  # file records to write, by path
     renamed_from = {c.path: c.renamed_from for c in changes if c.renamed_from}
     for c in sorted(changes, key=lambda c: c.path):
         if c.deleted:
@@ -134,7 +138,12 @@ def plan_sync(
             keep = old.identifier if old is not None and old.kind == p.kind else None
             record = FileRecord(c.path, c.oid, p.kind, keep, errors[0].message)
         changed[c.path] = record
-        plan.file_upserts.append(record)
+        records[c.path] = record
+
+    def sound(r: FileRecord) -> bool:
+        """The file itself validates (a file that lost its name to another is sound)."""
+        p = parsed.get(r.path)
+        return p.ok and p.identifier is not None if p is not None else r.error is None
 
     changed_by_name: dict[NameKey, list[FileRecord]] = {}
     for r in changed.values():
@@ -150,20 +159,30 @@ def plan_sync(
         owner: FileRecord | None = None
         for r in candidates:
             # A broken file may only hold on to a name it already serves.
-            if r.error is None or (row is not None and row.is_active
-                                   and row.path in (r.path, renamed_from.get(r.path))):
+            if sound(r) or (row is not None and row.is_active
+                            and row.path in (r.path, renamed_from.get(r.path))):
                 owner = r
                 break
         for r in candidates:
-            if owner is not None and r is not owner and r.error is None:
-                plan.errors.append(Finding(
-                    r.path, 1, 1, "duplicate-name", "error",
-                    f"{kind} name '{name}' is already declared in {owner.path}"))
+            if not sound(r):
+                continue
+            # The file that lost the name records it as its error (listed by the sync
+            # status for as long as it lasts), with the validator's code and place.
+            finding = None
+            if owner is not None and r is not owner:
+                # Every claimant's content is read; without it the name alone places it at 1:1.
+                pf = parsed.get(r.path) or ParsedFile(r.path, kind, name, None, [])
+                finding = crossfile.duplicate_name(pf, owner.path)
+            if finding is not None:
+                plan.errors.append(finding)
+            error = finding.message if finding is not None else None
+            if r.error != error:
+                records[r.path] = replace(r, error=error)
         if owner is None:
             if row is not None and row.is_active:
                 plan.deactivations.append(key)
             continue
-        if owner.error is not None:
+        if not sound(owner):
             continue  # keeps its previous active version
         new_hash = hashes.get(owner.path)
         unchanged = (row is not None and row.is_active and row.path == owner.path
@@ -176,6 +195,7 @@ def plan_sync(
         change = "updated" if row is not None and row.is_active else "added"
         plan.upserts.append(Upsert(kind, name, owner.path, new_hash, p.document, change,
                                    getattr(p, "display_name", None)))
+    plan.file_upserts = [records[path] for path in sorted(records)]
     return plan
 
 
