@@ -181,15 +181,13 @@ async def prune(repo: Path, target: Remote, *, refs: dict[str, str], pushed_befo
     OneDev's own ``refs/pulls/*`` are outside the refspecs and never touched.
     """
     gone = sorted(set(pushed_before) - set(refs))
-    unsafe = [ref for ref in gone if hook_unsafe(ref)]
-    if adopted:
-        safe = [ref for ref in gone if not hook_unsafe(ref)]
-        if safe:
-            await _push(repo, target, [f":{ref}" for ref in safe], timeout=timeout)
-    else:
-        await _push(repo, target, _excluding([*unsafe, *(r for r in refs if hook_unsafe(r))]),
+    # One push per deletion where OneDev may refuse it: a hook-unsafe name, or (adopted)
+    # a project whose own protections and default branch PAO does not manage.
+    alone = gone if adopted else [ref for ref in gone if hook_unsafe(ref)]
+    if not adopted:
+        await _push(repo, target, _excluding([*alone, *(r for r in refs if hook_unsafe(r))]),
                     timeout=timeout, prune=True)
-    return [ref for ref in unsafe
+    return [ref for ref in alone
             if not await _push_alone(repo, target, f":{ref}", timeout=timeout)]
 
 
