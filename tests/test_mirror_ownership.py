@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 
+import asyncpg
+import pytest
+
+from app import db
 from app.api.auth import create_token
+from app.mirror import stars
+from app.mirror.config import mirror_settings
 from app.mirror.naming import description
+from tests.conftest import _with_database
 from tests.mirror_support import github_refs, heads_and_tags, make_history
 
 
@@ -130,3 +138,52 @@ async def test_rename_policy_renames_the_onedev_project(make_env):
     assert project.description == description("octo/renamed", repo.id)
     assert env.onedev.refs("octo-renamed")["refs/heads/main"] == after
 
+
+
+async def test_stars_poll_takes_the_new_name_after_a_transfer(make_env):
+    env = await make_env(mode="token", users=("alice",))
+    ms = mirror_settings(env.runtime.settings)
+    repo = env.gh.create_repo("octo/one", files={"a": "1"})
+    env.gh.star("alice", "octo/one")
+    await stars.poll_all(env.pool, env.runtime.github, ms)
+    await env.wait_status("octo/one", "completed")
+    env.gh.rename_repo("octo/one", "acme/one")
+    await stars.poll_all(env.pool, env.runtime.github, ms)
+    row = await env.mirror_row("acme/one")
+    assert row["github_repo_id"] == repo.id and row["github_clone_url"] == repo.clone_url
+
+
+async def test_migration_gives_mirrors_that_shared_a_project_their_own(pg_server_dsn, tmp_path):
+    before_006 = tmp_path / "sql"
+    before_006.mkdir()
+    for migration in sorted(db.SQL_DIR.glob("*.sql")):
+        if int(migration.name[:3]) < 6:
+            shutil.copy(migration, before_006)
+    admin = await asyncpg.connect(pg_server_dsn)
+    await admin.execute("CREATE DATABASE pao_mirror_006")
+    await admin.close()
+    conn = await db.connect(_with_database(pg_server_dsn, "pao_mirror_006"))
+    try:
+        await db.migrate(conn, before_006)
+        for github_id, name in ((1, "col-x/y"), (2, "col/x-y"), (3, "other/z")):
+            owner, repo = name.split("/")
+            await conn.execute(
+                """INSERT INTO repositories (github_repo_id, github_url, github_clone_url,
+                       github_owner, github_name, github_full_name, onedev_project_id,
+                       onedev_project_path, sync_status, last_synced_refs)
+                   VALUES ($1, '', '', $2, $3, $4, $5, $6, 'completed', '{"refs/heads/a": "1"}')""",
+                github_id, owner, repo, name, 7 if github_id < 3 else 8,
+                "col-x-y" if github_id < 3 else "other-z")
+        await db.migrate(conn)
+        rows = {r["github_repo_id"]: r for r in await conn.fetch("SELECT * FROM repositories")}
+        assert rows[1]["onedev_project_id"] == 7 and rows[1]["sync_status"] == "completed"
+        assert rows[2]["onedev_project_id"] is None and rows[2]["sync_status"] == "failed"
+        assert rows[2]["last_synced_refs"] == {} and "another mirror" in rows[2]["error_message"]
+        assert rows[3]["onedev_project_id"] == 8
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await conn.execute("UPDATE repositories SET onedev_project_id = 7 WHERE github_repo_id = 3")
+    finally:
+        await conn.close()
+        admin = await asyncpg.connect(pg_server_dsn)
+        await admin.execute("DROP DATABASE pao_mirror_006 WITH (FORCE)")
+        await admin.close()

@@ -19,7 +19,8 @@ Test-facing API (see ``tests/fakes/fixtures.py`` for the fixtures):
   JSON body, status), ``fake.git_requests``, ``fake.check_runs`` (id -> stored run),
   ``fake.openapi_violations`` (requests whose shape the OpenAPI subset rejects).
 - ``fake.push_payload(...)``, ``pull_request_payload``, ``check_suite_payload``,
-  ``check_run_payload``, ``star_payload``, ``watch_payload``, ``installation_payload``,
+  ``check_run_payload``, ``star_payload``, ``watch_payload``, ``ping_payload``,
+  ``installation_payload``,
   ``installation_repositories_payload``: webhook bodies built from GitHub's published
   examples (``webhook-examples.json``, see ``scripts/refresh_webhook_examples.py``) with
   this fake's repositories, users and installations filled in; an event, action or
@@ -277,6 +278,9 @@ class FakeGitHub:
         """Rename or transfer a repository: same id, new name and URLs. The old name is free
         for another repository (this fake does not redirect it)."""
         repo = self.repos.pop(full_name.lower())
+        for starred in self.stars.values():
+            if repo.full_name in starred:
+                starred[new_full_name] = starred.pop(repo.full_name)
         for inst in self.installations.values():
             if full_name in inst.repos:
                 inst.repos.discard(full_name)
@@ -524,6 +528,10 @@ class FakeGitHub:
             "action": action, "repository": repo.to_json(), "sender": self.account_json(user),
             "starred_at": _iso(time.time()) if action == "created" else None,
             **self._event_installation(installation)})
+
+    def ping_payload(self, *, zen: str = "Design for failure.", hook_id: int = 1) -> dict[str, Any]:
+        """A ``ping`` delivery, as GitHub sends to a new App webhook."""
+        return from_example("ping", None, {"zen": zen, "hook_id": hook_id})
 
     def installation_payload(self, installation: FakeInstallation, *, action: str = "created",
                              sender: str = "octocat") -> dict[str, Any]:
