@@ -176,7 +176,8 @@ async def prune(repo: Path, target: Remote, *, refs: dict[str, str], pushed_befo
                 adopted: bool, timeout: float) -> list[str]:
     """Delete on OneDev the branches and tags GitHub deleted; returns the refs OneDev refused.
 
-    In a project PAO created, every branch and tag missing on GitHub goes (``--prune``). In
+    In a project PAO created, every branch and tag missing on GitHub goes (``--prune``,
+    skipped on the first push into the project, when there is nothing to prune). In
     an adopted project PAO deletes only refs it pushed there itself (``pushed_before``).
     OneDev's own ``refs/pulls/*`` are outside the refspecs and never touched.
     """
@@ -184,7 +185,8 @@ async def prune(repo: Path, target: Remote, *, refs: dict[str, str], pushed_befo
     # One push per deletion where OneDev may refuse it: a hook-unsafe name, or (adopted)
     # a project whose own protections and default branch PAO does not manage.
     alone = gone if adopted else [ref for ref in gone if hook_unsafe(ref)]
-    if not adopted:
+    # The first push into a project has nothing to prune; later ones catch anything left.
+    if not adopted and pushed_before:
         await _push(repo, target, _excluding([*alone, *(r for r in refs if hook_unsafe(r))]),
                     timeout=timeout, prune=True)
     return [ref for ref in alone
