@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -17,6 +18,16 @@ from app.mirror.onedev import (
 from tests.fakes.onedev import OneDevFake
 
 TOKEN = "onedev-secret-token"
+
+
+def _work_repo(onedev: OneDevFake) -> Path:
+    """A local repository with one commit, to push into the fake's projects."""
+    work = onedev.root.parent / "work"
+    subprocess.run(["git", "init", "-q", str(work)], check=True)
+    subprocess.run(["git", "-C", str(work), "commit", "-q", "--allow-empty", "-m", "c"], check=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@x",
+                        "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@x"})
+    return work
 
 
 @pytest.fixture
@@ -136,11 +147,7 @@ async def test_default_branch_round_trip(client, onedev):
     with pytest.raises(OneDevError) as err:
         await client.set_default_branch(pid, "develop")
     assert err.value.status == 500 and "Branch not exist: develop" in str(err.value)
-    work = onedev.root.parent / "work"
-    subprocess.run(["git", "init", "-q", str(work)], check=True)
-    subprocess.run(["git", "-C", str(work), "commit", "-q", "--allow-empty", "-m", "c"], check=True,
-                   env={**os.environ, "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@x",
-                        "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@x"})
+    work = _work_repo(onedev)
     subprocess.run(["git", "-C", str(work), "push", "-q", str(onedev.repo_dir("x")),
                     "HEAD:refs/heads/develop"], check=True)
     await client.set_default_branch(pid, "develop")
@@ -169,3 +176,17 @@ async def test_fake_rejects_what_onedev_rejects(onedev, http_session):
 async def test_client_is_aiohttp_based(client):
     assert isinstance(client.session, aiohttp.ClientSession)
 
+
+
+async def test_after_the_first_push_onedev_defaults_to_main_else_the_last_branch(client, onedev):
+    work = _work_repo(onedev)
+
+    async def first_push(name: str, branches: list[str]) -> str | None:
+        pid = await client.create_project(name, parent_id=None, description="d")
+        subprocess.run(["git", "-C", str(work), "push", "-q", str(onedev.repo_dir(name)),
+                        *(f"HEAD:refs/heads/{b}" for b in branches)], check=True)
+        onedev._settle_default(onedev.projects[pid])  # what OneDev's post-receive does
+        return await client.default_branch(pid)
+
+    assert await first_push("no-main", ["aaa", "trunk", "zzz"]) == "zzz"  # not the first
+    assert await first_push("with-main", ["aaa", "main", "zzz"]) == "main"
