@@ -15,6 +15,7 @@ from app.mirror.config import mirror_settings
 from app.mirror.naming import description
 from tests.conftest import _with_database
 from tests.mirror_support import github_refs, heads_and_tags, make_history
+from tests.support import wait_for
 
 
 async def test_names_that_clean_alike_never_share_a_project(make_env):
@@ -91,6 +92,22 @@ async def test_adopted_project_keeps_what_pao_did_not_push(make_env):
     assert "refs/heads/team-only" in mirrored  # never pushed by PAO: never pruned by PAO
     assert theirs.default_branch == "team-only"
     assert theirs.description == "the team's own project"
+
+
+async def test_unstar_with_delete_policy_keeps_an_adopted_project(make_env):
+    env = await make_env(on_conflict="adopt", on_unstar="delete")
+    theirs = env.onedev.add_project("octo-hello", description="the team's own project")
+    inst = env.gh.install("octo", repos=["octo/hello"])
+    repo = env.gh.create_repo("octo/hello", installation=inst, files={"a": "b"})
+    await env.deliver("star", env.gh.star_payload(repo, "alice"))
+    await env.wait_status("octo/hello", "completed")
+    await env.deliver("star", env.gh.star_payload(repo, "alice", action="deleted"))
+
+    async def dropped():
+        row = await env.mirror_row("octo/hello")
+        return row if row["deleted_at"] is not None else None
+    await wait_for(dropped, what="mirror dropped")
+    assert theirs.id in env.onedev.projects  # not PAO's to delete
 
 
 async def test_rename_and_transfer_are_followed_and_the_old_name_reused_elsewhere(make_env):

@@ -14,7 +14,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,7 +172,7 @@ async def push_updates(repo: Path, target: Remote, *, refs: dict[str, str],
             if not await _push_alone(repo, target, f"+{ref}:{ref}", timeout=timeout)]
 
 
-async def prune(repo: Path, target: Remote, *, refs: dict[str, str], pushed_before: Iterable[str],
+async def prune(repo: Path, target: Remote, *, refs: dict[str, str], pushed_before: Collection[str],
                 adopted: bool, timeout: float) -> list[str]:
     """Delete on OneDev the branches and tags GitHub deleted; returns the refs OneDev refused.
 
