@@ -306,8 +306,9 @@ async def _project_exists(client: OneDevClient, project_id: int) -> bool:
 def _refusal(refused: list[str]) -> str | None:
     if not refused:
         return None
-    return scrub(f"OneDev refused {len(refused)} ref(s) (its receive hook cannot take "
-                 f"'+', '&', '=' or '%' in ref names): {', '.join(refused)}")[:2000]
+    return scrub(f"OneDev refused {len(refused)} ref(s): {', '.join(refused)} (its receive "
+                 "hook cannot take '+', '&', '=' or '%' in ref names; in an adopted project "
+                 "its branch protections or default branch may refuse a deletion)")[:2000]
 
 
 def _fields(row: asyncpg.Record, **more: Any) -> dict[str, Any]:
