@@ -112,7 +112,7 @@ def test_app_manifest_is_a_valid_github_app_manifest():
     assert manifest["default_permissions"] == {
         "contents": "read", "checks": "write", "metadata": "read", "pull_requests": "read"}
     assert set(manifest["default_events"]) == {
-        "push", "pull_request", "check_suite", "check_run", "watch", "installation",
+        "push", "pull_request", "check_suite", "check_run", "star", "watch", "installation",
         "installation_repositories"}
     # Only keys GitHub's manifest flow knows.
     known = {"name", "url", "hook_attributes", "redirect_url", "callback_urls", "setup_url",

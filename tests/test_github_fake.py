@@ -18,7 +18,7 @@ import jwt
 import pytest
 
 from app.web import create_app
-from tests.fakes.github import ZERO_SHA, AppKey, FakeGitHub, send_webhook
+from tests.fakes.github import WEBHOOK_EXAMPLES, ZERO_SHA, AppKey, FakeGitHub, send_webhook
 from tests.fakes.openapi_check import response_problems
 
 
@@ -301,6 +301,31 @@ def test_repo_helpers_write_commits_branches_tags(github_fake):
     assert tag_push["after"] == repo.ref_target("refs/tags/v2") != second  # the annotated tag object
     repo.set_ref("feature", None)
     assert repo.sha("refs/heads/feature") is None
+
+
+def test_webhook_payloads_are_githubs_examples_filled_in(github_fake, org):
+    org, repo = org[0], org[1]
+    built = {
+        ("push", ""): github_fake.push_payload(repo, before=ZERO_SHA),
+        ("star", "created"): github_fake.star_payload(repo, "alice"),
+        ("star", "deleted"): github_fake.star_payload(repo, "alice", action="deleted"),
+        ("watch", "started"): github_fake.watch_payload(repo, "alice"),
+        ("ping", ""): github_fake.ping_payload(),
+        ("installation", "created"): github_fake.installation_payload(org),
+        ("pull_request", "opened"): github_fake.pull_request_payload(repo, head_ref="main"),
+        ("check_suite", "requested"): github_fake.check_suite_payload(repo, head_sha=repo.sha()),
+    }
+    for (event, action), payload in built.items():
+        example = WEBHOOK_EXAMPLES[event][action]
+        # Only fields GitHub's example has (plus the App's installation), all of them
+        # except the example's own organisation and enterprise.
+        assert set(payload) - {"installation"} <= set(example), (event, action)
+        assert set(example) - set(payload) <= {"organization", "enterprise", "installation"}
+    assert built[("star", "created")]["starred_at"] and built[("star", "deleted")]["starred_at"] is None
+    assert built[("star", "created")]["repository"]["full_name"] == "acme/public"
+    assert built[("push", "")]["installation"]["id"] == org.id
+    with pytest.raises(ValueError, match="no 'watch' webhook with action 'deleted'"):
+        github_fake.watch_payload(repo, "alice", action="deleted")  # GitHub never sends it
 
 
 async def test_send_webhook_is_accepted_by_pao_intake(github_fake, aiohttp_server, runtime, pool):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+
 import aiohttp
 import pytest
 
@@ -14,6 +18,16 @@ from app.mirror.onedev import (
 from tests.fakes.onedev import OneDevFake
 
 TOKEN = "onedev-secret-token"
+
+
+def _work_repo(onedev: OneDevFake) -> Path:
+    """A local repository with one commit, to push into the fake's projects."""
+    work = onedev.root.parent / "work"
+    subprocess.run(["git", "init", "-q", str(work)], check=True)
+    subprocess.run(["git", "-C", str(work), "commit", "-q", "--allow-empty", "-m", "c"], check=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@x",
+                        "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@x"})
+    return work
 
 
 @pytest.fixture
@@ -55,12 +69,39 @@ async def test_child_project_path(client, onedev):
     assert client.clone_url("mirrors/octo-hello") == f"{onedev.url}/mirrors/octo-hello.git"
 
 
-async def test_like_query_is_rechecked_for_the_exact_name(client, onedev):
+async def test_like_query_is_rechecked_for_the_name(client, onedev):
     onedev.add_project("a-b")
     onedev.add_project("A_B")
-    exact = await client.find_by_name("a_b")
-    assert exact == []  # the LIKE matched both, neither is named exactly a_b
+    # The LIKE matches both; only A_B is the same name (OneDev ignores case in names).
+    assert [p["name"] for p in await client.find_by_name("a_b")] == ["A_B"]
     assert [p["name"] for p in await client.find_by_name("a-b")] == ["a-b"]
+
+
+async def test_paths_are_found_ignoring_case(client, onedev):
+    parent = onedev.add_project("Mirrors")
+    child = onedev.add_project("Octo-Hello", parent.id)
+    assert await client.project_id("mirrors/octo-hello") == child.id
+
+
+async def test_before_12_0_10_paths_are_found_through_the_query(client, onedev):
+    onedev.ids_endpoint = False  # OneDev 12.0.0-12.0.9: no /~api/projects/ids/{path}
+    parent = onedev.add_project("mirrors")
+    onedev.add_project("octo_hello")  # a LIKE match at the root, not under the parent
+    child = onedev.add_project("octo-hello", parent.id)
+    assert await client.project_id("mirrors/octo-hello") == child.id
+    assert await client.project_id("mirrors") == parent.id
+    assert await client.project_id("mirrors/nope") is None
+    assert any(r.path.startswith("/~api/projects?") for r in onedev.requests)
+
+
+async def test_rename_keeps_the_project_and_its_repository(client, onedev):
+    pid = await client.create_project("old-name", parent_id=None, description="d")
+    onedev.add_project("taken")
+    await client.rename_project(pid, "new-name", "d2")
+    assert await client.project_id("new-name") == pid and await client.project_id("old-name") is None
+    assert onedev.repo_dir("new-name").exists() and onedev.projects[pid].description == "d2"
+    with pytest.raises(OneDevNameTaken):
+        await client.rename_project(pid, "TAKEN", "d2")
 
 
 async def test_basic_auth_with_user(onedev, http_session):
@@ -100,9 +141,15 @@ async def test_503_and_network_errors_are_retryable(client, onedev, http_session
     assert err.value.status == 0 and err.value.retryable
 
 
-async def test_default_branch_round_trip(client):
+async def test_default_branch_round_trip(client, onedev):
     pid = await client.create_project("x", parent_id=None, description="d")
     assert await client.default_branch(pid) is None  # 204 until set
+    with pytest.raises(OneDevError) as err:
+        await client.set_default_branch(pid, "develop")
+    assert err.value.status == 500 and "Branch not exist: develop" in str(err.value)
+    work = _work_repo(onedev)
+    subprocess.run(["git", "-C", str(work), "push", "-q", str(onedev.repo_dir("x")),
+                    "HEAD:refs/heads/develop"], check=True)
     await client.set_default_branch(pid, "develop")
     assert await client.default_branch(pid) == "develop"
 
@@ -112,14 +159,16 @@ async def test_fake_rejects_what_onedev_rejects(onedev, http_session):
     auth = {"Authorization": f"Bearer {TOKEN}"}
     async with http_session.post(url, json={"name": "ok"}, headers=auth) as resp:
         assert resp.status == 400 and "gitPackConfig" in await resp.text()
-    async with http_session.post(url, json={"name": "-bad", "gitPackConfig": {},
+    # The REST API runs no bean validation: a name the UI would refuse is created, so
+    # PAO's own cleaning (naming.project_name) is what keeps names sane.
+    async with http_session.post(url, json={"name": "-bad café", "gitPackConfig": {},
                                             "codeAnalysisSetting": {}}, headers=auth) as resp:
-        assert resp.status == 400
-    async with http_session.post(url, json={"name": "café", "gitPackConfig": {},
-                                            "codeAnalysisSetting": {}}, headers=auth) as resp:
-        assert resp.status == 400  # Java's \w is ASCII only
+        assert resp.status == 200
     async with http_session.get(url, params={"query": ""}, headers=auth) as resp:
-        assert resp.status == 400  # offset and count are required
+        assert resp.status == 406  # offset and count are required
+    async with http_session.get(url, params={"offset": 0, "count": 10, "name": "x"},
+                                headers=auth) as resp:
+        assert resp.status == 406  # an unknown parameter
     async with http_session.get(url, params={"offset": 0, "count": 10}) as resp:
         assert resp.status == 401
 
@@ -127,3 +176,17 @@ async def test_fake_rejects_what_onedev_rejects(onedev, http_session):
 async def test_client_is_aiohttp_based(client):
     assert isinstance(client.session, aiohttp.ClientSession)
 
+
+
+async def test_after_the_first_push_onedev_defaults_to_main_else_the_last_branch(client, onedev):
+    work = _work_repo(onedev)
+
+    async def first_push(name: str, branches: list[str]) -> str | None:
+        pid = await client.create_project(name, parent_id=None, description="d")
+        subprocess.run(["git", "-C", str(work), "push", "-q", str(onedev.repo_dir(name)),
+                        *(f"HEAD:refs/heads/{b}" for b in branches)], check=True)
+        onedev._settle_default(onedev.projects[pid])  # what OneDev's post-receive does
+        return await client.default_branch(pid)
+
+    assert await first_push("no-main", ["aaa", "trunk", "zzz"]) == "zzz"  # not the first
+    assert await first_push("with-main", ["aaa", "main", "zzz"]) == "main"

@@ -1,4 +1,12 @@
-"""``watch`` (stars) and ``push``: queue mirror syncs into OneDev (issue 5)."""
+"""Stars and pushes: queue mirror syncs into OneDev (issue 5).
+
+GitHub announces a star twice: ``star`` (``created``) and ``watch`` (``started``, the older
+event, kept for Apps whose subscription predates ``star``); both ask for the same mirror,
+and the queueing lock makes them one job. An unstar comes only as ``star`` ``deleted``:
+``watch`` has no other action. Every payload carries the repository's current name and
+clone URL, so renames and transfers on GitHub are followed (the mirror is keyed by
+GitHub's repository id).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +28,7 @@ def _installation(data: dict[str, Any]) -> int | None:
     return inst["id"] if isinstance(inst, dict) and isinstance(inst.get("id"), int) else None
 
 
+@router.register("star", action="created")
 @router.register("watch", action="started")
 async def starred(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs: Any) -> None:
     if not mirror_settings(intake.settings).enabled:
@@ -36,7 +45,7 @@ async def starred(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs: A
         intake.ignore(f"mirror of {repo.full_name}: {decision.message}")
 
 
-@router.register("watch", action="deleted")
+@router.register("star", action="deleted")
 async def unstarred(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs: Any) -> None:
     ms = mirror_settings(intake.settings)
     if not ms.enabled:
@@ -64,10 +73,7 @@ async def pushed(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs: An
     row = await store.by_github_id(intake.conn, repo_id)
     if row is None or row["deleted_at"] is not None:
         return
-    default_branch = event.data["repository"].get("default_branch")
-    if isinstance(default_branch, str) and default_branch != row["github_default_branch"]:
-        await intake.conn.execute(
-            "UPDATE repositories SET github_default_branch = $2, updated_at = now() WHERE id = $1",
-            row["id"], default_branch)
+    repo = GitHubRepo.from_payload(event.data, "repository.")
+    await store.refresh_identity(intake.conn, row["id"], repo)
     await requests.queue_sync(intake.enqueue, row["id"], repo_id, "push")
-    intake.handled(f"mirror update of {row['github_full_name']} queued")
+    intake.handled(f"mirror update of {repo.full_name} queued")

@@ -9,7 +9,11 @@ from app.config import FEATURE_READERS, EnvReader
 from app.log import register_secret
 
 UNSTAR_POLICIES = ("keep", "delete")
-CONFLICT_POLICIES = ("use_existing", "append_timestamp", "fail")
+# suffix: a project name held by something else -> "<name>-<GitHub repository id>";
+# adopt: push into an existing project PAO did not create (never another mirror's);
+# fail: stop with a clear status.
+CONFLICT_POLICIES = ("suffix", "adopt", "fail")
+RENAME_POLICIES = ("keep", "rename")
 TEMPLATE_FIELDS = {"owner", "repo"}
 
 
@@ -24,7 +28,8 @@ class MirrorSettings:
     refresh_interval: float = 8 * 3600.0
     on_unstar: str = "keep"
     name_template: str = "{owner}-{repo}"
-    on_conflict: str = "use_existing"
+    on_conflict: str = "suffix"
+    on_rename: str = "keep"
     timeout: float = 30 * 60.0
 
     @property
@@ -73,7 +78,8 @@ def read(r: EnvReader) -> MirrorSettings:
         refresh_interval=r.duration("PAO_MIRROR_REFRESH_INTERVAL", 8 * 3600.0),
         on_unstar=r.choice("PAO_MIRROR_ON_UNSTAR", UNSTAR_POLICIES, "keep"),
         name_template=template,
-        on_conflict=r.choice("PAO_MIRROR_ON_CONFLICT", CONFLICT_POLICIES, "use_existing"),
+        on_conflict=r.choice("PAO_MIRROR_ON_CONFLICT", CONFLICT_POLICIES, "suffix"),
+        on_rename=r.choice("PAO_MIRROR_ON_RENAME", RENAME_POLICIES, "keep"),
         timeout=r.duration("PAO_MIRROR_TIMEOUT", 30 * 60.0),
     )
 

@@ -17,14 +17,14 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.git.locks import writing
 from app.git.repo import BareRepository, cache_dir
-from app.git.run import run_git
-from app.mirror.naming import disk_needed, mirrored_refs
+from app.git.run import GitAuthError, GitError, GitNotFoundError, GitTimeout, run_git
+from app.mirror.naming import disk_needed, hook_unsafe, mirrored_refs
 
 REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 
@@ -129,19 +129,64 @@ async def object_bytes(repo: Path) -> int:
     return await asyncio.to_thread(_tree_bytes, repo / "objects")
 
 
-async def push(repo: Path, target: Remote, *, default_branch: str | None,
-               refs: dict[str, str], timeout: float) -> None:
-    """Push every branch and tag in one push, pruning the ones deleted on GitHub.
+async def _push(repo: Path, target: Remote, specs: list[str], *, timeout: float,
+                prune: bool = False) -> None:
+    await run_git(["push", "--quiet", *(["--prune"] if prune else []), target.url, *specs],
+                  cwd=repo, token=target.token, username=target.username, timeout=timeout)
 
-    The default branch's refspec comes first, so its update is the first command
-    OneDev receives: OneDev makes the first branch it receives a new project's default.
+
+async def _push_alone(repo: Path, target: Remote, spec: str, *, timeout: float) -> bool:
+    """Push one refspec on its own; False when OneDev refused it. Credentials, a missing
+    project and timeouts are not a refusal of that ref: they propagate."""
+    try:
+        await _push(repo, target, [spec], timeout=timeout)
+    except (GitAuthError, GitNotFoundError, GitTimeout):
+        raise
+    except GitError:
+        return False
+    return True
+
+
+def _excluding(refs: Iterable[str]) -> list[str]:
+    """The branch and tag refspecs without ``refs`` (negative refspecs, git >= 2.29)."""
+    return [*REFSPECS, *(f"^{ref}" for ref in sorted(refs))]
+
+
+async def push_updates(repo: Path, target: Remote, *, refs: dict[str, str],
+                       timeout: float) -> list[str]:
+    """Create and move every branch and tag on OneDev, deleting nothing; returns the refs
+    OneDev refused.
+
+    Deleting comes later (``prune``), once the default branch is set: OneDev, like git,
+    refuses to delete its current branch. A ref OneDev's receive hook cannot forward
+    (``naming.hook_unsafe``) would make it refuse the whole push, so such refs go one per
+    push after the others.
     """
-    specs = list(REFSPECS)
-    if default_branch and f"refs/heads/{default_branch}" in refs:
-        ref = f"refs/heads/{default_branch}"
-        specs.insert(0, f"+{ref}:{ref}")
-    await run_git(["push", "--quiet", "--prune", target.url, *specs], cwd=repo,
-                  token=target.token, username=target.username, timeout=timeout)
+    unsafe = [ref for ref in refs if hook_unsafe(ref)]
+    await _push(repo, target, _excluding(unsafe), timeout=timeout)
+    return [ref for ref in sorted(unsafe)
+            if not await _push_alone(repo, target, f"+{ref}:{ref}", timeout=timeout)]
+
+
+async def prune(repo: Path, target: Remote, *, refs: dict[str, str], pushed_before: Collection[str],
+                adopted: bool, timeout: float) -> list[str]:
+    """Delete on OneDev the branches and tags GitHub deleted; returns the refs OneDev refused.
+
+    In a project PAO created, every branch and tag missing on GitHub goes (``--prune``,
+    skipped on the first push into the project, when there is nothing to prune). In
+    an adopted project PAO deletes only refs it pushed there itself (``pushed_before``).
+    OneDev's own ``refs/pulls/*`` are outside the refspecs and never touched.
+    """
+    gone = sorted(set(pushed_before) - set(refs))
+    # One push per deletion where OneDev may refuse it: a hook-unsafe name, or (adopted)
+    # a project whose own protections and default branch PAO does not manage.
+    alone = gone if adopted else [ref for ref in gone if hook_unsafe(ref)]
+    # The first push into a project has nothing to prune; later ones catch anything left.
+    if not adopted and pushed_before:
+        await _push(repo, target, _excluding([*alone, *(r for r in refs if hook_unsafe(r))]),
+                    timeout=timeout, prune=True)
+    return [ref for ref in alone
+            if not await _push_alone(repo, target, f":{ref}", timeout=timeout)]
 
 
 def remove_cache(cache: Path) -> None:

@@ -1,11 +1,11 @@
-"""Pure rules: OneDev project names, ref maps and their digests, timeouts and disk needs."""
+"""Pure rules: OneDev project names and ownership marks, ref maps and their digests, the refs
+OneDev's receive hook cannot take, timeouts and disk needs."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import re
-from datetime import datetime
 
 # OneDev's project name rule, a Java pattern: there \w is ASCII only, hence re.ASCII.
 NAME_RE = re.compile(r"^\w[\w\-.]*$", re.ASCII)
@@ -27,9 +27,38 @@ def project_name(template: str, owner: str, repo: str) -> str:
     return name
 
 
-def timestamped(name: str, now: datetime) -> str:
-    """``name`` with the date (seed 002) and time appended, for the append_timestamp policy."""
-    return f"{name}-{now:%Y%m%d%H%M%S}"
+def suffixed(name: str, github_repo_id: int) -> str:
+    """The second choice of name when ``name`` holds another repository's mirror: the same
+    for every attempt (so a retry finds its own project), distinct per GitHub repository."""
+    return f"{name}-{github_repo_id}"
+
+
+def description(full_name: str, github_repo_id: int) -> str:
+    """The description PAO gives the projects it creates: it names the GitHub repository by
+    id, so PAO recognises its own project even when the database forgot it."""
+    return f"Synced from GitHub: {full_name} (repository id {github_repo_id})"
+
+
+_MARK = re.compile(r"^Synced from GitHub: (?P<name>\S+)(?: \(repository id (?P<id>\d+)\))?$")
+
+
+def described_owner(text: object) -> int | str | None:
+    """Whose mirror a project's description says it is: a GitHub repository id, the full
+    name (older descriptions carry no id), or None when PAO did not create it."""
+    m = _MARK.match(text) if isinstance(text, str) else None
+    if m is None:
+        return None
+    return int(m["id"]) if m["id"] else m["name"]
+
+
+# OneDev's receive hook forwards ref names un-encoded in a form body: one of these
+# characters in a ref name makes OneDev refuse the whole push.
+_HOOK_UNSAFE = re.compile(r"[+&=%]")
+
+
+def hook_unsafe(ref: str) -> bool:
+    """True for a ref OneDev may refuse; such refs are pushed one by one."""
+    return bool(_HOOK_UNSAFE.search(ref))
 
 
 def project_path(parent: str | None, name: str) -> str:

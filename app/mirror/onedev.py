@@ -2,9 +2,11 @@
 
 Facts it relies on: ``POST /~api/projects`` answers the new id as a bare JSON
 number and needs the ``gitPackConfig`` and ``codeAnalysisSetting`` objects; a
-duplicate name is HTTP 500 with a text/plain "... already used ..." message;
-``GET /~api/projects/ids/{path}`` finds a project by path (404 when absent);
-the project query matches names with LIKE, so results are re-checked.
+duplicate name (compared case-insensitively) is HTTP 500 with a text/plain
+"... already used ..." message; ``GET /~api/projects/ids/{path}`` finds a project by
+path (404 when absent) but exists only since OneDev 12.0.10, so a 404 is confirmed by
+walking the path with the project query, which matches names with LIKE and is
+re-checked here.
 """
 
 from __future__ import annotations
@@ -116,15 +118,26 @@ class OneDevClient:
         try:
             _, value = await self._call("GET", "/projects/ids/" + quote(path, safe="/"))
         except OneDevNotFound:
-            return None
+            # Absent, or a OneDev before 12.0.10 that lacks /ids/: ask the query instead.
+            return await self._project_id_by_query(path)
         return int(value) if value is not None else None
+
+    async def _project_id_by_query(self, path: str) -> int | None:
+        parent_id: int | None = None
+        for name in path.split("/"):
+            same = [p for p in await self.find_by_name(name) if p.get("parentId") == parent_id]
+            if not same:
+                return None
+            parent_id = int(same[0]["id"])
+        return parent_id
 
     async def project(self, project_id: int) -> dict[str, Any]:
         _, value = await self._call("GET", f"/projects/{project_id}")
         return value
 
     async def find_by_name(self, name: str) -> list[dict[str, Any]]:
-        """Projects named exactly ``name`` (any parent): the query is a LIKE, so re-check."""
+        """Projects named ``name`` (any parent; OneDev compares names case-insensitively):
+        the query is a LIKE, so re-check."""
         found: list[dict[str, Any]] = []
         offset = 0
         query = f'"Name" is "{name}"'
@@ -132,7 +145,7 @@ class OneDevClient:
             _, page = await self._call("GET", "/projects",
                                        params={"query": query, "offset": offset, "count": PAGE})
             page = page or []
-            found.extend(p for p in page if p.get("name") == name)
+            found.extend(p for p in page if str(p.get("name", "")).lower() == name.lower())
             if len(page) < PAGE:
                 return found
             offset += PAGE
@@ -155,6 +168,13 @@ class OneDevClient:
         if not isinstance(value, int):
             raise OneDevError(f"OneDev answered the create with {value!r}, not a project id", 0)
         return value
+
+    async def rename_project(self, project_id: int, name: str, description: str) -> None:
+        """Rename a project: OneDev's update takes the project's data back with the change."""
+        project = await self.project(project_id)
+        await self._call("POST", f"/projects/{project_id}",
+                         body={**project, "name": name, "description": description},
+                         expect_empty=True)
 
     async def delete_project(self, project_id: int) -> None:
         await self._call("DELETE", f"/projects/{project_id}", expect_empty=True)

@@ -16,7 +16,9 @@ MIRROR_PROPS: dict[str, Any] = {
         "id": INT,
         "github": doc.obj({"id": INT, "full_name": STR, "url": STR, "default_branch": NSTR,
                             "private": {"type": "boolean"}, "size_kb": INT}),
-        "onedev": doc.obj({"project_id": NINT, "path": NSTR, "url": NSTR}),
+        "onedev": doc.obj({"project_id": NINT, "path": NSTR, "url": NSTR,
+                           # true: a project PAO did not create (PAO_MIRROR_ON_CONFLICT=adopt)
+                           "adopted": {"type": "boolean"}}),
         "sync_status": STATUS, "retry_count": INT, "last_synced_at": NTIME, "refs": INT,
         "error_message": NSTR, "source": {"enum": ["star", "poll", "manual"]},
         "unstarred_at": NTIME, "deleted_at": NTIME, "created_at": TIME, "updated_at": TIME,
@@ -29,6 +31,8 @@ SCHEMAS: dict[str, Any] = {
                                                            "recorded"]},
         "duration_seconds": doc.nullable("number"), "refs_pushed": NINT, "bytes_fetched": NINT,
         "job_id": NINT, "error": NSTR, "created_at": TIME,
+        # Refs OneDev refused in a sync that otherwise succeeded.
+        "refs_refused": doc.nullable("array", items=STR),
     }),
     "MirrorList": doc.obj({"mirrors": {"type": "array", "items": doc.ref("Mirror")},
                             "pagination": doc.ref("Pagination")}),

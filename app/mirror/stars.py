@@ -56,6 +56,10 @@ async def reconcile(pool: asyncpg.Pool, ms: MirrorSettings, user: str,
             "SELECT github_repo_id, full_name FROM mirror_stars WHERE user_login = $1", user)}
         for repo_id, repo in current.items():
             if repo_id in seen:
+                if seen[repo_id] != repo.full_name:  # renamed or transferred on GitHub
+                    row = await store.by_github_id(conn, repo_id)
+                    if row is not None:
+                        await store.refresh_identity(conn, row["id"], repo)
                 continue
             installation_id = await store.installation_for(conn, repo_id, repo.owner)
             decision = await requests.request_mirror(

@@ -52,7 +52,8 @@ class GitHubRepo:
 
 COLUMNS = """id, github_repo_id, github_url, github_clone_url, github_owner, github_name,
     github_full_name, github_default_branch, github_is_private, github_size_kb, installation_id,
-    source, starred_by, onedev_project_id, onedev_project_path, onedev_url, sync_status,
+    source, starred_by, onedev_project_id, onedev_project_path, onedev_url, onedev_adopted,
+    sync_status,
     retry_count, last_synced_at, last_synced_refs, refs_digest, error_message, unstarred_at,
     deleted_at, created_at, updated_at"""
 
@@ -140,19 +141,39 @@ async def mark_in_progress(conn: asyncpg.Connection | asyncpg.Pool, repository_i
 
 
 async def set_project(conn: asyncpg.Connection | asyncpg.Pool, repository_id: int,
-                      project_id: int, path: str, url: str) -> None:
+                      project_id: int, path: str, url: str, *, adopted: bool = False) -> None:
+    """Record the mirror's project (a unique index keeps one project to one repository)."""
     await conn.execute(
         """UPDATE repositories SET onedev_project_id = $2, onedev_project_path = $3,
-               onedev_url = $4, updated_at = now() WHERE id = $1""",
-        repository_id, project_id, path, url)
+               onedev_url = $4, onedev_adopted = $5, updated_at = now() WHERE id = $1""",
+        repository_id, project_id, path, url, adopted)
+
+
+async def project_holder(conn: asyncpg.Connection | asyncpg.Pool, project_id: int) -> int | None:
+    """The GitHub repository id whose mirror the OneDev project holds, if PAO recorded one."""
+    return await conn.fetchval(
+        "SELECT github_repo_id FROM repositories WHERE onedev_project_id = $1", project_id)
+
+
+async def refresh_identity(conn: asyncpg.Connection | asyncpg.Pool, repository_id: int,
+                           repo: GitHubRepo) -> None:
+    """Take GitHub's current name, URLs and default branch (renames and transfers)."""
+    await conn.execute(
+        """UPDATE repositories SET github_full_name = $2, github_owner = $3, github_name = $4,
+               github_clone_url = $5, github_url = coalesce(nullif($6, ''), github_url),
+               github_default_branch = coalesce($7, github_default_branch),
+               github_is_private = $8, updated_at = now()
+         WHERE id = $1""",
+        repository_id, repo.full_name, repo.owner, repo.name, repo.clone_url, repo.html_url,
+        repo.default_branch, repo.private)
 
 
 async def forget_project(conn: asyncpg.Connection | asyncpg.Pool, repository_id: int) -> None:
     """The OneDev project is gone: the next sync creates one and pushes every ref."""
     await conn.execute(
         """UPDATE repositories SET onedev_project_id = NULL, onedev_project_path = NULL,
-               onedev_url = NULL, last_synced_refs = '{}'::jsonb, refs_digest = NULL,
-               updated_at = now() WHERE id = $1""", repository_id)
+               onedev_url = NULL, onedev_adopted = false, last_synced_refs = '{}'::jsonb,
+               refs_digest = NULL, updated_at = now() WHERE id = $1""", repository_id)
 
 
 async def mark_completed(conn: asyncpg.Connection, repository_id: int, refs: dict[str, str],
@@ -191,19 +212,21 @@ async def mark_deleted(conn: asyncpg.Connection, repository_id: int) -> None:
 async def log_sync(conn: asyncpg.Connection | asyncpg.Pool, repository_id: int, *,
                    event_type: str, status: str, duration: float | None = None,
                    refs_pushed: int | None = None, bytes_fetched: int | None = None,
-                   job_id: int | None = None, error: str | None = None) -> None:
+                   job_id: int | None = None, error: str | None = None,
+                   refs_refused: list[str] | None = None) -> None:
     await conn.execute(
         """INSERT INTO sync_logs (repository_id, event_type, status, duration_seconds,
-               refs_pushed, bytes_fetched, job_id, error)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-        repository_id, event_type, status, duration, refs_pushed, bytes_fetched, job_id, error)
+               refs_pushed, bytes_fetched, job_id, error, refs_refused)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+        repository_id, event_type, status, duration, refs_pushed, bytes_fetched, job_id, error,
+        refs_refused or None)
 
 
 async def recent_logs(conn: asyncpg.Connection | asyncpg.Pool, repository_id: int,
                       limit: int = 20) -> list[asyncpg.Record]:
     return await conn.fetch(
         """SELECT id, event_type, status, duration_seconds, refs_pushed, bytes_fetched, job_id,
-                  error, created_at
+                  error, refs_refused, created_at
              FROM sync_logs WHERE repository_id = $1 ORDER BY id DESC LIMIT $2""",
         repository_id, limit)
 
@@ -263,7 +286,7 @@ def public_view(row: asyncpg.Record) -> dict[str, Any]:
         },
         "onedev": {
             "project_id": row["onedev_project_id"], "path": row["onedev_project_path"],
-            "url": row["onedev_url"],
+            "url": row["onedev_url"], "adopted": row["onedev_adopted"],
         },
         "sync_status": row["sync_status"],
         "retry_count": row["retry_count"],

@@ -37,7 +37,9 @@ async def mirror_delete(ctx: JobContext, repository_id: int) -> dict[str, Any]:
         return {"skipped": True}
     if row["unstarred_at"] is None:
         return {"skipped": "starred again"}
-    if row["onedev_project_id"] is not None:
+    # A project PAO adopted was not PAO's to begin with: it stays, with what PAO pushed.
+    adopted = row["onedev_adopted"]
+    if row["onedev_project_id"] is not None and not adopted:
         try:
             await sync.onedev_client(ctx.http, ms).delete_project(row["onedev_project_id"])
         except OneDevNotFound:
@@ -50,7 +52,12 @@ async def mirror_delete(ctx: JobContext, repository_id: int) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn, conn.transaction():
         await store.mark_deleted(conn, repository_id)
         await store.log_sync(conn, repository_id, event_type="delete", status="success",
-                             job_id=ctx.job_id)
+                             job_id=ctx.job_id,
+                             error="adopted OneDev project kept" if adopted else None)
+    if adopted:
+        log.info("mirror of %s dropped (unstarred); adopted project %s kept",
+                 row["github_full_name"], row["onedev_project_path"])
+        return {"kept": row["onedev_project_path"]}
     log.info("mirror of %s deleted (unstarred)", row["github_full_name"])
     return {"deleted": row["onedev_project_path"]}
 

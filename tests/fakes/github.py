@@ -12,20 +12,26 @@ Test-facing API (see ``tests/fakes/fixtures.py`` for the fixtures):
 - ``fake.install(account, ...)`` -> ``FakeInstallation``; ``fake.create_repo("owner/name",
   private=..., installation=...)`` -> ``FakeRepo``; ``repo.commit({path: text | bytes | None})``
   -> new SHA (None deletes a file); branches, tags, ``repo.set_ref`` (force push).
-- ``fake.star(user, "owner/name")``; ``fake.personal_token`` (token mode); ``fake.git_delay``;
+- ``fake.rename_repo(old, new)`` (a rename or transfer); ``fake.star(user, "owner/name")``;
+  ``fake.personal_token`` (token mode); ``fake.git_delay``;
   ``fake.revoke(token)`` / ``fake.revoke_all()``; ``fake.token_lifetime`` (seconds).
 - ``fake.requests`` (every API request: method, path, query, headers sans secrets,
   JSON body, status), ``fake.git_requests``, ``fake.check_runs`` (id -> stored run),
   ``fake.openapi_violations`` (requests whose shape the OpenAPI subset rejects).
 - ``fake.push_payload(...)``, ``pull_request_payload``, ``check_suite_payload``,
-  ``check_run_payload``, ``watch_payload``, ``installation_payload``,
-  ``installation_repositories_payload``: realistic webhook bodies;
+  ``check_run_payload``, ``star_payload``, ``watch_payload``, ``ping_payload``,
+  ``installation_payload``,
+  ``installation_repositories_payload``: webhook bodies built from GitHub's published
+  examples (``webhook-examples.json``, see ``scripts/refresh_webhook_examples.py``) with
+  this fake's repositories, users and installations filled in; an event, action or
+  top-level field GitHub never sends is a ``ValueError``;
   ``await send_webhook(url, event, payload, secret)`` signs and posts one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import itertools
 import json
@@ -58,13 +64,52 @@ DOCS = "https://docs.github.com/rest"
 # What the App asks for in app.yml; installations grant these unless a test says otherwise.
 DEFAULT_PERMISSIONS = {"contents": "read", "checks": "write", "metadata": "read",
                        "pull_requests": "read"}
-DEFAULT_EVENTS = ["push", "pull_request", "check_suite", "check_run", "watch", "installation",
-                  "installation_repositories"]
+DEFAULT_EVENTS = ["push", "pull_request", "check_suite", "check_run", "star", "watch",
+                  "installation", "installation_repositories"]
 JWT_MAX_LIFETIME = 600  # GitHub: exp no more than 10 minutes after iat
 CHECK_STATUSES = ("queued", "in_progress", "completed", "waiting", "requested", "pending")
 CHECK_CONCLUSIONS = ("action_required", "cancelled", "failure", "neutral", "success", "skipped",
                      "stale", "timed_out")
 _ALNUM = string.ascii_letters + string.digits
+
+# GitHub's published webhook examples: {event: {action or "": payload}}.
+WEBHOOK_EXAMPLES: dict[str, dict[str, dict[str, Any]]] = json.loads(
+    (Path(__file__).with_name("webhook-examples.json")).read_text())
+# Top-level fields about the examples' own organisation and enterprise: dropped.
+_EXAMPLE_CONTEXT = {"organization", "enterprise", "installation"}
+
+
+def from_example(event: str, action: str | None, fill: Mapping[str, Any]) -> dict[str, Any]:
+    """A delivery shaped like GitHub's own example of ``event``/``action``, with ``fill``'s
+    values (this fake's objects) over the example's; ``installation`` is added when given,
+    as GitHub adds it for an App."""
+    examples = WEBHOOK_EXAMPLES.get(event, {})
+    if (action or "") not in examples:
+        raise ValueError(f"GitHub sends no {event!r} webhook with action {action!r} "
+                         f"(it sends: {sorted(examples) or 'none'})")
+    example = examples[action or ""]
+    # Any field GitHub shows in an example of this event, whatever the action.
+    known = {key for other in examples.values() for key in other}
+    unknown = set(fill) - known - {"installation"}
+    if unknown:
+        raise ValueError(f"GitHub's {event!r} webhook has no {', '.join(sorted(unknown))}")
+    payload: dict[str, Any] = {}
+    for key, value in example.items():
+        if key in _EXAMPLE_CONTEXT:
+            continue
+        if key in fill:
+            ours = fill[key]
+            payload[key] = ({**copy.deepcopy(value), **ours}
+                            if isinstance(value, dict) and isinstance(ours, dict) else ours)
+        else:
+            payload[key] = copy.deepcopy(value)
+    for key, value in fill.items():
+        if key not in payload and key != "installation":
+            payload[key] = value
+    if fill.get("installation"):
+        payload["installation"] = fill["installation"]
+    return payload
+
 
 def _random_token(prefix: str) -> str:
     return prefix + "".join(secrets.choice(_ALNUM) for _ in range(36))
@@ -229,6 +274,26 @@ class FakeGitHub:
     def repo(self, full_name: str) -> FakeRepo:
         return self.repos[full_name.lower()]
 
+    def rename_repo(self, full_name: str, new_full_name: str) -> FakeRepo:
+        """Rename or transfer a repository: same id, new name and URLs. The old name is free
+        for another repository (this fake does not redirect it)."""
+        repo = self.repos.pop(full_name.lower())
+        for starred in self.stars.values():
+            if repo.full_name in starred:
+                starred[new_full_name] = starred.pop(repo.full_name)
+        for inst in self.installations.values():
+            if full_name in inst.repos:
+                inst.repos.discard(full_name)
+                inst.repos.add(new_full_name)
+        repo.owner, repo.name = new_full_name.split("/")
+        new_path = self.git_root / repo.owner / f"{repo.name}.git"
+        new_path.parent.mkdir(parents=True, exist_ok=True)
+        repo.path.rename(new_path)
+        repo.path = new_path
+        self.repos[new_full_name.lower()] = repo
+        self.users.add(repo.owner)
+        return repo
+
     def add_personal_token(self, login: str, token: str | None = None) -> str:
         """A personal access token for ``login`` (sees every repository, as an org admin)."""
         token = token or _random_token("ghp_")
@@ -346,7 +411,7 @@ class FakeGitHub:
 
     def _event_installation(self, installation: FakeInstallation | int | None) -> dict[str, Any]:
         if installation is None:
-            return {}
+            return {"installation": None}
         inst_id = installation if isinstance(installation, int) else installation.id
         return {"installation": {"id": inst_id, "node_id": _node_id("Installation", inst_id)}}
 
@@ -361,7 +426,7 @@ class FakeGitHub:
         after = after or repo.ref_target(ref) or ZERO_SHA
         commits = repo.commits_between(before, after)
         installation = installation if installation is not None else self._installation_for(repo)
-        return {
+        return from_example("push", None, {
             "ref": ref, "before": before, "after": after,
             "repository": repo.to_json(for_event="push"),
             "pusher": {"name": pusher, "email": f"{pusher}@example.com"},
@@ -371,7 +436,7 @@ class FakeGitHub:
             "compare": f"{self.url}/{repo.full_name}/compare/{before[:12]}...{after[:12]}",
             "commits": commits, "head_commit": commits[-1] if commits else None,
             **self._event_installation(installation),
-        }
+        })
 
     def pull_request_payload(self, repo: FakeRepo, *, action: str = "opened", number: int = 1,
                              head_ref: str, head_sha: str | None = None, base_ref: str | None = None,
@@ -401,8 +466,9 @@ class FakeGitHub:
                      "user": self.account_json(repo.owner), "repo": repo_json},
             "author_association": "MEMBER",
         }
-        return {"action": action, "number": number, "pull_request": pr, "repository": repo_json,
-                "sender": self.account_json(user), **self._event_installation(installation)}
+        return from_example("pull_request", action, {
+            "action": action, "number": number, "pull_request": pr, "repository": repo_json,
+            "sender": self.account_json(user), **self._event_installation(installation)})
 
     def check_suite_payload(self, repo: FakeRepo, *, action: str = "requested", head_sha: str,
                             head_branch: str | None = None,
@@ -423,8 +489,9 @@ class FakeGitHub:
                             "author": {"name": "Test Author", "email": "author@example.com"},
                             "committer": {"name": "Test Author", "email": "author@example.com"}},
         }
-        return {"action": action, "check_suite": suite, "repository": repo.to_json(),
-                "sender": self.account_json("octocat"), **self._event_installation(installation)}
+        return from_example("check_suite", action, {
+            "action": action, "check_suite": suite, "repository": repo.to_json(),
+            "sender": self.account_json("octocat"), **self._event_installation(installation)})
 
     def check_run_payload(self, check_run_id: int, *, action: str = "rerequested",
                           requested_action: str | None = None,
@@ -442,14 +509,29 @@ class FakeGitHub:
                    "sender": self.account_json("octocat"), **self._event_installation(installation)}
         if requested_action is not None:
             payload["requested_action"] = {"identifier": requested_action}
-        return payload
+        return from_example("check_run", action, payload)
 
     def watch_payload(self, repo: FakeRepo, user: str, *, action: str = "started",
                       installation: FakeInstallation | int | None = None) -> dict[str, Any]:
-        """A ``watch`` delivery (GitHub's event for starring a repository)."""
+        """A ``watch`` delivery: GitHub sends it, action ``started`` only, when a repository
+        is starred (an unstar is only a ``star`` ``deleted``)."""
         installation = installation if installation is not None else self._installation_for(repo)
-        return {"action": action, "repository": repo.to_json(), "sender": self.account_json(user),
-                **self._event_installation(installation)}
+        return from_example("watch", action, {
+            "action": action, "repository": repo.to_json(), "sender": self.account_json(user),
+            **self._event_installation(installation)})
+
+    def star_payload(self, repo: FakeRepo, user: str, *, action: str = "created",
+                     installation: FakeInstallation | int | None = None) -> dict[str, Any]:
+        """A ``star`` delivery: ``created`` (with ``starred_at``) or ``deleted`` (null)."""
+        installation = installation if installation is not None else self._installation_for(repo)
+        return from_example("star", action, {
+            "action": action, "repository": repo.to_json(), "sender": self.account_json(user),
+            "starred_at": _iso(time.time()) if action == "created" else None,
+            **self._event_installation(installation)})
+
+    def ping_payload(self, *, zen: str = "Design for failure.", hook_id: int = 1) -> dict[str, Any]:
+        """A ``ping`` delivery, as GitHub sends to a new App webhook."""
+        return from_example("ping", None, {"zen": zen, "hook_id": hook_id})
 
     def installation_payload(self, installation: FakeInstallation, *, action: str = "created",
                              sender: str = "octocat") -> dict[str, Any]:
@@ -459,18 +541,19 @@ class FakeGitHub:
         if action in ("created", "deleted", "suspend", "unsuspend", "new_permissions_accepted"):
             payload["repositories"] = [self._short_repo(r) for r in self.repos.values()
                                        if installation.covers(r)]
-        return payload
+        return from_example("installation", action, payload)
 
     def installation_repositories_payload(self, installation: FakeInstallation, *,
                                           added: Iterable[str] = (), removed: Iterable[str] = (),
                                           sender: str = "octocat") -> dict[str, Any]:
         added_l, removed_l = list(added), list(removed)
-        return {"action": "added" if added_l else "removed",
-                "installation": self.installation_json(installation),
-                "repository_selection": installation.repository_selection,
-                "repositories_added": [self._short_repo(self.repo(n)) for n in added_l],
-                "repositories_removed": [self._short_repo(self.repo(n)) for n in removed_l],
-                "requester": None, "sender": self.account_json(sender)}
+        action = "added" if added_l else "removed"
+        return from_example("installation_repositories", action, {
+            "action": action, "installation": self.installation_json(installation),
+            "repository_selection": installation.repository_selection,
+            "repositories_added": [self._short_repo(self.repo(n)) for n in added_l],
+            "repositories_removed": [self._short_repo(self.repo(n)) for n in removed_l],
+            "requester": None, "sender": self.account_json(sender)})
 
     @staticmethod
     def _short_repo(repo: FakeRepo) -> dict[str, Any]:

@@ -6,16 +6,24 @@ Behaves as OneDev 12+ does for these calls:
   with the token as password (and, when ``user`` is set, that user name). Missing or
   wrong credentials: 401 with ``WWW-Authenticate``; a token without the right to
   create projects: 403. Error bodies are text/plain, as OneDev's are.
-* ``POST /~api/projects`` answers the new id as a bare JSON number. ``name`` must match
-  ``\\w[\\w-.]*``; ``gitPackConfig`` and ``codeAnalysisSetting`` objects are required;
-  a duplicate name under the same parent is HTTP 500 text/plain "... already used ...".
-* ``GET /~api/projects/ids/{path}`` -> id or 404; ``GET /~api/projects?query=&offset=&count=``
-  (offset and count required) matches ``"Name" is "x"`` with LIKE semantics
-  (``_`` and ``*`` are wildcards, case-insensitive), so callers must re-check.
+* ``POST /~api/projects`` answers the new id as a bare JSON number. The REST API does not
+  check the name pattern (its bean validation is off): any name is taken, so PAO's own
+  cleaning is what keeps names sane. ``gitPackConfig`` and ``codeAnalysisSetting`` objects
+  are required; a duplicate name under the same parent, compared case-insensitively, is
+  HTTP 500 text/plain "... already used ...".
+* ``POST /~api/projects/{id}`` updates a project (PAO renames with it); same duplicate rule.
+* ``GET /~api/projects/ids/{path}`` -> id or 404, the path compared case-insensitively; it
+  exists only since OneDev 12.0.10 (``ids_endpoint = False`` plays 12.0.0-12.0.9: 404).
+  ``GET /~api/projects?query=&offset=&count=`` matches ``"Name" is "x"`` with LIKE semantics
+  (``_`` and ``*`` are wildcards, case-insensitive), so callers must re-check; a missing
+  ``offset`` or ``count``, or an unknown parameter, is 406.
 * ``/~api/repositories/{id}/default-branch``: GET -> the bare branch name (Jersey writes a
   ``String`` result as is, unquoted, though the content type says application/json) or 204;
-  POST a JSON string (OneDev reads the body with ``mapper.readValue(body, String.class)``).
-  Until it is set, the first branch received (first command of the first push) is the default.
+  POST a JSON string (OneDev reads the body with ``mapper.readValue(body, String.class)``);
+  a branch that does not exist is HTTP 500 "Branch not exist: x". Until it is set, the
+  first push decides: ``main`` if it was pushed, else the last branch received.
+* OneDev's receive hook forwards the pushed ref names un-encoded in a form body to the
+  server, so a push naming a ref with ``+``, ``&``, ``=`` or ``%`` is refused whole.
 * ``{server}/{project path}.git`` is served by ``git http-backend`` with the same auth.
 * ``unavailable = True`` or ``fail_next = N`` answers 503 to everything (API and git).
 * ``push_delay`` holds every receive-pack this many seconds (sets ``push_started`` first).
@@ -37,8 +45,18 @@ from aiohttp import web
 
 from tests.fakes.git_http import GitHttpBackend, basic_credentials
 
-NAME_RE = re.compile(r"^\w[\w\-.]*$", re.ASCII)  # OneDev's Java pattern: \w is ASCII
 QUERY_RE = re.compile(r'^"Name" is "(?P<name>[^"]*)"$')
+
+
+# OneDev's hook posts the ref updates with curl as an un-encoded form body: '+' turns into
+# a space, '&' and '=' split the field, '%' starts an escape, and the whole push is refused.
+_PRE_RECEIVE = """#!/bin/sh
+updates=$(cat)
+case "$updates" in
+  *[+\\&=%]*) echo "Git ref update information is not available" >&2; exit 1;;
+esac
+printf '%s\\n' "$updates" >> received-refs.log
+"""
 
 
 @dataclass
@@ -73,6 +91,7 @@ class OneDevFake:
         self._next_id = 1
         self.requests: list[Seen] = []
         self.unavailable = False
+        self.ids_endpoint = True  # False: a OneDev older than 12.0.10
         self.fail_next = 0
         self.push_delay = 0.0
         self.push_started = asyncio.Event()
@@ -89,8 +108,9 @@ class OneDevFake:
         return "/".join(reversed(parts))
 
     def by_path(self, path: str) -> Project | None:
+        """OneDev finds projects by path case-insensitively."""
         for project in self.projects.values():
-            if self.path_of(project) == path:
+            if self.path_of(project).lower() == path.lower():
                 return project
         return None
 
@@ -107,7 +127,7 @@ class OneDevFake:
         subprocess.run(["git", "init", "--bare", "--quiet", str(repo)], check=True)
         # Record the ref updates in the order they arrive, as OneDev sees them.
         hook = repo / "hooks" / "pre-receive"
-        hook.write_text("#!/bin/sh\ncat >> received-refs.log\n")
+        hook.write_text(_PRE_RECEIVE)
         hook.chmod(0o755)
         return project
 
@@ -157,6 +177,7 @@ class OneDevFake:
         r.add_get("/~api/projects", self.query_projects)
         r.add_post("/~api/projects", self.create_project)
         r.add_get("/~api/projects/{id:\\d+}", self.get_project)
+        r.add_post("/~api/projects/{id:\\d+}", self.update_project)
         r.add_delete("/~api/projects/{id:\\d+}", self.delete_project)
         r.add_get("/~api/repositories/{id:\\d+}/default-branch", self.get_default_branch)
         r.add_post("/~api/repositories/{id:\\d+}/default-branch", self.set_default_branch)
@@ -202,6 +223,8 @@ class OneDevFake:
                 "key": None, "createDate": "2026-01-01T00:00:00Z", **p.extra}
 
     async def project_id(self, request: web.Request) -> web.Response:
+        if not self.ids_endpoint:  # before 12.0.10 no resource matches: Jersey's plain 404
+            raise web.HTTPNotFound(text="HTTP 404 Not Found", content_type="text/plain")
         project = self.by_path(request.match_info["path"])
         if project is None:
             raise web.HTTPNotFound(text="Project not found: " + request.match_info["path"],
@@ -209,8 +232,12 @@ class OneDevFake:
         return self._json(project.id)
 
     async def query_projects(self, request: web.Request) -> web.Response:
-        if "offset" not in request.query or "count" not in request.query:
-            raise web.HTTPBadRequest(text="offset and count are required", content_type="text/plain")
+        unknown = sorted(set(request.query) - {"query", "offset", "count"})
+        if unknown or "offset" not in request.query or "count" not in request.query:
+            raise web.HTTPNotAcceptable(
+                text=f"Unexpected query parameters: {', '.join(unknown)}" if unknown else
+                "Missing query parameter: offset and count are required",
+                content_type="text/plain")
         offset, count = int(request.query["offset"]), int(request.query["count"])
         query = request.query.get("query", "").strip()
         projects = sorted(self.projects.values(), key=lambda p: p.id)
@@ -240,11 +267,9 @@ class OneDevFake:
             raise web.HTTPBadRequest(text="Expected a project object", content_type="text/plain")
         name = body.get("name")
         problems = []
+        # No name pattern check: OneDev's REST API does not run bean validation.
         if not isinstance(name, str) or not name:
             problems.append("name: must not be empty")
-        elif not NAME_RE.match(name):
-            problems.append("name: Should start with alphanumeric or underscore, and contains "
-                            "only alphanumeric, underscore, dash, or dot")
         for key in ("gitPackConfig", "codeAnalysisSetting"):
             if not isinstance(body.get(key), dict):
                 problems.append(f"{key}: must not be null")
@@ -254,19 +279,38 @@ class OneDevFake:
         if parent_id is not None and parent_id not in self.projects:
             raise web.HTTPNotFound(text=f"Unable to find project with id: {parent_id}",
                                    content_type="text/plain")
-        for p in self.projects.values():
-            if p.parent_id == parent_id and p.name.lower() == name.lower():
-                where = ("another root project" if parent_id is None else
-                         f"another project under '{self.path_of(self.projects[parent_id])}'")
-                raise web.HTTPInternalServerError(
-                    text=f"Name '{name}' is already used by {where}", content_type="text/plain")
+        self._check_duplicate(name, parent_id)
         project = self.add_project(name, parent_id, body.get("description"))
         project.code_management = bool(body.get("codeManagement", True))
         project.issue_management = bool(body.get("issueManagement", True))
         return self._json(project.id)
 
+    def _check_duplicate(self, name: str, parent_id: int | None, own_id: int | None = None) -> None:
+        for p in self.projects.values():
+            if p.id != own_id and p.parent_id == parent_id and p.name.lower() == name.lower():
+                where = ("another root project" if parent_id is None else
+                         f"another project under '{self.path_of(self.projects[parent_id])}'")
+                raise web.HTTPInternalServerError(
+                    text=f"Name '{name}' is already used by {where}", content_type="text/plain")
+
     async def get_project(self, request: web.Request) -> web.Response:
         return self._json(self._view(self._project(request)))
+
+    async def update_project(self, request: web.Request) -> web.Response:
+        """Update name and description (the fields PAO sends back); moves the repository."""
+        project = self._project(request)
+        body = await request.json()
+        name = body.get("name")
+        if not isinstance(name, str) or not name:
+            raise web.HTTPBadRequest(text="name: must not be empty", content_type="text/plain")
+        if body.get("parentId") != project.parent_id:
+            raise web.HTTPBadRequest(text="the fake does not move projects", content_type="text/plain")
+        self._check_duplicate(name, project.parent_id, project.id)
+        old = self.repo_dir(self.path_of(project))
+        project.name = name
+        project.description = body.get("description")
+        old.rename(self.repo_dir(self.path_of(project)))
+        return web.Response(status=200)
 
     async def delete_project(self, request: web.Request) -> web.Response:
         project = self._project(request)
@@ -280,16 +324,18 @@ class OneDevFake:
                        cwd=self.repo_dir(self.path_of(project)), check=True)
 
     def _settle_default(self, project: Project) -> None:
-        """OneDev makes the first branch it receives the default. A push handler may still be
-        finishing after git got its answer, so this also runs when the default is read."""
+        """After the first push OneDev's default is ``main`` if it was pushed, else the last
+        branch received. A push handler may still be finishing after git got its answer, so
+        this also runs when the default is read."""
         if project.default_branch is not None:
             return
         path = self.path_of(project)
         existing = self.refs(path)
-        for ref in self.received(path):
-            if ref.startswith("refs/heads/") and ref in existing:
-                self._set_default(project, ref[len("refs/heads/"):])
-                return
+        branches = [ref for ref in self.received(path)
+                    if ref.startswith("refs/heads/") and ref in existing]
+        if branches:
+            chosen = "refs/heads/main" if "refs/heads/main" in branches else branches[-1]
+            self._set_default(project, chosen[len("refs/heads/"):])
 
     async def get_default_branch(self, request: web.Request) -> web.Response:
         project = self._project(request)
@@ -304,6 +350,9 @@ class OneDevFake:
         branch = json.loads(await request.text())
         if not isinstance(branch, str) or not branch:
             raise web.HTTPBadRequest(text="defaultBranch: must not be null", content_type="text/plain")
+        if f"refs/heads/{branch}" not in self.refs(self.path_of(project)):
+            raise web.HTTPInternalServerError(text=f"Branch not exist: {branch}",
+                                              content_type="text/plain")
         self._set_default(project, branch)
         return web.Response(status=200)
 
