@@ -33,6 +33,7 @@ STARTUP_MODULES: tuple[str, ...] = (
     "app.jobs.maintenance",
     "app.sync.startup",
     "app.mirror.startup",
+    "app.deliveries.tasks",
 )
 
 
