@@ -54,6 +54,7 @@ def add_commands(sub: Any) -> None:
     q = dsub.add_parser("recover", help="ask GitHub to redeliver failed or unrecorded deliveries")
     q.add_argument("--since", type=_duration, default=7200.0,
                    help="how far back to look: 90m, 2h, 1d (default 2h; GitHub keeps 3 days)")
-    q.add_argument("--max", type=_positive_int, help="redeliveries at most (default PAO_DELIVERY_RECOVERY_MAX)")
+    q.add_argument("--max", type=_positive_int,
+                   help="redeliveries at most (default PAO_DELIVERY_RECOVERY_MAX)")
     q.add_argument("--dry-run", action="store_true", help="list what would be redelivered")
     p.set_defaults(func=_cmd)
