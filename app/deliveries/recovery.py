@@ -11,6 +11,7 @@ import aiohttp
 import asyncpg
 import gidgethub
 
+from app import metrics
 from app.deliveries.select import Candidate, HookDelivery, candidates
 from app.github import GitHubClients
 
@@ -134,6 +135,7 @@ async def _redeliver(pool: asyncpg.Pool, github: GitHubClients, candidate: Candi
                              f"{type(exc).__name__}: {exc}")
         log.warning("could not redeliver %s (%s): %s", attempt.guid, attempt.event, exc)
         return False
+    metrics.REDELIVERIES.labels(candidate.reason).inc()
     log.info("asked GitHub to redeliver %s (%s, %s: last status %s)", attempt.guid,
              attempt.event, candidate.reason, attempt.status_code or attempt.status)
     return True

@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from app import metrics
 from app.jobs import TASKS, JobContext, PermanentJobError, RetryJob, Task, queries
 from app.log import delivery_id_var, job_id_var, scrub
 
@@ -241,6 +242,7 @@ class Worker:
                 return
             await conn.execute(queries.RECORD_ATTEMPT, job["id"], job["attempts"],
                                self.worker_id, started, "succeeded", None)
+        metrics.observe_job(job["task"], "succeeded", started)
         log.info("job %s (%s) succeeded", job["id"], job["task"])
 
     async def _failed(self, job: asyncpg.Record, task: Task, exc: Exception,
@@ -271,6 +273,7 @@ class Worker:
                     outcome = "superseded"
             await conn.execute(queries.RECORD_ATTEMPT, job["id"], job["attempts"],
                                self.worker_id, started, outcome, message)
+        metrics.observe_job(job["task"], outcome, started)
         if outcome == "failed":
             detail = "" if permanent else "".join(
                 traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3))
