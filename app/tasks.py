@@ -10,6 +10,7 @@ TASK_MODULES: tuple[str, ...] = (
     "app.sync.tasks",
     "app.mirror.tasks",
     "app.deliveries.tasks",
+    "app.notify.tasks",
 )
 
 for _name in TASK_MODULES:
