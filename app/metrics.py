@@ -158,10 +158,6 @@ async def exposition(pool: Any) -> web.Response:
                         headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-routes = web.RouteTableDef()
-
-
-@routes.get("/metrics")
 async def metrics_endpoint(request: web.Request) -> web.Response:
     """``GET /metrics`` on the main port: only with ``Authorization: Bearer $PAO_METRICS_TOKEN``."""
     from app.state import RUNTIME

@@ -189,3 +189,12 @@ async def test_the_periodic_job_is_scheduled_once_in_app_mode_only(pao, runtime)
     await tasks.on_startup(runtime)  # token mode (no App)
     assert await pao.pool.fetchval("SELECT count(*) FROM jobs") == 0
 
+
+
+async def test_the_fake_shows_one_delivery_with_its_request_as_github_does(pao, github_fake):
+    sent = await github_fake.deliver_hook("ping", ping())
+    gh = pao.github.app_api()
+    full = await gh.getitem(f"/app/hook/deliveries/{sent['id']}", jwt=pao.github.jwt())
+    assert full["guid"] == sent["guid"] and full["request"]["payload"] == ping()
+    assert full["status_code"] == 200 and '"pong"' in full["response"]["payload"]
+    # The shape is checked against GitHub's OpenAPI description at teardown.
