@@ -198,3 +198,42 @@ async def test_the_fake_shows_one_delivery_with_its_request_as_github_does(pao, 
     assert full["guid"] == sent["guid"] and full["request"]["payload"] == ping()
     assert full["status_code"] == 200 and '"pong"' in full["response"]["payload"]
     # The shape is checked against GitHub's OpenAPI description at teardown.
+
+
+def test_recovery_settings_are_validated_and_can_be_turned_off():
+    from app.config import ConfigError, Settings
+    from app.deliveries.config import recovery_settings
+
+    assert recovery_settings(Settings.from_env({})).interval == 600.0
+    off = recovery_settings(Settings.from_env({"PAO_DELIVERY_RECOVERY_INTERVAL": "off"}))
+    assert off.interval == 0.0
+    tuned = recovery_settings(Settings.from_env({"PAO_DELIVERY_RECOVERY_INTERVAL": "30m",
+                                                 "PAO_DELIVERY_RECOVERY_MAX": "5"}))
+    assert (tuned.interval, tuned.max_per_run) == (1800.0, 5)
+    with pytest.raises(ConfigError) as exc:
+        Settings.from_env({"PAO_DELIVERY_RECOVERY_INTERVAL": "soon", "PAO_DELIVERY_RECOVERY_MAX": "0"})
+    assert {p.split(":")[0] for p in exc.value.problems} == {"PAO_DELIVERY_RECOVERY_INTERVAL",
+                                                             "PAO_DELIVERY_RECOVERY_MAX"}
+
+
+async def test_the_periodic_job_does_nothing_in_token_mode_and_reschedules_itself(pao, runtime):
+    from app.deliveries import tasks
+    from app.service import make_worker
+
+    await tasks.on_startup(pao)
+    await pao.pool.execute("UPDATE jobs SET scheduled_at = now()")
+    assert await make_worker(pao, 1).run_one()
+    rows = await pao.pool.fetch("SELECT status, result FROM jobs ORDER BY id")
+    assert [r["status"] for r in rows] == ["succeeded", "todo"]  # ran, and the next run waits
+    assert rows[0]["result"]["errors"] == [] and rows[0]["result"]["scanned"] == 0
+    await pao.pool.execute("DELETE FROM jobs")
+    assert "skipped" in await tasks.recover_deliveries(_ctx(runtime), periodic=True)
+    assert await pao.pool.fetchval("SELECT count(*) FROM jobs") == 0
+
+
+def _ctx(rt):
+    from app.jobs import JobContext
+
+    return JobContext(job_id=1, task="deliveries.recover", attempt=1, max_attempts=1,
+                      delivery_id=None, pool=rt.pool, settings=rt.settings, github=rt.github,
+                      http=rt.http)
