@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -54,20 +55,23 @@ def configuration(env: Mapping[str, str]) -> tuple[Settings | None, list[Finding
     return settings, found
 
 
-async def database(settings: Settings) -> list[Finding]:
+def _database_failure(settings: Settings, exc: BaseException) -> Finding:
+    where = "PAO_DB_URL" if settings.db_url else f"the embedded server in {settings.data_dir}"
+    return _fail("database", f"cannot connect: {type(exc).__name__}: {_scrubbed(exc)}",
+                 f"check {where}: is the server up, and are the address and password right?")
+
+
+async def database(settings: Settings, dsn: str) -> list[Finding]:
     from app import db
 
     try:
-        async with db.database_url(settings) as dsn:
-            conn = await asyncio.wait_for(db.connect(dsn), 15)
-            try:
-                pending = await db.pending_migrations(conn)
-            finally:
-                await conn.close()
+        conn = await asyncio.wait_for(db.connect(dsn), 15)
+        try:
+            pending = await db.pending_migrations(conn)
+        finally:
+            await conn.close()
     except Exception as exc:
-        where = "PAO_DB_URL" if settings.db_url else f"the embedded server in {settings.data_dir}"
-        return [_fail("database", f"cannot connect: {type(exc).__name__}: {_scrubbed(exc)}",
-                      f"check {where}: is the server up, and are the address and password right?")]
+        return [_database_failure(settings, exc)]
     if pending:
         return [_fail("database", f"migrations not applied: {', '.join(map(str, pending))}",
                       "run `pao migrate`")]
@@ -164,19 +168,26 @@ async def diagnose(env: Mapping[str, str]) -> list[Finding]:
         return found
     for secret in (*settings.webhook_secrets, settings.repo_token, settings.admin_token):
         register_secret(secret)
-    db_findings = await database(settings)
-    found += db_findings
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            # Unset PAO_DB_URL: this starts the embedded server, once for every check.
+            dsn = await stack.enter_async_context(db.database_url(settings))
+        except Exception as exc:
+            db_findings = [_database_failure(settings, exc)]
+        else:
+            db_findings = await database(settings, dsn)
+        found += db_findings
+        http = await stack.enter_async_context(
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)))
         github = GitHubClients.from_settings(settings, http)
         if settings.app_mode:
             found += await github_app(github)
         if all(f.ok for f in db_findings) and all(f.ok for f in found if f.check == "GitHub App"):
-            async with db.database_url(settings) as dsn:
-                pool = await db.create_pool(dsn, min_size=1, max_size=2)
-                try:
-                    found += await catalog_repository(settings, github, pool)
-                finally:
-                    await pool.close()
+            pool = await db.create_pool(dsn, min_size=1, max_size=2)
+            try:
+                found += await catalog_repository(settings, github, pool)
+            finally:
+                await pool.close()
         found += await onedev(settings, http)
     return found
 

@@ -94,3 +94,11 @@ async def test_the_exit_code_says_whether_all_is_well(env, monkeypatch, capsys):
     assert await asyncio.to_thread(main, ["doctor"]) == 1
     out = capsys.readouterr().out
     assert "FAIL  configuration: PAO_WEBHOOK_SECRET is unset" in out and "fix: set PAO_WEBHOOK_SECRET" in out
+
+
+async def test_an_unreachable_database_is_reported_without_its_password(env):
+    findings = await doctor.diagnose({**env, "PAO_DB_URL": "postgresql://pao:hunter2-pw@127.0.0.1:9/pao"})
+    [(_, detail, fix)] = [p for p in failures(findings) if p[0] == "database"]
+    assert "PAO_DB_URL" in fix and "hunter2-pw" not in detail + fix
+    # The checks that need no database still ran.
+    assert {f.check for f in findings} >= {"GitHub App", "OneDev"}
