@@ -1,24 +1,19 @@
-"""Prometheus metrics: the families, the one-line hooks the rest of PAO calls, and ``/metrics``.
+"""Prometheus metrics: the families and the one-line hooks the rest of PAO calls.
 
 Counters and histograms live in each process (``pao serve``, every ``pao worker``);
 queue gauges are read from the database at scrape time, so any process reports the
-whole queue. ``/metrics`` on the main port needs ``Authorization: Bearer
-$PAO_METRICS_TOKEN``; ``PAO_METRICS_LISTEN`` (host:port) serves it without a token on
-a separate address, in web and worker processes alike.
+whole queue. This module imports nothing of PAO's, so any module may call its hooks;
+``app.metrics_endpoint`` serves them.
 """
 
 from __future__ import annotations
 
-import hmac
 import time
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
-
-from app.config import FEATURE_READERS, EnvReader
-from app.log import register_secret
+from prometheus_client import Counter, Gauge, Histogram
 
 _FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _SLOW = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0, 3600.0)
@@ -104,90 +99,12 @@ SELECT task,
 """
 
 
-async def refresh_queue_gauges(pool: Any) -> None:
-    """Set the queue gauges from the jobs table; every known task reports, idle ones as 0."""
-    from app import tasks  # noqa: F401  (registers every task, so idle ones report 0)
-    from app.jobs import TASKS
-
+async def refresh_queue_gauges(pool: Any, task_names: Iterable[str]) -> None:
+    """Set the queue gauges from the jobs table; every task named reports, idle ones as 0."""
     rows = {r["task"]: r for r in await pool.fetch(QUEUE_STATS)}
-    for name in sorted(set(TASKS) | set(rows)):
+    for name in sorted(set(task_names) | set(rows)):
         row = rows.get(name)
         QUEUE_WAITING.labels(name).set(row["waiting"] if row else 0)
         QUEUE_DUE.labels(name).set(row["due"] if row else 0)
         QUEUE_RUNNING.labels(name).set(row["running"] if row else 0)
         QUEUE_OLDEST.labels(name).set(row["oldest"] if row else 0)
-
-
-# -- settings and the endpoint --------------------------------------------------
-
-
-class MetricsSettings:
-    def __init__(self, token: str | None = None, listen: tuple[str, int] | None = None):
-        self.token = token
-        self.listen = listen
-
-
-def _listen_address(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"expected HOST:PORT such as 127.0.0.1:9100, got {text!r}")
-    return host.strip("[]"), int(port)
-
-
-def read(r: EnvReader) -> MetricsSettings:
-    token = r.raw("PAO_METRICS_TOKEN")
-    register_secret(token)
-    if token is not None and len(token) < 16:
-        r.problems.append("PAO_METRICS_TOKEN: use at least 16 characters (a random string)")
-        token = None
-    return MetricsSettings(token, r.parse("PAO_METRICS_LISTEN", None, _listen_address))
-
-
-FEATURE_READERS["metrics"] = read
-
-
-def metrics_settings(settings: object) -> MetricsSettings:
-    value = (getattr(settings, "extra", None) or {}).get("metrics")
-    return value if isinstance(value, MetricsSettings) else MetricsSettings()
-
-
-async def exposition(pool: Any) -> web.Response:
-    """The metrics in Prometheus text format."""
-    await refresh_queue_gauges(pool)
-    return web.Response(body=generate_latest(REGISTRY),
-                        headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-async def metrics_endpoint(request: web.Request) -> web.Response:
-    """``GET /metrics`` on the main port: only with ``Authorization: Bearer $PAO_METRICS_TOKEN``."""
-    from app.state import RUNTIME
-
-    rt = request.app[RUNTIME]
-    expected = metrics_settings(rt.settings).token
-    if expected is None:
-        return web.json_response({"error": "not found", "detail": "metrics are off on this port: set "
-                                  "PAO_METRICS_TOKEN (or PAO_METRICS_LISTEN for a separate address)"},
-                                 status=404)
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
-        return web.json_response({"error": "unauthorized",
-                                  "detail": "send 'Authorization: Bearer <PAO_METRICS_TOKEN>'"},
-                                 status=401, headers={"WWW-Authenticate": "Bearer"})
-    return await exposition(rt.pool)
-
-
-async def start_listener(rt: Any) -> web.AppRunner | None:
-    """Serve ``/metrics`` without a token on ``PAO_METRICS_LISTEN``, when set; None otherwise."""
-    address = metrics_settings(rt.settings).listen
-    if address is None:
-        return None
-
-    async def handler(request: web.Request) -> web.Response:
-        return await exposition(rt.pool)
-
-    app = web.Application()
-    app.router.add_get("/metrics", handler)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, address[0], address[1]).start()
-    return runner

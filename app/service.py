@@ -21,7 +21,7 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
-from app import db, metrics
+from app import db, metrics_endpoint
 from app.config import Settings
 from app.github import GitHubClients
 from app.log import register_secret
@@ -121,7 +121,7 @@ async def serve(settings: Settings, *, with_workers: bool = True,
         bound = runner.addresses[0] if runner.addresses else (settings.host, settings.port)
         url = f"http://{bound[0]}:{bound[1]}"
         log.info("PAO listening on %s (webhooks at %s/api/v1/webhooks/github)", url, url)
-        metrics_runner = await metrics.start_listener(rt)
+        metrics_runner = await metrics_endpoint.start_listener(rt)
         worker = make_worker(rt) if with_workers and settings.workers > 0 else None
         worker_task = asyncio.create_task(worker.run()) if worker else None
         await run_startup_hooks(rt)
@@ -149,7 +149,7 @@ async def work(settings: Settings, concurrency: int | None = None) -> None:
     stop = asyncio.Event()
     _install_signal_handlers(stop)
     async with runtime(settings) as rt:
-        metrics_runner = await metrics.start_listener(rt)
+        metrics_runner = await metrics_endpoint.start_listener(rt)
         worker = make_worker(rt, concurrency)
         worker_task = asyncio.create_task(worker.run())
         stopper = asyncio.create_task(stop.wait())

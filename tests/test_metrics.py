@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 import tests.jobs_tasks  # registers the test tasks
-from app import jobs, metrics, outcomes
+from app import jobs, metrics_endpoint, outcomes
 from app.config import Settings
 from app.jobs import JobContext, PermanentJobError
 from app.service import make_worker
@@ -27,7 +27,7 @@ def sample(name: str, **labels: str) -> float:
 def metered(runtime):
     runtime.settings = dataclasses.replace(
         runtime.settings, extra={**runtime.settings.extra,
-                                 "metrics": metrics.MetricsSettings(token=TOKEN)})
+                                 "metrics": metrics_endpoint.MetricsSettings(token=TOKEN)})
     return runtime
 
 
@@ -118,8 +118,8 @@ async def test_sync_and_mirror_outcomes_are_recorded_without_touching_the_result
 
 async def test_a_separate_listener_serves_metrics_without_a_token(runtime):
     runtime.settings = dataclasses.replace(
-        runtime.settings, extra={"metrics": metrics.MetricsSettings(listen=("127.0.0.1", 0))})
-    runner = await metrics.start_listener(runtime)
+        runtime.settings, extra={"metrics": metrics_endpoint.MetricsSettings(listen=("127.0.0.1", 0))})
+    runner = await metrics_endpoint.start_listener(runtime)
     assert runner is not None
     try:
         host, port = runner.addresses[0][:2]
@@ -132,7 +132,7 @@ async def test_a_separate_listener_serves_metrics_without_a_token(runtime):
 
 def test_metrics_settings_are_validated():
     settings = Settings.from_env({"PAO_METRICS_TOKEN": TOKEN, "PAO_METRICS_LISTEN": "0.0.0.0:9100"})
-    ms = metrics.metrics_settings(settings)
+    ms = metrics_endpoint.metrics_settings(settings)
     assert ms.token == TOKEN and ms.listen == ("0.0.0.0", 9100)
     from app.config import ConfigError
 
