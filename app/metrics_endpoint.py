@@ -7,6 +7,7 @@ The listener runs in ``pao serve`` and ``pao worker`` alike, so worker-side figu
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -17,10 +18,10 @@ from app.log import register_secret
 from app.metrics import refresh_queue_gauges
 
 
+@dataclass(frozen=True)
 class MetricsSettings:
-    def __init__(self, token: str | None = None, listen: tuple[str, int] | None = None):
-        self.token = token
-        self.listen = listen
+    token: str | None = field(default=None, repr=False)
+    listen: tuple[str, int] | None = None  # (host, port) of the tokenless listener
 
 
 def _listen_address(text: str) -> tuple[str, int]:

@@ -19,7 +19,7 @@ from typing import Any
 from app import metrics
 from app.jobs import JobContext, PermanentJobError
 from app.log import scrub
-from app.notify import Notification, notify
+from app.notify import Notification, enabled, notify
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ async def sync_ended(ctx: JobContext, summary: dict[str, Any], seconds: float) -
     errors = int(summary.get("errors") or 0)
     metrics.observe_sync(status, seconds, files=int(summary.get("files_changed") or 0),
                          mode=str(summary.get("mode", "")), errors=errors)
-    if status == "completed_with_errors":
+    if status == "completed_with_errors" and enabled(ctx.settings):
         await notify(ctx.pool, ctx.settings, Notification(
             "sync.completed_with_errors", "Catalog sync completed with errors",
             f"{errors} catalog file(s) failed validation and kept their previous version.",
@@ -49,10 +49,10 @@ async def sync_ended(ctx: JobContext, summary: dict[str, Any], seconds: float) -
              "see": f"GET /api/v1/sync/runs/{summary.get('run_id')}"}))
 
 
-async def sync_failed(ctx: JobContext, exc: Exception, seconds: float) -> None:
+async def sync_failed(ctx: JobContext, exc: Exception, seconds: float, args: dict[str, Any]) -> None:
     final = final_failure(ctx, exc)
     metrics.observe_sync("failed" if final else "retry", seconds)
-    if final:
+    if final and enabled(ctx.settings):
         await notify(ctx.pool, ctx.settings, Notification(
             "sync.failed", "Catalog sync failed", scrub(str(exc))[:1000],
             {"repository": _catalog(ctx), "branch": ctx.settings.repo_branch,
@@ -67,7 +67,7 @@ async def mirror_ended(ctx: JobContext, result: dict[str, Any], seconds: float) 
 async def mirror_failed(ctx: JobContext, exc: Exception, seconds: float, args: dict[str, Any]) -> None:
     final = final_failure(ctx, exc)
     metrics.observe_mirror("failed" if final else "retry", seconds)
-    if final:
+    if final and enabled(ctx.settings):
         from app.mirror import store
 
         row = await store.get(ctx.pool, int(args.get("repository_id") or 0))
@@ -106,9 +106,5 @@ async def _safely(hook: Callable[..., Awaitable[None]], *args: Any) -> None:
         log.warning("outcome hook %s failed", hook.__name__, exc_info=True)
 
 
-async def _sync_failed(ctx: JobContext, exc: Exception, seconds: float, kwargs: dict[str, Any]) -> None:
-    await sync_failed(ctx, exc, seconds)
-
-
-watch_sync = _watch(sync_ended, _sync_failed)
+watch_sync = _watch(sync_ended, sync_failed)
 watch_mirror = _watch(mirror_ended, mirror_failed)

@@ -23,7 +23,13 @@ log = logging.getLogger(__name__)
 
 SEND_TASK = "notify.send"
 
-__all__ = ["EVENTS", "Notification", "notify", "targets"]
+__all__ = ["EVENTS", "Notification", "enabled", "notify", "targets"]
+
+
+def enabled(settings: Any) -> bool:
+    """Is any notification target configured? (Lets callers skip building a message.)"""
+    ns = notify_settings(settings)
+    return bool(ns.slack_url or ns.webhook_url or ns.team_slack_urls)
 
 
 def targets(settings: Any, notification: Notification) -> list[str]:
