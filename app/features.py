@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import importlib
 
-FEATURE_CONFIG_MODULES: tuple[str, ...] = ("app.mirror.config",)
+FEATURE_CONFIG_MODULES: tuple[str, ...] = (
+    "app.mirror.config",
+    "app.deliveries.config",
+    "app.metrics_endpoint",
+    "app.notify.config",
+)
 
 for _name in FEATURE_CONFIG_MODULES:
     importlib.import_module(_name)

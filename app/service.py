@@ -21,7 +21,7 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
-from app import db
+from app import db, metrics_endpoint
 from app.config import Settings
 from app.github import GitHubClients
 from app.log import register_secret
@@ -33,6 +33,7 @@ STARTUP_MODULES: tuple[str, ...] = (
     "app.jobs.maintenance",
     "app.sync.startup",
     "app.mirror.startup",
+    "app.deliveries.tasks",
 )
 
 
@@ -120,6 +121,7 @@ async def serve(settings: Settings, *, with_workers: bool = True,
         bound = runner.addresses[0] if runner.addresses else (settings.host, settings.port)
         url = f"http://{bound[0]}:{bound[1]}"
         log.info("PAO listening on %s (webhooks at %s/api/v1/webhooks/github)", url, url)
+        metrics_runner = await metrics_endpoint.start_listener(rt)
         worker = make_worker(rt) if with_workers and settings.workers > 0 else None
         worker_task = asyncio.create_task(worker.run()) if worker else None
         await run_startup_hooks(rt)
@@ -138,6 +140,8 @@ async def serve(settings: Settings, *, with_workers: bool = True,
                 worker.stop()
                 await worker_task
             await runner.cleanup()
+            if metrics_runner is not None:
+                await metrics_runner.cleanup()
 
 
 async def work(settings: Settings, concurrency: int | None = None) -> None:
@@ -145,6 +149,7 @@ async def work(settings: Settings, concurrency: int | None = None) -> None:
     stop = asyncio.Event()
     _install_signal_handlers(stop)
     async with runtime(settings) as rt:
+        metrics_runner = await metrics_endpoint.start_listener(rt)
         worker = make_worker(rt, concurrency)
         worker_task = asyncio.create_task(worker.run())
         stopper = asyncio.create_task(stop.wait())
@@ -152,3 +157,5 @@ async def work(settings: Settings, concurrency: int | None = None) -> None:
         worker.stop()
         await worker_task
         stopper.cancel()
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()

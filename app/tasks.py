@@ -9,6 +9,8 @@ TASK_MODULES: tuple[str, ...] = (
     "app.checks.task",
     "app.sync.tasks",
     "app.mirror.tasks",
+    "app.deliveries.tasks",
+    "app.notify.tasks",
 )
 
 for _name in TASK_MODULES:

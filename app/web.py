@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from app import webhooks
+from app import metrics_endpoint, webhooks
 from app.api.auth import api_auth_middleware
 from app.db import pending_migrations
 from app.state import RUNTIME
@@ -77,6 +77,7 @@ def create_app(state: Any) -> web.Application:
     app.router.add_post("/webhooks/github", webhooks.receive)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint.metrics_endpoint)  # not REST API: its own token
     for name in ROUTE_MODULES:
         app.router.add_routes(importlib.import_module(name).routes)
     return app

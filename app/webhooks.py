@@ -21,7 +21,7 @@ import orjson
 from aiohttp import web
 from gidgethub.sansio import Event
 
-from app import jobs
+from app import jobs, metrics
 from app.log import delivery_id_var, scrub
 from app.state import RUNTIME
 
@@ -352,6 +352,7 @@ async def _receive(request: web.Request) -> web.Response:
                 log.warning("rejected delivery: %s", reason)
             else:
                 log.debug("rejected delivery not recorded (audit rate limit): %s", reason)
+            metrics.observe_delivery("unknown", "rejected", started)
             return error(401, "invalid signature", reason)
 
         ctype = request.content_type
@@ -385,6 +386,7 @@ async def _receive(request: web.Request) -> web.Response:
             else:
                 delivery.status, delivery.reason = "ignored", f"no handler for {_label(event)}"
         delivery = await writer.submit(delivery)
+        metrics.observe_delivery(delivery.event, delivery.status, started)
         log.debug("delivery %s (%s) answered in %.1f ms", delivery_id, event_name,
                   (time.perf_counter() - started) * 1000)
         return _response(delivery)

@@ -31,6 +31,9 @@ SUBSET_ID = "urn:pao:github-openapi-subset"
 # "METHOD /path" of every GitHub operation PAO (or the fake's tests) calls.
 OPERATIONS = [
     "GET /app",
+    "GET /app/hook/deliveries",
+    "GET /app/hook/deliveries/{delivery_id}",
+    "POST /app/hook/deliveries/{delivery_id}/attempts",
     "GET /app/installations/{installation_id}",
     "POST /app/installations/{installation_id}/access_tokens",
     "GET /installation/repositories",

@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from app import metrics
 from app.git.orphans import stop_orphans
 from app.jobs import TASKS, JobContext, PermanentJobError, RetryJob, Task, queries
 from app.log import delivery_id_var, job_id_var, scrub
@@ -261,6 +262,7 @@ class Worker:
                 return
             await conn.execute(queries.RECORD_ATTEMPT, job["id"], job["attempts"],
                                self.worker_id, started, "succeeded", None)
+        metrics.observe_job(job["task"], "succeeded", started)
         log.info("job %s (%s) succeeded", job["id"], job["task"])
 
     async def _failed(self, job: asyncpg.Record, task: Task, exc: Exception,
@@ -291,6 +293,7 @@ class Worker:
                     outcome = "superseded"
             await conn.execute(queries.RECORD_ATTEMPT, job["id"], job["attempts"],
                                self.worker_id, started, outcome, message)
+        metrics.observe_job(job["task"], outcome, started)
         if outcome == "failed":
             detail = "" if permanent else "".join(
                 traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3))

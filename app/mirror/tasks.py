@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from app import jobs
+from app import jobs, outcomes
 from app.jobs import JobContext, task
 from app.mirror import git, requests, stars, store, sync
 from app.mirror.config import mirror_settings
@@ -24,6 +24,7 @@ REFRESH_LOCK = "mirror:refresh-all"
 
 
 @task(requests.SYNC_TASK, max_attempts=8, retry_base=2.0, retry_cap=900.0)
+@outcomes.watch_mirror
 async def mirror_sync(ctx: JobContext, repository_id: int, event: str = "star") -> dict[str, Any]:
     return await sync.run(ctx, repository_id, event)
 

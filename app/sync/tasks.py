@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import gidgethub
 
+from app import outcomes
 from app.git.catalog import GitCache
 from app.git.run import GitAuthError, GitNotFoundError
 from app.github import GitHubAuthError
@@ -81,6 +82,7 @@ async def repository_installation(github: Any, full_name: str) -> int | None:
 
 
 @task(TASK, max_attempts=8, retry_base=5.0, retry_cap=600.0, timeout=1800.0)
+@outcomes.watch_sync
 async def sync_catalog(ctx: JobContext, *, repository: str, triggered_by: str = "webhook",
                        full: bool = False, installation_id: int | None = None) -> dict[str, Any]:
     source = catalog_source(ctx.settings)

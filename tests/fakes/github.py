@@ -18,6 +18,9 @@ Test-facing API (see ``tests/fakes/fixtures.py`` for the fixtures):
 - ``fake.requests`` (every API request: method, path, query, headers sans secrets,
   JSON body, status), ``fake.git_requests``, ``fake.check_runs`` (id -> stored run),
   ``fake.openapi_violations`` (requests whose shape the OpenAPI subset rejects).
+- ``fake.hook_url``/``hook_secret``, ``await fake.deliver_hook(event, payload)``,
+  ``fake.record_hook_delivery(...)``, ``fake.hook_deliveries``: the App's delivery log
+  (``GET /app/hook/deliveries``, redelivery with ``POST .../{id}/attempts``).
 - ``fake.push_payload(...)``, ``pull_request_payload``, ``check_suite_payload``,
   ``check_run_payload``, ``star_payload``, ``watch_payload``, ``ping_payload``,
   ``installation_payload``,
@@ -228,6 +231,14 @@ class FakeGitHub:
         self.validate_openapi = validate_openapi
         self.git_delay = 0.0  # seconds each git request waits first (slow-network tests)
         self._ids = itertools.count(1000)
+        # The App's webhook: where it points, its secret, and its delivery log (attempts,
+        # oldest first) as ``GET /app/hook/deliveries`` shows it.
+        self.hook_url: str | None = None
+        self.hook_secret = ""
+        self.hook_deliveries: list[dict[str, Any]] = []
+        self._hook_ids = itertools.count(90_000_000_001)
+        self._redeliveries: set[asyncio.Task[Any]] = set()
+        self.redelivery_error: int | None = None  # answer POST .../attempts with this error
         self._check_suites: dict[tuple[str, str], int] = {}
         self.backend = GitHttpBackend(self.git_root, self._authorize_git, realm="GitHub")
         self.app = self._make_app()
@@ -293,6 +304,51 @@ class FakeGitHub:
         self.repos[new_full_name.lower()] = repo
         self.users.add(repo.owner)
         return repo
+    def record_hook_delivery(self, event: str, payload: Mapping[str, Any], *, status_code: int,
+                             status: str | None = None, guid: str | None = None,
+                             redelivery: bool = False, delivered_at: float | None = None,
+                             response: str | None = None) -> dict[str, Any]:
+        """Add one attempt to the App's delivery log (``status_code`` 0: no answer)."""
+        action = payload.get("action")
+        installation = payload.get("installation")
+        repository = payload.get("repository")
+        attempt = {
+            "id": next(self._hook_ids), "guid": guid or str(uuid.uuid4()),
+            "delivered_at": _iso(delivered_at if delivered_at is not None else time.time()),
+            "redelivery": redelivery, "duration": 0.05,
+            "status": status or ("OK" if 200 <= status_code < 300 else
+                                 f"Invalid HTTP Response: {status_code}" if status_code
+                                 else "failed to connect to host"),
+            "status_code": status_code, "event": event,
+            "action": action if isinstance(action, str) else None,
+            "installation_id": installation.get("id") if isinstance(installation, dict) else None,
+            "repository_id": repository.get("id") if isinstance(repository, dict) else None,
+            "throttled_at": None,
+            "_payload": dict(payload), "_response": response,
+        }
+        self.hook_deliveries.append(attempt)
+        return attempt
+
+    async def deliver_hook(self, event: str, payload: Mapping[str, Any], *, guid: str | None = None,
+                           redelivery: bool = False) -> dict[str, Any]:
+        """Send a delivery to ``hook_url`` as GitHub does and log the attempt, whatever happens."""
+        guid = guid or str(uuid.uuid4())
+        if self.hook_url is None:
+            raise RuntimeError("set fake.hook_url first")
+        try:
+            result = await send_webhook(self.hook_url, event, dict(payload), self.hook_secret,
+                                        delivery_id=guid)
+        except (TimeoutError, OSError):  # aiohttp's connection errors are OSErrors
+            return self.record_hook_delivery(event, payload, status_code=0, guid=guid,
+                                             redelivery=redelivery)
+        text = result.body if isinstance(result.body, str) else json.dumps(result.body)
+        return self.record_hook_delivery(event, payload, status_code=result.status, guid=guid,
+                                         redelivery=redelivery, response=text)
+
+    async def wait_for_redeliveries(self) -> None:
+        """Wait until every redelivery asked for so far has been attempted."""
+        while self._redeliveries:
+            await asyncio.gather(*list(self._redeliveries), return_exceptions=True)
 
     def add_personal_token(self, login: str, token: str | None = None) -> str:
         """A personal access token for ``login`` (sees every repository, as an org admin)."""
@@ -683,6 +739,9 @@ class FakeGitHub:
         r.add_get("/app", self._get_app)
         r.add_get("/app/installations/{installation_id:\\d+}", self._get_installation)
         r.add_post("/app/installations/{installation_id:\\d+}/access_tokens", self._create_token)
+        r.add_get("/app/hook/deliveries", self._hook_deliveries)
+        r.add_get("/app/hook/deliveries/{delivery_id:\\d+}", self._hook_delivery)
+        r.add_post("/app/hook/deliveries/{delivery_id:\\d+}/attempts", self._redeliver)
         r.add_get("/installation/repositories", self._installation_repositories)
         r.add_get("/repos/{owner}/{repo}/installation", self._repo_installation)
         r.add_get("/repos/{owner}/{repo}", self._get_repo)
@@ -764,6 +823,63 @@ class FakeGitHub:
     async def _get_app(self, request: web.Request) -> web.Response:
         self._require(request, "jwt")
         return _json(self.app_json())
+
+    @staticmethod
+    def _hook_item(attempt: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in attempt.items() if not k.startswith("_")}
+
+    async def _hook_deliveries(self, request: web.Request) -> web.Response:
+        """Newest first, in pages that continue from an opaque ``cursor`` (GitHub's shape)."""
+        self._require(request, "jwt")
+        try:
+            per_page = min(max(int(request.query.get("per_page", "30")), 1), 100)
+        except ValueError:
+            raise ApiError(422, "Validation Failed") from None
+        cursor = request.query.get("cursor")
+        before = None
+        if cursor is not None:
+            if not cursor.startswith("v1_") or not cursor[3:].isdigit():
+                raise ApiError(400, "Invalid cursor")
+            before = int(cursor[3:])
+        wanted = request.query.get("status")
+        items = [a for a in reversed(self.hook_deliveries)
+                 if (before is None or a["id"] < before)
+                 and (wanted is None or (wanted == "success") == (200 <= a["status_code"] < 300))]
+        page = items[:per_page]
+        headers = {}
+        if len(items) > per_page:
+            query = {**request.query, "per_page": str(per_page), "cursor": f"v1_{page[-1]['id']}"}
+            headers["Link"] = f'<{request.url.with_query(query)}>; rel="next"'
+        return _json([self._hook_item(a) for a in page], headers=headers)
+
+    def _hook_attempt(self, request: web.Request) -> dict[str, Any]:
+        wanted = int(request.match_info["delivery_id"])
+        found = next((a for a in self.hook_deliveries if a["id"] == wanted), None)
+        if found is None:
+            raise not_found()
+        return found
+
+    async def _hook_delivery(self, request: web.Request) -> web.Response:
+        self._require(request, "jwt")
+        attempt = self._hook_attempt(request)
+        return _json({**self._hook_item(attempt), "url": self.hook_url or "",
+                      "request": {"headers": {"X-GitHub-Delivery": attempt["guid"],
+                                              "X-GitHub-Event": attempt["event"]},
+                                  "payload": attempt["_payload"]},
+                      "response": {"headers": {}, "payload": attempt["_response"]}})
+
+    async def _redeliver(self, request: web.Request) -> web.Response:
+        """202 at once; like GitHub, the new attempt (same GUID) happens a moment later."""
+        self._require(request, "jwt")
+        attempt = self._hook_attempt(request)
+        if self.redelivery_error is not None:
+            raise ApiError(self.redelivery_error, "Validation Failed" if self.redelivery_error == 422
+                           else "Server Error")
+        job = asyncio.create_task(self.deliver_hook(attempt["event"], attempt["_payload"],
+                                                    guid=attempt["guid"], redelivery=True))
+        self._redeliveries.add(job)
+        job.add_done_callback(self._redeliveries.discard)
+        return _json({}, status=202)
 
     def _installation(self, request: web.Request) -> FakeInstallation:
         inst = self.installations.get(int(request.match_info["installation_id"]))

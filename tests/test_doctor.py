@@ -1,0 +1,104 @@
+"""``pao doctor`` against real PostgreSQL, real git, and the GitHub and OneDev fakes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from app import doctor
+from app.cli import main
+from tests.conftest import WEBHOOK_SECRET
+from tests.mirror_support import ONEDEV_TOKEN
+
+
+@pytest.fixture
+def env(github_fake, onedev, settings, github_app_key) -> dict[str, str]:
+    """A complete, healthy App-mode configuration."""
+    inst = github_fake.install("acme", repos=["acme/catalog"])
+    repo = github_fake.create_repo("acme/catalog", private=True, installation=inst,
+                                   files={"catalog/x.yaml": "name: x\n"})
+    return {"PAO_DB_URL": settings.db_url, "PAO_DATA_DIR": str(settings.data_dir),
+            "PAO_WEBHOOK_SECRET": WEBHOOK_SECRET, "PAO_APP_ID": str(github_app_key.app_id),
+            "PAO_PRIVATE_KEY": github_app_key.private_pem, "PAO_GITHUB_API_URL": github_fake.url,
+            "PAO_REPO_URL": repo.clone_url, "PAO_ONEDEV_URL": onedev.url,
+            "PAO_ONEDEV_TOKEN": ONEDEV_TOKEN}
+
+
+def failures(findings: list[doctor.Finding]) -> list[tuple[str, str, str]]:
+    return [(f.check, f.detail, f.fix) for f in findings if not f.ok]
+
+
+async def test_a_healthy_setup_passes_every_check(env):
+    findings = await doctor.diagnose(env)
+    assert failures(findings) == []
+    assert {f.check for f in findings} == {"configuration", "database", "GitHub App",
+                                           "catalog repository", "OneDev"}
+    assert "all checks passed" in doctor.report(findings)
+
+
+async def test_invalid_configuration_names_each_variable_and_stops_there(env):
+    findings = await doctor.diagnose({**env, "PAO_PORT": "http", "PAO_APP_ID": "abc"})
+    problems = failures(findings)
+    assert {c for c, _, _ in problems} == {"configuration"}
+    assert any("PAO_PORT" in detail for _, detail, _ in problems)
+    assert any("PAO_APP_ID" in detail for _, detail, _ in problems)
+
+
+async def test_a_wrong_app_key_is_reported_with_its_fix(env):
+    from tests.fakes.github import AppKey
+
+    other = AppKey.generate()
+    problems = failures(await doctor.diagnose({**env, "PAO_PRIVATE_KEY": other.private_pem}))
+    [(check, detail, fix)] = problems
+    assert check == "GitHub App" and "401" in detail and "PAO_PRIVATE_KEY" in fix
+    assert other.private_pem not in detail + fix
+
+
+async def test_the_app_not_installed_on_the_catalog_or_missing_permissions(env, github_fake):
+    github_fake.create_repo("acme/elsewhere", files={"a": "1"})
+    [(check, detail, fix)] = failures(await doctor.diagnose(
+        {**env, "PAO_REPO_URL": f"{github_fake.url}/acme/elsewhere.git"}))
+    assert check == "catalog repository" and "not installed" in detail and "acme/elsewhere" in fix
+    inst = next(iter(github_fake.installations.values()))
+    inst.permissions["checks"] = "read"
+    [(check, detail, _)] = failures(await doctor.diagnose(env))
+    assert check == "catalog repository" and "checks: write" in detail
+
+
+async def test_a_missing_branch_and_pending_migrations(env, pool):
+    [(check, _, fix)] = failures(await doctor.diagnose({**env, "PAO_REPO_BRANCH": "trunk"}))
+    assert check == "catalog repository" and "PAO_REPO_BRANCH" in fix
+    await pool.execute("DELETE FROM schema_migrations WHERE version = 7")
+    [(check, detail, fix)] = failures(await doctor.diagnose(env))
+    assert check == "database" and "7" in detail and fix == "run `pao migrate`"
+
+
+async def test_onedev_refusing_the_token_or_unreachable(env):
+    [(check, detail, fix)] = failures(await doctor.diagnose({**env, "PAO_ONEDEV_TOKEN": "wrong"}))
+    assert check == "OneDev" and "refused the token" in detail and "PAO_ONEDEV_TOKEN" in fix
+    assert "wrong" not in detail.split("refused")[0]
+    [(check, _, fix)] = failures(await doctor.diagnose(
+        {**env, "PAO_ONEDEV_URL": "http://127.0.0.1:9"}))
+    assert check == "OneDev" and "PAO_ONEDEV_URL" in fix
+    [(check, detail, fix)] = failures(await doctor.diagnose({**env, "PAO_ONEDEV_PARENT": "nowhere"}))
+    assert check == "OneDev" and "nowhere" in detail and "PAO_ONEDEV_PARENT" in fix
+
+
+async def test_the_exit_code_says_whether_all_is_well(env, monkeypatch, capsys):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert await asyncio.to_thread(main, ["doctor"]) == 0
+    assert "all checks passed" in capsys.readouterr().out
+    monkeypatch.delenv("PAO_WEBHOOK_SECRET")
+    assert await asyncio.to_thread(main, ["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  configuration: PAO_WEBHOOK_SECRET is unset" in out and "fix: set PAO_WEBHOOK_SECRET" in out
+
+
+async def test_an_unreachable_database_is_reported_without_its_password(env):
+    findings = await doctor.diagnose({**env, "PAO_DB_URL": "postgresql://pao:hunter2-pw@127.0.0.1:9/pao"})
+    [(_, detail, fix)] = [p for p in failures(findings) if p[0] == "database"]
+    assert "PAO_DB_URL" in fix and "hunter2-pw" not in detail + fix
+    # The checks that need no database still ran.
+    assert {f.check for f in findings} >= {"GitHub App", "OneDev"}
