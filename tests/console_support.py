@@ -1,0 +1,28 @@
+"""Helpers for the console tests: a runtime whose catalog holds the examples."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from app.sync.engine import sync_repository
+from app.sync.gitcache import GitCache
+from app.sync.source import catalog_source
+from tests.conftest import with_settings
+from tests.sync_helpers import CatalogRepo
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "catalog"
+
+
+async def sync_examples(runtime: Any, tmp_path: Path, **settings_changes: Any) -> CatalogRepo:
+    """Commit examples/catalog to a new repository and sync it into the runtime's database."""
+    repo = CatalogRepo(tmp_path / "catalog-repo")
+    shutil.copytree(EXAMPLES, repo.work / "catalog")
+    repo.commit_push("catalog")
+    runtime.settings = with_settings(runtime.settings, repo_url=repo.url, **settings_changes)
+    source = catalog_source(runtime.settings)
+    result = await sync_repository(runtime.pool, source,
+                                   GitCache(source, source.cache_dir(runtime.settings.data_dir)), None)
+    assert result.status == "completed", result.errors
+    return repo
