@@ -6,6 +6,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from app.config import Settings
+from app.console.config import ConsoleSettings
 from app.sync.engine import sync_repository
 from app.sync.gitcache import GitCache
 from app.sync.source import catalog_source
@@ -26,3 +28,12 @@ async def sync_examples(runtime: Any, tmp_path: Path, **settings_changes: Any) -
                                    GitCache(source, source.cache_dir(runtime.settings.data_dir)), None)
     assert result.status == "completed", result.errors
     return repo
+
+
+SECRET_KEY = "test-secret-key-0123456789-abcdefghij"
+
+
+def with_console(settings: Settings, **console: Any) -> Settings:
+    """``settings`` with console settings (PAO_SECRET_KEY set unless given)."""
+    console.setdefault("secret_key", SECRET_KEY)
+    return with_settings(settings, extra={**settings.extra, "console": ConsoleSettings(**console)})

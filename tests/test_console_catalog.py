@@ -7,6 +7,7 @@ import html
 import pytest
 
 from app.web import create_app
+from tests.conftest import with_settings
 from tests.console_support import sync_examples
 
 
@@ -20,7 +21,10 @@ async def text_of(resp) -> str:
     return html.unescape(await resp.text())
 
 
-async def test_the_start_page_leads_to_the_catalog(client):
+async def test_the_start_page_leads_to_set_up_until_pao_has_github_credentials(client, runtime):
+    resp = await client.get("/", allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"] == "/setup"
+    runtime.settings = with_settings(runtime.settings, repo_token="ghp_token")
     resp = await client.get("/", allow_redirects=False)
     assert resp.status == 302 and resp.headers["Location"] == "/catalog"
 

@@ -1,4 +1,4 @@
-"""Catalog pages: items and bundles, searched by name, text and tag; one entry with its fields."""
+"""The start page, and the catalog: items and bundles searched by name, text and tag; one entry's fields."""
 
 from __future__ import annotations
 
@@ -43,7 +43,9 @@ def bundle_members(definition: dict[str, Any]) -> list[dict[str, Any]]:
 
 @routes.get("/")
 async def home(request: web.Request) -> web.Response:
-    raise web.HTTPFound("/catalog")
+    """The catalog; or, while PAO has no GitHub App, its set-up."""
+    rt = request.app[RUNTIME]
+    raise web.HTTPFound("/catalog" if rt.settings.app_mode or rt.settings.repo_token else "/setup")
 
 
 @routes.get("/catalog")
