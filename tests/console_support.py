@@ -37,3 +37,13 @@ def with_console(settings: Settings, **console: Any) -> Settings:
     """``settings`` with console settings (PAO_SECRET_KEY set unless given)."""
     console.setdefault("secret_key", SECRET_KEY)
     return with_settings(settings, extra={**settings.extra, "console": ConsoleSettings(**console)})
+
+
+def sign_in(client: Any, runtime: Any, login: str = "sarah", team: str | None = "customer-experience",
+            *, admin: bool = False) -> None:
+    """Give ``client`` (an aiohttp test client) the session cookie sign-in would have set."""
+    from app.console.session import SESSION_COOKIE, new_identity, session_cookie_value
+
+    teams = [f"acme/{team}"] if team else []
+    value = session_cookie_value(runtime.settings, new_identity(login, team, teams, admin))
+    client.session.cookie_jar.update_cookies({SESSION_COOKIE: value}, client.make_url("/"))

@@ -5,16 +5,62 @@ Kept to a few journeys; each also refreshes the README's screenshots.
 
 from __future__ import annotations
 
+import pytest
+
+from app.console import registration
+from app.github import GitHubClients
 from app.web import create_app
 from tests.browser import screenshot
-from tests.console_support import sync_examples
+from tests.conftest import with_settings
+from tests.console_support import sync_examples, with_console
 
 
-async def test_browse_the_catalog_by_keyboard_search_and_tag(aiohttp_server, runtime, tmp_path, browser_page):
+@pytest.fixture
+async def pao_url(aiohttp_server, runtime, github_fake, tmp_path) -> str:
+    """PAO without a GitHub App yet, its catalog synced, GitHub played by the fake."""
     await sync_examples(runtime, tmp_path)
+    runtime.settings = with_console(with_settings(runtime.settings, github_api_url=github_fake.url),
+                                    github_url=github_fake.url, admin_teams=frozenset({"acme/platform"}))
+    runtime.github = GitHubClients.from_settings(runtime.settings, runtime.http)
+    github_fake.add_team("acme", "customer-experience", ["sarah"])
+    github_fake.add_team("acme", "platform", ["pat"])
     server = await aiohttp_server(create_app(runtime))
+    return str(server.make_url("")).rstrip("/")
+
+
+async def set_up_and_sign_in(page, pao_url: str, runtime, login: str, *, screenshots: bool = False) -> None:
+    """/setup with the printed token → GitHub creates the App → sign in with GitHub as ``login``."""
+    token = await registration.new_setup_token(runtime.pool)
+    await page.goto(pao_url + "/")
+    assert page.url == pao_url + "/setup"
+    await page.get_by_label("Set-up token").fill(token)
+    await page.get_by_role("button", name="Continue").click()
+    await page.get_by_label("Organisation").fill("acme")
+    if screenshots:
+        await screenshot(page, "setup")
+    await page.get_by_role("button", name="Register for this organisation").click()
+    await page.get_by_role("button", name="Create the App on GitHub").click()
+    # GitHub's page (the fake's): create the App, and GitHub sends the browser back.
+    await page.get_by_role("button", name="Create GitHub App for acme").click()
+    await page.wait_for_url(pao_url + "/setup/callback?*")
+    assert "PAO is registered as a GitHub App" in await page.get_by_role("heading", level=1).inner_text()
+    assert await page.get_by_role("link", name="Install it on your organisation").get_attribute("href") \
+        == f"{runtime.settings.github_api_url}/apps/pao-test/installations/new"
+    assert runtime.settings.app_mode
+    if screenshots:
+        await screenshot(page, "setup-done")
+
+    await page.get_by_role("link", name="sign in with GitHub").click()
+    await page.get_by_role("link", name="Sign in with GitHub").click()
+    await page.get_by_label("Username or email address").fill(login)
+    await page.get_by_role("button", name="Authorize").click()
+    await page.wait_for_url(pao_url + "/catalog")
+
+
+async def test_set_up_sign_in_and_browse_the_catalog(pao_url, runtime, browser_page):
     page = browser_page
-    await page.goto(str(server.make_url("/catalog")))
+    await set_up_and_sign_in(page, pao_url, runtime, "sarah", screenshots=True)
+    assert "sarah (customer-experience)" in await page.locator("header").inner_text()
     # The first Tab reaches the skip link, which jumps past the navigation.
     await page.keyboard.press("Tab")
     assert await page.evaluate("document.activeElement.textContent") == "Skip to content"
@@ -27,7 +73,6 @@ async def test_browse_the_catalog_by_keyboard_search_and_tag(aiohttp_server, run
     assert await rows.count() == 1
     await rows.locator('a[href="/catalog/items/postgres-database"]').click()
     await page.wait_for_url("**/catalog/items/postgres-database")
-    assert await page.get_by_role("heading", level=1).inner_text()
 
     await page.get_by_role("navigation", name="Main").get_by_role("link", name="Catalog").click()
     await page.get_by_role("link", name="Bundles", exact=True).click()
@@ -39,3 +84,5 @@ async def test_browse_the_catalog_by_keyboard_search_and_tag(aiohttp_server, run
     await page.get_by_role("link", name="kubernetes").click()
     await page.wait_for_url("**/catalog?kind=items&tags=kubernetes")
     assert await page.locator("tbody tr").count() == 1
+    # Admin pages are not in a developer's navigation.
+    assert await page.get_by_role("link", name="Jobs").count() == 0

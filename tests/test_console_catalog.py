@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import html
+from urllib.parse import unquote
 
 import pytest
 
 from app.web import create_app
 from tests.conftest import with_settings
-from tests.console_support import sync_examples
+from tests.console_support import sign_in, sync_examples, with_console
 
 
 @pytest.fixture
 async def client(aiohttp_client, runtime, tmp_path):
     await sync_examples(runtime, tmp_path)
-    return await aiohttp_client(create_app(runtime))
+    runtime.settings = with_console(runtime.settings)
+    client = await aiohttp_client(create_app(runtime))
+    sign_in(client, runtime)
+    return client
 
 
 async def text_of(resp) -> str:
@@ -87,3 +91,14 @@ async def test_catalog_text_is_escaped(client, runtime):
         "UPDATE catalog_items SET description = '<script>alert(1)</script>' WHERE name = 'redis-cache'")
     raw = await (await client.get("/catalog?q=redis")).text()
     assert "<script>alert(1)</script>" not in raw and "&lt;script&gt;" in raw
+
+
+async def test_catalog_pages_need_a_signed_in_person(client):
+    client.session.cookie_jar.clear()
+    resp = await client.get("/catalog?q=redis", allow_redirects=False)
+    assert resp.status == 303 and unquote(resp.headers["Location"]) == "/login?next=/catalog?q=redis"
+    assert (await client.get("/catalog/items/redis-cache", allow_redirects=False)).status == 303
+    # A cookie not signed with PAO_SECRET_KEY is nobody.
+    client.session.cookie_jar.update_cookies({"pao_session": "eyJsb2dpbiI6ImV2ZSJ9.forged"},
+                                             client.make_url("/"))
+    assert (await client.get("/catalog", allow_redirects=False)).status == 303

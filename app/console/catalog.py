@@ -13,6 +13,7 @@ from app.api.catalog import KINDS, fetch_entry, fetch_page
 from app.api.params import BadParameter, parse_list_query
 from app.console.forms import describe_constraints, ordered
 from app.console.render import error_page, page
+from app.console.session import signed_in
 from app.state import RUNTIME
 
 routes = web.RouteTableDef()
@@ -49,6 +50,7 @@ async def home(request: web.Request) -> web.Response:
 
 
 @routes.get("/catalog")
+@signed_in
 async def catalog_list(request: web.Request) -> web.Response:
     kind = _kind(request.query.get("kind", "items"))
     if kind is None:
@@ -75,6 +77,7 @@ def _detail(body: str) -> str:
 
 
 @routes.get("/catalog/{kind}/{name}")
+@signed_in
 async def catalog_entry(request: web.Request) -> web.Response:
     kind = _kind(request.match_info["kind"])
     name = request.match_info["name"]

@@ -632,6 +632,7 @@ class FakeGitHub:
         r.add_get("/login/oauth/authorize", self._oauth_authorize_page, name="web-oauth-authorize")
         r.add_post("/login/oauth/authorize", self._oauth_authorize, name="web-oauth-approve")
         r.add_post("/login/oauth/access_token", self._oauth_access_token, name="web-oauth-token")
+        r.add_get("/favicon.ico", self._no_favicon, name="web-favicon")  # browsers ask for it
         return app
 
     @web.middleware
@@ -744,6 +745,9 @@ class FakeGitHub:
         if entry["owner"]:
             body["owner"] = self.account_json(entry["owner"], "Organization")
         return _json(body, status=201)
+
+    async def _no_favicon(self, request: web.Request) -> web.Response:
+        return web.Response(status=404, text="Not Found")
 
     async def _oauth_authorize_page(self, request: web.Request) -> web.Response:
         """github.com's sign-in and "Authorize" page."""
