@@ -30,6 +30,13 @@ async def sync_examples(runtime: Any, tmp_path: Path, **settings_changes: Any) -
     return repo
 
 
+async def resync(runtime: Any) -> Any:
+    """Sync the runtime's catalog repository again (after a test committed to it)."""
+    source = catalog_source(runtime.settings)
+    return await sync_repository(runtime.pool, source,
+                                 GitCache(source, source.cache_dir(runtime.settings.data_dir)), None)
+
+
 SECRET_KEY = "test-secret-key-0123456789-abcdefghij"
 
 

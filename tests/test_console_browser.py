@@ -86,3 +86,21 @@ async def test_set_up_sign_in_and_browse_the_catalog(pao_url, runtime, browser_p
     assert await page.locator("tbody tr").count() == 1
     # Admin pages are not in a developer's navigation.
     assert await page.get_by_role("link", name="Jobs").count() == 0
+
+
+async def test_an_admin_retries_a_failed_job_and_reads_the_sync_runs(pao_url, runtime, browser_page):
+    page = browser_page
+    job_id = await runtime.pool.fetchval(
+        """INSERT INTO jobs (task, args, status, attempts, max_attempts, finished_at, last_error)
+           VALUES ('mirror.sync', '{}', 'failed', 5, 5, now(), 'OneDev answered 503') RETURNING id""")
+    await set_up_and_sign_in(page, pao_url, runtime, "pat")
+    await page.get_by_role("navigation", name="Main").get_by_role("link", name="Jobs").click()
+    assert "OneDev answered 503" in await page.locator("tbody").inner_text()
+    await screenshot(page, "admin-jobs")
+    await page.get_by_role("button", name=f"Retry job {job_id}").click()
+    await page.get_by_text(f"Job {job_id} is queued again.").wait_for()
+    assert await runtime.pool.fetchval("SELECT status FROM jobs WHERE id = $1", job_id) == "todo"
+    await page.get_by_role("navigation", name="Main").get_by_role("link", name="Sync runs").click()
+    assert "completed" in await page.locator("main").inner_text()
+    await page.get_by_role("navigation", name="Main").get_by_role("link", name="Deliveries").click()
+    await screenshot(page, "admin-deliveries")
