@@ -81,6 +81,13 @@ async def test_set_up_sign_in_and_browse_the_catalog(pao_url, runtime, browser_p
     await screenshot(page, "bundle")
     # A bundle's member links to its item; a tag links to the items carrying it.
     await page.get_by_role("link", name="eks-container-app").click()
+    # The request form generated from the item's presentation: labelled inputs, hints.
+    await page.get_by_role("link", name="Request this item").click()
+    await page.get_by_label("app_name").fill("shop")
+    await page.get_by_label("environment").select_option("staging")
+    assert await page.get_by_label("replicas").input_value() == "2"
+    await screenshot(page, "request-form")
+    await page.go_back()
     await page.get_by_role("link", name="kubernetes").click()
     await page.wait_for_url("**/catalog?kind=items&tags=kubernetes")
     assert await page.locator("tbody tr").count() == 1
