@@ -58,7 +58,7 @@ __all__ = ["ZERO_SHA", "AppKey", "FakeGitHub", "FakeInstallation", "FakeRepo", "
 DOCS = "https://docs.github.com/rest"
 # What the App asks for in app.yml; installations grant these unless a test says otherwise.
 DEFAULT_PERMISSIONS = {"contents": "read", "checks": "write", "metadata": "read",
-                       "pull_requests": "read"}
+                       "pull_requests": "read", "members": "read"}
 DEFAULT_EVENTS = ["push", "pull_request", "check_suite", "check_run", "watch", "installation",
                   "installation_repositories"]
 JWT_MAX_LIFETIME = 600  # GitHub: exp no more than 10 minutes after iat
