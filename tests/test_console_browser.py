@@ -61,10 +61,14 @@ async def test_set_up_sign_in_and_browse_the_catalog(pao_url, runtime, browser_p
     page = browser_page
     await set_up_and_sign_in(page, pao_url, runtime, "sarah", screenshots=True)
     assert "sarah (customer-experience)" in await page.locator("header").inner_text()
+    await screenshot(page, "catalog")
+    await page.emulate_media(color_scheme="dark")
+    assert await page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(13, 17, 23)"
+    await screenshot(page, "catalog-dark")
+    await page.emulate_media(color_scheme="light")
     # The first Tab reaches the skip link, which jumps past the navigation.
     await page.keyboard.press("Tab")
     assert await page.evaluate("document.activeElement.textContent") == "Skip to content"
-    await screenshot(page, "catalog")
 
     await page.get_by_label("Name or text").fill("postgres")
     await page.get_by_label("Name or text").press("Enter")

@@ -153,3 +153,36 @@ def test_the_manifest_is_app_yml_pointed_at_pao():
     assert manifest["redirect_url"] == "https://pao.acme.dev/setup/callback"
     assert manifest["callback_urls"] == ["https://pao.acme.dev/login/callback"]
     assert "installation" in manifest["default_events"]
+
+
+async def test_another_process_adopts_the_app_registered_elsewhere(pao, runtime, github_fake, http_session):
+    from app.console.startup import adopt_registration
+
+    settings = runtime.settings
+    other = Runtime(settings, runtime.dsn, runtime.pool, http_session,
+                    GitHubClients.from_settings(settings, http_session))
+    assert not await adopt_registration(other)  # nothing registered yet
+    await unlock(pao, runtime)
+    code, state, _ = await github_code_for(pao, "acme")
+    assert (await pao.get(f"/setup/callback?code={code}&state={state}")).status == 200
+    assert await adopt_registration(other)
+    assert other.github.app_mode and github_fake.registered_webhook_secret in other.settings.webhook_secrets
+
+
+async def test_start_up_prints_a_token_that_unlocks_setup_once(pao, runtime, capsys):
+    from app.console.startup import on_startup
+
+    await on_startup(runtime)
+    runtime.extra.pop("console.registration_watch").cancel()
+    printed = capsys.readouterr().err
+    token = re.search(r"One-time set-up token: (\S+)", printed).group(1)
+    assert "/setup" in printed
+    assert (await pao.post("/setup/unlock", data={"token": token}, allow_redirects=False)).status == 303
+
+
+async def test_start_up_without_a_secret_key_says_which_variable_to_set(runtime, capsys):
+    from app.console.startup import on_startup
+
+    await on_startup(runtime)
+    assert "PAO_SECRET_KEY" in capsys.readouterr().err
+    assert await runtime.pool.fetchval("SELECT count(*) FROM console_setup_tokens") == 0
