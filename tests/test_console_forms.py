@@ -24,7 +24,7 @@ def test_each_type_becomes_its_input_with_constraints_as_html_attributes():
     form = build_form({"fields": EKS_FIELDS})
     app_name = by_name(form, "fields.app_name")
     assert (app_name.widget, app_name.required, app_name.hint) == ("text", True, "Application name")
-    assert app_name.attrs == {"minlength": "3", "maxlength": "50", "pattern": "[a-z][a-z0-9-]*"}
+    assert app_name.attrs == {"minlength": "3", "maxlength": "50"}
     env = by_name(form, "fields.environment")
     assert env.widget == "select" and env.options == ["dev", "staging", "prod"] and not env.multiple
     replicas = by_name(form, "fields.replicas")

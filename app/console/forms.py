@@ -65,9 +65,8 @@ def _attrs(spec: Mapping[str, Any]) -> dict[str, str]:
         for key, attr in (("min_length", "minlength"), ("max_length", "maxlength")):
             if isinstance(spec.get(key), int):
                 attrs[attr] = str(spec[key])
-        if isinstance(spec.get("regexp"), str):
-            # HTML patterns match the whole value, like the catalog's rule; the server checks anyway.
-            attrs["pattern"] = spec["regexp"].removeprefix("^").removesuffix("$")
+        # No HTML ``pattern``: the catalog's regexp is Python syntax, which browsers (JavaScript's
+        # "v" mode) read differently or reject; the server checks it and the hint describes it.
     elif kind in ("integer", "number"):
         for key, attr in (("min_value", "min"), ("max_value", "max")):
             if isinstance(spec.get(key), int | float) and not isinstance(spec.get(key), bool):
