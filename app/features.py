@@ -12,6 +12,7 @@ FEATURE_CONFIG_MODULES: tuple[str, ...] = (
     "app.deliveries.config",
     "app.metrics_endpoint",
     "app.notify.config",
+    "app.console.config",
 )
 
 for _name in FEATURE_CONFIG_MODULES:

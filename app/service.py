@@ -23,6 +23,7 @@ from aiohttp import web
 
 from app import db, metrics_endpoint
 from app.config import Settings
+from app.console.registration import apply_stored as apply_stored_registration
 from app.github import GitHubClients
 from app.log import register_secret
 
@@ -34,6 +35,7 @@ STARTUP_MODULES: tuple[str, ...] = (
     "app.sync.startup",
     "app.mirror.startup",
     "app.deliveries.tasks",
+    "app.console.startup",
 )
 
 
@@ -66,7 +68,10 @@ async def runtime(settings: Settings, *, run_migrations: bool = True,
         http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
         try:
             github = GitHubClients.from_settings(settings, http)
-            yield Runtime(settings, dsn, pool, http, github)
+            rt = Runtime(settings, dsn, pool, http, github)
+            # Without PAO_APP_ID, act as the App registered through /setup, if any.
+            await apply_stored_registration(rt)
+            yield rt
         finally:
             await http.close()
             await pool.close()

@@ -374,24 +374,29 @@ async def _receive(request: web.Request) -> web.Response:
         if not isinstance(data, dict):
             return error(400, "malformed payload", "the payload must be a JSON object")
 
-        delivery = Delivery(delivery_id, event_name, data, text, True)
-        if event_name == "ping":
-            delivery.status, delivery.reason = "processed", "pong"
-        else:
-            from app.handlers import router
-
-            event = Event(data, event=event_name, delivery_id=delivery_id)
-            if router.fetch(event):
-                delivery.routed = event
-            else:
-                delivery.status, delivery.reason = "ignored", f"no handler for {_label(event)}"
-        delivery = await writer.submit(delivery)
+        delivery = await writer.submit(routed_delivery(delivery_id, event_name, data, text))
         metrics.observe_delivery(delivery.event, delivery.status, started)
         log.debug("delivery %s (%s) answered in %.1f ms", delivery_id, event_name,
                   (time.perf_counter() - started) * 1000)
         return _response(delivery)
     finally:
         delivery_id_var.reset(token)
+
+
+def routed_delivery(delivery_id: str, event_name: str, data: dict[str, Any], text: str) -> Delivery:
+    """A verified delivery, with the event its handlers will see (or why none will)."""
+    delivery = Delivery(delivery_id, event_name, data, text, True)
+    if event_name == "ping":
+        delivery.status, delivery.reason = "processed", "pong"
+    else:
+        from app.handlers import router
+
+        event = Event(data, event=event_name, delivery_id=delivery_id)
+        if router.fetch(event):
+            delivery.routed = event
+        else:
+            delivery.status, delivery.reason = "ignored", f"no handler for {_label(event)}"
+    return delivery
 
 
 def _too_large() -> web.Response:

@@ -45,6 +45,9 @@ OPERATIONS = [
     "PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}",
     "GET /repos/{owner}/{repo}/check-runs/{check_run_id}/annotations",
     "GET /repos/{owner}/{repo}/commits/{ref}/check-runs",
+    "POST /app-manifests/{code}/conversions",
+    "GET /user",
+    "GET /user/teams",
 ]
 
 # Schema keywords that only document; dropping them keeps the subset small.

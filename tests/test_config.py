@@ -110,7 +110,8 @@ def test_app_manifest_is_a_valid_github_app_manifest():
     assert manifest["name"] and manifest["url"].startswith("https://")
     assert manifest["hook_attributes"]["url"].endswith("/api/v1/webhooks/github")
     assert manifest["default_permissions"] == {
-        "contents": "read", "checks": "write", "metadata": "read", "pull_requests": "read"}
+        "contents": "read", "checks": "write", "metadata": "read", "pull_requests": "read",
+        "members": "read"}  # members: sign-in reads the user's teams
     assert set(manifest["default_events"]) == {
         "push", "pull_request", "check_suite", "check_run", "star", "watch", "installation",
         "installation_repositories"}

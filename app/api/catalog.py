@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from app.api.params import ListQuery, encode_cursor, like_pattern, parse_bool, parse_list_query, text
@@ -54,16 +55,28 @@ def _summary(kind: str, r: Any) -> dict[str, Any]:
     }
 
 
-async def _list(request: web.Request, kind: str) -> web.Response:
+async def fetch_page(pool: asyncpg.Pool, kind: str, q: ListQuery) -> tuple[list[asyncpg.Record], str | None]:
+    """One page of ``kind`` ("items" or "bundles") by name, and the cursor of the next page (or None)."""
     table, _ = KINDS[kind]
-    q = parse_list_query(request.query)
     where, args = _where(q)
     # One row more than the page tells whether another page exists.
-    rows = await request.app[RUNTIME].pool.fetch(
+    rows = await pool.fetch(
         f"SELECT {LIST_COLUMNS} FROM {table}{where} ORDER BY name LIMIT {q.limit + 1}", *args)
     has_more = len(rows) > q.limit
     rows = rows[:q.limit]
-    next_cursor = encode_cursor(rows[-1]["name"], q.fingerprint()) if has_more else None
+    return rows, encode_cursor(rows[-1]["name"], q.fingerprint()) if has_more else None
+
+
+async def fetch_entry(pool: asyncpg.Pool, kind: str, name: str) -> asyncpg.Record | None:
+    """The whole row of one item or bundle, active or not."""
+    table, _ = KINDS[kind]
+    return await pool.fetchrow(f"SELECT * FROM {table} WHERE name = $1", name)
+
+
+async def _list(request: web.Request, kind: str) -> web.Response:
+    q = parse_list_query(request.query)
+    rows, next_cursor = await fetch_page(request.app[RUNTIME].pool, kind, q)
+    has_more = next_cursor is not None
     return web.json_response({
         kind: [_summary(kind, r) for r in rows],
         "pagination": {"next_cursor": next_cursor, "has_more": has_more},
@@ -95,14 +108,14 @@ def _detail(kind: str, r: Any) -> dict[str, Any]:
 
 
 async def _get(request: web.Request, kind: str) -> web.Response:
-    table, label = KINDS[kind]
+    _, label = KINDS[kind]
     name = text("name", request.match_info["name"])
     for key in request.query:
         if key != "include_inactive":
             return error(400, "invalid parameter", f"{key}: unknown parameter; known: include_inactive")
     inactive = request.query.get("include_inactive")
     include_inactive = parse_bool("include_inactive", inactive) if inactive is not None else False
-    row = await request.app[RUNTIME].pool.fetchrow(f"SELECT * FROM {table} WHERE name = $1", name)
+    row = await fetch_entry(request.app[RUNTIME].pool, kind, name)
     if row is None or (not row["is_active"] and not include_inactive):
         detail = f"no {label} named {name!r}"
         if row is not None:

@@ -28,7 +28,8 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-async def _runs_with_errors(pool: asyncpg.Pool, rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
+async def runs_with_errors(pool: asyncpg.Pool, rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
+    """Sync runs as the API shows them, each with (up to MAX_ERRORS of) its per-file errors."""
     ids = [r["id"] for r in rows]
     errors: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
     if ids:
@@ -62,7 +63,7 @@ async def sync_status(request: web.Request) -> web.Response:
     rows = await rt.pool.fetch(
         f"SELECT {RUN_COLUMNS} FROM catalog_sync_runs WHERE repository = $1 AND branch = $2"
         " ORDER BY id DESC LIMIT $3", source.key, source.branch, RECENT_RUNS)
-    runs = await _runs_with_errors(rt.pool, list(rows))
+    runs = await runs_with_errors(rt.pool, list(rows))
     broken = await rt.pool.fetch(
         "SELECT path, error FROM catalog_files WHERE repository = $1 AND error IS NOT NULL"
         " ORDER BY path LIMIT $2", source.key, MAX_ERRORS)
@@ -87,7 +88,7 @@ async def sync_run(request: web.Request) -> web.Response:
     row = await rt.pool.fetchrow(f"SELECT {RUN_COLUMNS} FROM catalog_sync_runs WHERE id = $1", int(text))
     if row is None:
         return error(404, "not found", f"no sync run {text}")
-    [run] = await _runs_with_errors(rt.pool, [row])
+    [run] = await runs_with_errors(rt.pool, [row])
     return web.json_response(run)
 
 

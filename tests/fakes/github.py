@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import hashlib
+import html
 import itertools
 import json
 import secrets
@@ -66,7 +67,7 @@ __all__ = ["ZERO_SHA", "AppKey", "FakeGitHub", "FakeInstallation", "FakeRepo", "
 DOCS = "https://docs.github.com/rest"
 # What the App asks for in app.yml; installations grant these unless a test says otherwise.
 DEFAULT_PERMISSIONS = {"contents": "read", "checks": "write", "metadata": "read",
-                       "pull_requests": "read"}
+                       "pull_requests": "read", "members": "read"}
 DEFAULT_EVENTS = ["push", "pull_request", "check_suite", "check_run", "star", "watch",
                   "installation", "installation_repositories"]
 JWT_MAX_LIFETIME = 600  # GitHub: exp no more than 10 minutes after iat
@@ -240,6 +241,13 @@ class FakeGitHub:
         self._redeliveries: set[asyncio.Task[Any]] = set()
         self.redelivery_error: int | None = None  # answer POST .../attempts with this error
         self._check_suites: dict[tuple[str, str], int] = {}
+        # The web side (github.com pages a browser visits): manifest flow and OAuth.
+        self.manifests: list[dict[str, Any]] = []  # {"owner": org or None, "manifest": {...}}
+        self.manifest_codes: dict[str, dict[str, Any]] = {}  # code -> manifest, used once
+        self.oauth_clients: dict[str, dict[str, Any]] = {}  # client_id -> secret, callback_urls
+        self.oauth_codes: dict[str, dict[str, Any]] = {}  # code -> client_id, login, redirect_uri
+        self.registered_webhook_secret: str | None = None
+        self.teams: dict[tuple[str, str], set[str]] = {}  # (org, slug) -> member logins
         self.backend = GitHttpBackend(self.git_root, self._authorize_git, realm="GitHub")
         self.app = self._make_app()
 
@@ -349,6 +357,11 @@ class FakeGitHub:
         """Wait until every redelivery asked for so far has been attempted."""
         while self._redeliveries:
             await asyncio.gather(*list(self._redeliveries), return_exceptions=True)
+
+    def add_team(self, org: str, slug: str, members: Iterable[str]) -> None:
+        """A team of ``org`` (seen by ``GET /user/teams``) with these members."""
+        self.teams[(org, slug)] = set(members)
+        self.users.update(members)
 
     def add_personal_token(self, login: str, token: str | None = None) -> str:
         """A personal access token for ``login`` (sees every repository, as an org admin)."""
@@ -751,12 +764,23 @@ class FakeGitHub:
         r.add_patch("/repos/{owner}/{repo}/check-runs/{check_run_id:\\d+}", self._update_check_run)
         r.add_get("/repos/{owner}/{repo}/check-runs/{check_run_id:\\d+}/annotations", self._annotations)
         r.add_get("/repos/{owner}/{repo}/commits/{ref:.+}/check-runs", self._check_runs_for_ref)
+        r.add_post("/app-manifests/{code}/conversions", self._manifest_conversion)
+        r.add_get("/user", self._get_user)
+        r.add_get("/user/teams", self._user_teams)
         r.add_route("*", r"/{repo:[^/]+/[^/]+\.git}/{tail:.*}", self._git, name="git")
+        # github.com pages, answered in HTML (not API operations: no OpenAPI check).
+        r.add_post("/settings/apps/new", self._new_app_page, name="web-new-app")
+        r.add_post("/organizations/{org}/settings/apps/new", self._new_app_page, name="web-new-org-app")
+        r.add_get("/login/oauth/authorize", self._oauth_authorize_page, name="web-oauth-authorize")
+        r.add_post("/login/oauth/authorize", self._oauth_authorize, name="web-oauth-approve")
+        r.add_post("/login/oauth/access_token", self._oauth_access_token, name="web-oauth-token")
+        r.add_get("/favicon.ico", self._no_favicon, name="web-favicon")  # browsers ask for it
         return app
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable) -> web.StreamResponse:
-        if request.match_info.route.name == "git":
+        name = request.match_info.route.name or ""
+        if name == "git" or name.startswith("web-"):
             return await handler(request)
         body: Any = None
         raw = await request.read()
@@ -819,6 +843,143 @@ class FakeGitHub:
         return response
 
     # ----- API handlers -------------------------------------------------------------------
+
+    # ----- the manifest flow and OAuth (web pages, then API) ---------------------------------
+
+    async def _new_app_page(self, request: web.Request) -> web.Response:
+        """github.com's "new GitHub App" page for a posted manifest; "Create" redirects back with a code."""
+        form = await request.post()
+        try:
+            manifest = json.loads(str(form.get("manifest", "")))
+            redirect_url = manifest["redirect_url"]
+            hook_url = manifest["hook_attributes"]["url"]
+            assert isinstance(redirect_url, str) and isinstance(hook_url, str)
+        except (ValueError, KeyError, TypeError, AssertionError):
+            return web.Response(status=422, text="Invalid GitHub App configuration",
+                                content_type="text/html")
+        owner = request.match_info.get("org")
+        self.manifests.append({"owner": owner, "manifest": manifest})
+        code = secrets.token_hex(10)
+        self.manifest_codes[code] = {"manifest": manifest, "owner": owner, "expires": time.time() + 3600}
+        state = request.query.get("state", "")
+        page = (f"<!doctype html><title>Create GitHub App</title><h1>Create GitHub App</h1>"
+                f"<p>{html.escape(manifest.get('name', ''))} for {html.escape(owner or 'your account')}</p>"
+                f'<form method="get" action="{html.escape(redirect_url)}">'
+                f'<input type="hidden" name="code" value="{code}">'
+                f'<input type="hidden" name="state" value="{html.escape(state)}">'
+                f"<button type=\"submit\">Create GitHub App for {html.escape(owner or 'you')}</button>"
+                "</form>")
+        return web.Response(text=page, content_type="text/html")
+
+    async def _manifest_conversion(self, request: web.Request) -> web.Response:
+        entry = self.manifest_codes.pop(request.match_info["code"], None)
+        if entry is None or entry["expires"] < time.time():
+            raise not_found()
+        manifest = entry["manifest"]
+        client_id = f"Iv23{secrets.token_hex(8)}"
+        client_secret = secrets.token_hex(20)
+        self.oauth_clients[client_id] = {"secret": client_secret,
+                                         "callback_urls": list(manifest.get("callback_urls") or [])}
+        self.registered_webhook_secret = secrets.token_hex(16)
+        body = {**self.app_json(), "name": manifest.get("name", "PAO"), "client_id": client_id,
+                "client_secret": client_secret, "webhook_secret": self.registered_webhook_secret,
+                "pem": self.app_key.private_pem}
+        if entry["owner"]:
+            body["owner"] = self.account_json(entry["owner"], "Organization")
+        return _json(body, status=201)
+
+    async def _no_favicon(self, request: web.Request) -> web.Response:
+        return web.Response(status=404, text="Not Found")
+
+    async def _oauth_authorize_page(self, request: web.Request) -> web.Response:
+        """github.com's sign-in and "Authorize" page."""
+        client = self.oauth_clients.get(request.query.get("client_id", ""))
+        if client is None:
+            return web.Response(status=404, text="Not Found", content_type="text/html")
+        redirect_uri = request.query.get("redirect_uri") or (client["callback_urls"] or [""])[0]
+        if client["callback_urls"] and not any(redirect_uri.startswith(u) for u in client["callback_urls"]):
+            return web.Response(status=400, text="The redirect_uri is not associated with this application.",
+                                content_type="text/html")
+        hidden = "".join(f'<input type="hidden" name="{k}" value="{html.escape(v)}">' for k, v in
+                         (("client_id", request.query["client_id"]), ("redirect_uri", redirect_uri),
+                          ("state", request.query.get("state", ""))))
+        page = ("<!doctype html><title>Sign in to GitHub</title><h1>Sign in to GitHub</h1>"
+                '<form method="post" action="/login/oauth/authorize">' + hidden +
+                '<label for="login">Username or email address</label><input id="login" name="login">'
+                '<button type="submit">Authorize</button></form>')
+        return web.Response(text=page, content_type="text/html")
+
+    async def _oauth_authorize(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        login = str(form.get("login", "")).strip()
+        if not login:
+            return web.Response(status=422, text="Incorrect username or password.", content_type="text/html")
+        self.users.add(login)
+        code = secrets.token_hex(10)
+        self.oauth_codes[code] = {"client_id": form["client_id"], "login": login,
+                                  "redirect_uri": form["redirect_uri"], "expires": time.time() + 600}
+        query = {"code": code, "state": str(form.get("state", ""))}
+        raise web.HTTPFound(str(form["redirect_uri"]) + ("&" if "?" in str(form["redirect_uri"]) else "?")
+                            + "&".join(f"{k}={v}" for k, v in query.items()))
+
+    async def _oauth_access_token(self, request: web.Request) -> web.Response:
+        """Code for a user-to-server token; GitHub answers errors with 200 and an ``error`` field."""
+        if request.content_type == "application/json":
+            params = await request.json()
+        else:
+            params = dict(await request.post())
+        client = self.oauth_clients.get(str(params.get("client_id", "")))
+        given_secret = str(params.get("client_secret", ""))
+        if client is None or not secrets.compare_digest(client["secret"], given_secret):
+            return _json({"error": "incorrect_client_credentials",
+                          "error_description": "The client_id and/or client_secret passed are incorrect."})
+        grant = self.oauth_codes.pop(str(params.get("code", "")), None)
+        if grant is None or grant["client_id"] != params["client_id"] or grant["expires"] < time.time() or \
+                (params.get("redirect_uri") and params["redirect_uri"] != grant["redirect_uri"]):
+            return _json({"error": "bad_verification_code",
+                          "error_description": "The code passed is incorrect or expired."})
+        token = self.add_personal_token(grant["login"], "ghu_" + secrets.token_hex(18))
+        return _json({"access_token": token, "expires_in": 28800,
+                      "refresh_token": "ghr_" + secrets.token_hex(30),
+                      "refresh_token_expires_in": 15811200, "scope": "", "token_type": "bearer"})
+
+    async def _get_user(self, request: web.Request) -> web.Response:
+        principal = self._require(request, "user")
+        assert principal.login is not None
+        return _json({**self.account_json(principal.login, "User"), "name": principal.login.title(),
+                      "company": None, "blog": "", "location": None, "email": None, "hireable": None,
+                      "bio": None, "public_repos": 0, "public_gists": 0, "followers": 0, "following": 0,
+                      "created_at": "2020-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z"})
+
+    async def _user_teams(self, request: web.Request) -> web.StreamResponse:
+        principal = self._require(request, "user")
+        teams = [self._team_json(org, slug) for (org, slug), members in sorted(self.teams.items())
+                 if principal.login in members]
+        chunk, headers = _paginate(request, teams)
+        return _json(chunk, headers=headers)
+
+    def _team_json(self, org: str, slug: str) -> dict[str, Any]:
+        number = int.from_bytes(hashlib.sha256(f"{org}/{slug}".encode()).digest()[:3], "big")
+        org_json = self.account_json(org, "Organization")
+        org_api = f"{self.url}/orgs/{org}"
+        team_api = f"{org_api}/teams/{slug}"
+        organization = {
+            "login": org, "url": org_api, "id": org_json["id"], "node_id": org_json["node_id"],
+            "repos_url": f"{org_api}/repos", "events_url": f"{org_api}/events",
+            "hooks_url": f"{org_api}/hooks",
+            "issues_url": f"{org_api}/issues", "members_url": f"{org_api}/members{{/member}}",
+            "public_members_url": f"{org_api}/public_members{{/member}}",
+            "avatar_url": org_json["avatar_url"],
+            "description": None, "html_url": f"{self.url}/{org}", "has_organization_projects": True,
+            "has_repository_projects": True, "public_repos": 0, "public_gists": 0, "followers": 0,
+            "following": 0, "type": "Organization", "created_at": "2020-01-01T00:00:00Z",
+            "updated_at": "2024-01-01T00:00:00Z", "archived_at": None}
+        return {"id": number, "node_id": _node_id("Team", number), "url": team_api,
+                "members_url": f"{team_api}/members{{/member}}", "name": slug.replace("-", " ").title(),
+                "description": None, "permission": "pull", "html_url": f"{self.url}/orgs/{org}/teams/{slug}",
+                "repositories_url": f"{team_api}/repos", "slug": slug, "type": "organization",
+                "created_at": "2020-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z",
+                "members_count": len(self.teams[(org, slug)]), "repos_count": 0, "organization": organization}
 
     async def _get_app(self, request: web.Request) -> web.Response:
         self._require(request, "jwt")

@@ -1,0 +1,117 @@
+"""The console in a real browser (Chromium via Playwright): what a person sees and does.
+
+Kept to a few journeys; each also refreshes the README's screenshots.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from app.console import registration
+from app.github import GitHubClients
+from app.web import create_app
+from tests.browser import screenshot
+from tests.conftest import with_settings
+from tests.console_support import sync_examples, with_console
+
+
+@pytest.fixture
+async def pao_url(aiohttp_server, runtime, github_fake, tmp_path) -> str:
+    """PAO without a GitHub App yet, its catalog synced, GitHub played by the fake."""
+    await sync_examples(runtime, tmp_path)
+    runtime.settings = with_console(with_settings(runtime.settings, github_api_url=github_fake.url),
+                                    github_url=github_fake.url, admin_teams=frozenset({"acme/platform"}))
+    runtime.github = GitHubClients.from_settings(runtime.settings, runtime.http)
+    github_fake.add_team("acme", "customer-experience", ["sarah"])
+    github_fake.add_team("acme", "platform", ["pat"])
+    server = await aiohttp_server(create_app(runtime))
+    return str(server.make_url("")).rstrip("/")
+
+
+async def set_up_and_sign_in(page, pao_url: str, runtime, login: str, *, screenshots: bool = False) -> None:
+    """/setup with the printed token → GitHub creates the App → sign in with GitHub as ``login``."""
+    token = await registration.new_setup_token(runtime.pool)
+    await page.goto(pao_url + "/")
+    assert page.url == pao_url + "/setup"
+    await page.get_by_label("Set-up token").fill(token)
+    await page.get_by_role("button", name="Continue").click()
+    await page.get_by_label("Organisation").fill("acme")
+    if screenshots:
+        await screenshot(page, "setup")
+    await page.get_by_role("button", name="Register for this organisation").click()
+    await page.get_by_role("button", name="Create the App on GitHub").click()
+    # GitHub's page (the fake's): create the App, and GitHub sends the browser back.
+    await page.get_by_role("button", name="Create GitHub App for acme").click()
+    await page.wait_for_url(pao_url + "/setup/callback?*")
+    assert "PAO is registered as a GitHub App" in await page.get_by_role("heading", level=1).inner_text()
+    assert await page.get_by_role("link", name="Install it on your organisation").get_attribute("href") \
+        == f"{runtime.settings.github_api_url}/apps/pao-test/installations/new"
+    assert runtime.settings.app_mode
+    if screenshots:
+        await screenshot(page, "setup-done")
+
+    await page.get_by_role("link", name="sign in with GitHub").click()
+    await page.get_by_role("link", name="Sign in with GitHub").click()
+    await page.get_by_label("Username or email address").fill(login)
+    await page.get_by_role("button", name="Authorize").click()
+    await page.wait_for_url(pao_url + "/catalog")
+
+
+async def test_set_up_sign_in_and_browse_the_catalog(pao_url, runtime, browser_page):
+    page = browser_page
+    await set_up_and_sign_in(page, pao_url, runtime, "sarah", screenshots=True)
+    assert "sarah (customer-experience)" in await page.locator("header").inner_text()
+    await screenshot(page, "catalog")
+    await page.emulate_media(color_scheme="dark")
+    assert await page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(13, 17, 23)"
+    await screenshot(page, "catalog-dark")
+    await page.emulate_media(color_scheme="light")
+    # The first Tab reaches the skip link, which jumps past the navigation.
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.textContent") == "Skip to content"
+
+    await page.get_by_label("Name or text").fill("postgres")
+    await page.get_by_label("Name or text").press("Enter")
+    await page.wait_for_url("**/catalog?*q=postgres*")
+    rows = page.locator("tbody tr")
+    assert await rows.count() == 1
+    await rows.locator('a[href="/catalog/items/postgres-database"]').click()
+    await page.wait_for_url("**/catalog/items/postgres-database")
+
+    await page.get_by_role("navigation", name="Main").get_by_role("link", name="Catalog").click()
+    await page.get_by_role("link", name="Bundles", exact=True).click()
+    await page.locator('a[href="/catalog/bundles/full-stack-web-app"]').click()
+    await page.wait_for_url("**/catalog/bundles/full-stack-web-app")
+    await screenshot(page, "bundle")
+    # A bundle's member links to its item; a tag links to the items carrying it.
+    await page.get_by_role("link", name="eks-container-app").click()
+    # The request form generated from the item's presentation: labelled inputs, hints.
+    await page.get_by_role("link", name="Request this item").click()
+    await page.get_by_label("app_name").fill("shop")
+    await page.get_by_label("environment").select_option("staging")
+    assert await page.get_by_label("replicas").input_value() == "2"
+    await screenshot(page, "request-form")
+    await page.go_back()
+    await page.get_by_role("link", name="kubernetes").click()
+    await page.wait_for_url("**/catalog?kind=items&tags=kubernetes")
+    assert await page.locator("tbody tr").count() == 1
+    # Admin pages are not in a developer's navigation.
+    assert await page.get_by_role("link", name="Jobs").count() == 0
+
+
+async def test_an_admin_retries_a_failed_job_and_reads_the_sync_runs(pao_url, runtime, browser_page):
+    page = browser_page
+    job_id = await runtime.pool.fetchval(
+        """INSERT INTO jobs (task, args, status, attempts, max_attempts, finished_at, last_error)
+           VALUES ('mirror.sync', '{}', 'failed', 5, 5, now(), 'OneDev answered 503') RETURNING id""")
+    await set_up_and_sign_in(page, pao_url, runtime, "pat")
+    await page.get_by_role("navigation", name="Main").get_by_role("link", name="Jobs").click()
+    assert "OneDev answered 503" in await page.locator("tbody").inner_text()
+    await screenshot(page, "admin-jobs")
+    await page.get_by_role("button", name=f"Retry job {job_id}").click()
+    await page.get_by_text(f"Job {job_id} is queued again.").wait_for()
+    assert await runtime.pool.fetchval("SELECT status FROM jobs WHERE id = $1", job_id) == "todo"
+    await page.get_by_role("navigation", name="Main").get_by_role("link", name="Sync runs").click()
+    assert "completed" in await page.locator("main").inner_text()
+    await page.get_by_role("navigation", name="Main").get_by_role("link", name="Deliveries").click()
+    await screenshot(page, "admin-deliveries")
