@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from app.sync.gitcache import GitCache
+from app.git.catalog import GitCache
 
 from app.config import Settings
 from app.console.config import ConsoleSettings
