@@ -6,10 +6,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from app.git.catalog import GitCache
-
 from app.config import Settings
 from app.console.config import ConsoleSettings
+from app.git.catalog import GitCache
 from app.sync.engine import sync_repository
 from app.sync.source import catalog_source
 from tests.conftest import with_settings
