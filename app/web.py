@@ -12,6 +12,7 @@ from aiohttp import web
 from app import webhooks
 from app.api.auth import api_auth_middleware
 from app.db import pending_migrations
+from app.handlers import router as handlers
 from app.state import RUNTIME
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def create_app(state: Any) -> web.Application:
         client_max_size=webhooks.MAX_PAYLOAD_BYTES + 1024,
     )
     app[RUNTIME] = state
-    app[webhooks.INTAKE_WRITER] = webhooks.IntakeWriter(state)
+    app[webhooks.INTAKE_WRITER] = webhooks.IntakeWriter(state, handlers)
     app[webhooks.LARGE_BODY_SLOTS] = asyncio.Semaphore(webhooks.LARGE_BODY_READERS)
     app.on_startup.append(webhooks.start_intake)
     app.on_cleanup.append(webhooks.stop_intake)

@@ -19,9 +19,11 @@ from typing import Any
 import asyncpg
 import orjson
 from aiohttp import web
+from gidgethub import routing
 from gidgethub.sansio import Event
 
-from app import jobs
+# ``require`` is re-exported for handlers written before it moved to app.intake.
+from app.intake import Intake, PayloadError, require  # noqa: F401
 from app.log import delivery_id_var, scrub
 from app.state import RUNTIME
 
@@ -35,14 +37,6 @@ LARGE_BODY_READERS = 4
 LARGE_BODY_SLOTS: web.AppKey[asyncio.Semaphore] = web.AppKey("large_body_slots", asyncio.Semaphore)
 
 
-class PayloadError(Exception):
-    """The payload lacks a field, or a field has the wrong type, that a handler needs."""
-
-    def __init__(self, field_path: str, problem: str = "is missing"):
-        self.field_path = field_path
-        super().__init__(f"payload field '{field_path}' {problem}")
-
-
 class UnstorablePayload(PayloadError):
     """The payload is valid JSON that PostgreSQL's jsonb refuses (a NUL character)."""
 
@@ -50,46 +44,6 @@ class UnstorablePayload(PayloadError):
         Exception.__init__(self, "payload contains \\u0000 (a NUL character), "
                                  "which PostgreSQL cannot store")
         self.field_path = ""
-
-
-def require(data: Any, path: str, kind: type | tuple[type, ...] | None = None) -> Any:
-    """``data[a][b]...`` for ``path`` ``"a.b"``, or PayloadError naming the missing field."""
-    value = data
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value or value[part] is None:
-            raise PayloadError(path)
-        value = value[part]
-    if kind is not None and not isinstance(value, kind):
-        raise PayloadError(path, "has the wrong type")
-    return value
-
-
-@dataclass
-class Intake:
-    """One delivery as the handlers see it: the open transaction and what they decided."""
-
-    conn: asyncpg.Connection
-    settings: Any
-    delivery_id: str
-    event: str
-    job_ids: list[int] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)
-
-    async def enqueue(self, task: str, args: dict[str, Any], **options: Any) -> int:
-        """Queue a job in this delivery's transaction; returns its id (or its waiting twin's)."""
-        queued = await jobs.enqueue(self.conn, task, args, delivery_id=self.delivery_id, **options)
-        if queued.job_id not in self.job_ids:
-            self.job_ids.append(queued.job_id)
-        return queued.job_id
-
-    def ignore(self, reason: str) -> None:
-        """Say why this delivery needs no work (shown in the 200 response and stored)."""
-        self.ignored.append(reason)
-
-    def handled(self, note: str) -> None:
-        """Say the handler did its (cheap) work inline; no job was needed."""
-        self.notes.append(note)
 
 
 class TokenBucket:
@@ -188,8 +142,10 @@ class IntakeWriter:
     redone in a transaction of its own, so one bad delivery never costs another.
     """
 
-    def __init__(self, state: Any, *, writers: int = 3, max_batch: int = 64):
+    def __init__(self, state: Any, router: routing.Router, *, writers: int = 3,
+                 max_batch: int = 64):
         self.state = state
+        self.router = router  # the handlers, composed in app.handlers
         self.writers = writers
         self.max_batch = max_batch
         self._queue: asyncio.Queue[tuple[Delivery, asyncio.Future[Delivery]]] = asyncio.Queue()
@@ -280,14 +236,12 @@ class IntakeWriter:
         event = delivery.routed
         if event is None:
             return
-        from app.handlers import router
-
         intake = Intake(conn, self.state.settings, delivery.delivery_id, delivery.event)
         # Handlers run in this writer's task, not the request's: name the delivery
         # in their log lines here.
         token = delivery_id_var.set(delivery.delivery_id)
         try:
-            await router.dispatch(event, self.state.github, intake=intake)
+            await self.router.dispatch(event, self.state.github, intake=intake)
         finally:
             delivery_id_var.reset(token)
         delivery.job_ids = intake.job_ids
@@ -377,10 +331,8 @@ async def _receive(request: web.Request) -> web.Response:
         if event_name == "ping":
             delivery.status, delivery.reason = "processed", "pong"
         else:
-            from app.handlers import router
-
             event = Event(data, event=event_name, delivery_id=delivery_id)
-            if router.fetch(event):
+            if writer.router.fetch(event):
                 delivery.routed = event
             else:
                 delivery.status, delivery.reason = "ignored", f"no handler for {_label(event)}"

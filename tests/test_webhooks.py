@@ -250,7 +250,7 @@ async def test_delivery_whose_handler_crashes_is_recorded_as_failed(client, pool
         await intake.enqueue("purge_history", {})
         raise RuntimeError("handler bug with ghs_" + "Q" * 36)
 
-    monkeypatch.setattr(app.handlers, "router", routing.Router(app.handlers.router, crashing))
+    client.app[INTAKE_WRITER].router = routing.Router(app.handlers.router, crashing)
     body, headers = webhook("deployment", {"action": "created"}, delivery_id="crash-1")
     resp = await client.post(URL, data=body, headers=headers)
     assert resp.status == 500
@@ -294,7 +294,7 @@ async def test_handler_log_lines_carry_the_delivery_id(client, monkeypatch):
         seen[event.delivery_id] = delivery_id_var.get()
         intake.handled("seen")
 
-    monkeypatch.setattr(app.handlers, "router", routing.Router(app.handlers.router, recording))
+    client.app[INTAKE_WRITER].router = routing.Router(app.handlers.router, recording)
     requests = []
     for i in range(12):
         body, headers = webhook("deployment", {"action": "created"}, delivery_id=f"log-{i}")

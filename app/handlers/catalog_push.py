@@ -11,9 +11,9 @@ from typing import Any
 from gidgethub import routing
 from gidgethub.sansio import Event
 
+from app.intake import Intake, require
 from app.sync.source import catalog_source, push_matches
 from app.sync.tasks import TASK, job_args
-from app.webhooks import Intake, require
 
 router = routing.Router()
 

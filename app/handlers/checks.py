@@ -15,7 +15,7 @@ from gidgethub.sansio import Event
 
 from app.checks.output import CHECK_NAME
 from app.checks.task import TASK, is_catalog_repository, queue_key
-from app.webhooks import Intake, require
+from app.intake import Intake, require
 
 router = routing.Router()
 

@@ -7,7 +7,7 @@ from typing import Any
 from gidgethub import routing
 from gidgethub.sansio import Event
 
-from app.webhooks import Intake, PayloadError, require
+from app.intake import Intake, PayloadError, require
 
 router = routing.Router()
 

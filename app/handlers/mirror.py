@@ -7,10 +7,10 @@ from typing import Any
 from gidgethub import routing
 from gidgethub.sansio import Event
 
+from app.intake import Intake, require
 from app.mirror import requests, store
 from app.mirror.config import OFF_REASON, mirror_settings
 from app.mirror.store import GitHubRepo
-from app.webhooks import Intake, require
 
 router = routing.Router()
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from app.webhooks import PayloadError, require
+from app.intake import PayloadError, require
 
 
 @dataclass(frozen=True)
