@@ -383,39 +383,3 @@ def test_token_bucket_bounds_the_audit_rate(monkeypatch):
     assert [bucket.take() for _ in range(7)] == [True] * 5 + [False] * 2
     clock[0] += 0.35  # 3.5 tokens' worth of time
     assert [bucket.take() for _ in range(4)] == [True] * 3 + [False]
-
-
-async def test_large_uploads_take_turns_while_small_deliveries_pass(aiohttp_client, runtime):
-    """Big (or unsized) bodies are read a few at a time; ordinary deliveries never wait for them."""
-    import asyncio
-
-    from app.webhooks import LARGE_BODY_SLOTS
-
-    app = create_app(runtime)
-    app[LARGE_BODY_SLOTS] = asyncio.Semaphore(1)
-    client = await aiohttp_client(app)
-    release = asyncio.Event()
-
-    async def stalled_upload():
-        yield b'{"zen": "' + b"x" * (512 * 1024)
-        await release.wait()
-        yield b'"}'
-
-    async def upload():
-        yield b'{"zen": "' + b"y" * (512 * 1024) + b'"}'
-
-    headers = {"X-GitHub-Event": "ping", "X-GitHub-Delivery": "big",
-               "X-Hub-Signature-256": "sha256=00", "Content-Type": "application/json"}
-    first = asyncio.create_task(client.post(URL, data=stalled_upload(), headers=headers))
-    await asyncio.sleep(0.2)
-    second = asyncio.create_task(client.post(URL, data=upload(), headers=headers))
-    await asyncio.sleep(0.3)
-    assert not second.done(), "a second large upload was read while the first held the only slot"
-
-    body, small_headers = webhook("ping", {"zen": "small"})
-    small = await asyncio.wait_for(client.post(URL, data=body, headers=small_headers), 5)
-    assert small.status == 200
-
-    release.set()
-    assert (await asyncio.wait_for(first, 10)).status == 401
-    assert (await asyncio.wait_for(second, 10)).status == 401

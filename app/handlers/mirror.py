@@ -7,17 +7,12 @@ from typing import Any
 from gidgethub import routing
 from gidgethub.sansio import Event
 
-from app.intake import Intake, require
+from app.intake import Intake, optional, require
 from app.mirror import requests, store
 from app.mirror.config import OFF_REASON, mirror_settings
 from app.mirror.store import GitHubRepo
 
 router = routing.Router()
-
-
-def _installation(data: dict[str, Any]) -> int | None:
-    inst = data.get("installation")
-    return inst["id"] if isinstance(inst, dict) and isinstance(inst.get("id"), int) else None
 
 
 @router.register("watch", action="started")
@@ -26,10 +21,9 @@ async def starred(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs: A
         intake.ignore(OFF_REASON)
         return
     repo = GitHubRepo.from_payload(event.data, "repository.")
-    sender = event.data.get("sender") or {}
     decision = await requests.request_mirror(
-        intake.conn, intake.enqueue, repo, installation_id=_installation(event.data),
-        source="star", starred_by=sender.get("login") if isinstance(sender, dict) else None)
+        intake.conn, intake.enqueue, repo, installation_id=optional(event.data, "installation.id", int),
+        source="star", starred_by=optional(event.data, "sender.login", str))
     if decision.outcome == "queued":
         intake.handled(f"mirror of {repo.full_name}: {decision.message}")
     else:
@@ -57,15 +51,14 @@ async def pushed(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs: An
     (the catalog has its own push handler), so say nothing."""
     if not mirror_settings(intake.settings).enabled:
         return
-    repo_id = event.data.get("repository", {}).get("id") if isinstance(
-        event.data.get("repository"), dict) else None
-    if not isinstance(repo_id, int):
+    repo_id = optional(event.data, "repository.id", int)
+    if repo_id is None:
         return
     row = await store.by_github_id(intake.conn, repo_id)
     if row is None or row["deleted_at"] is not None:
         return
-    default_branch = event.data["repository"].get("default_branch")
-    if isinstance(default_branch, str) and default_branch != row["github_default_branch"]:
+    default_branch = optional(event.data, "repository.default_branch", str)
+    if default_branch is not None and default_branch != row["github_default_branch"]:
         await intake.conn.execute(
             "UPDATE repositories SET github_default_branch = $2, updated_at = now() WHERE id = $1",
             row["id"], default_branch)
