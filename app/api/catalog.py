@@ -6,7 +6,15 @@ from typing import Any
 
 from aiohttp import web
 
-from app.api.params import ListQuery, encode_cursor, like_pattern, parse_bool, parse_list_query, text
+from app.api.params import (
+    BadParameter,
+    ListQuery,
+    encode_cursor,
+    like_pattern,
+    parse_bool,
+    parse_list_query,
+    path_text,
+)
 from app.state import RUNTIME
 from app.webhooks import error
 
@@ -96,10 +104,10 @@ def _detail(kind: str, r: Any) -> dict[str, Any]:
 
 async def _get(request: web.Request, kind: str) -> web.Response:
     table, label = KINDS[kind]
-    name = text("name", request.match_info["name"])
+    name = path_text(request, "name")
     for key in request.query:
         if key != "include_inactive":
-            return error(400, "invalid parameter", f"{key}: unknown parameter; known: include_inactive")
+            raise BadParameter(key, "unknown parameter; known: include_inactive")
     inactive = request.query.get("include_inactive")
     include_inactive = parse_bool("include_inactive", inactive) if inactive is not None else False
     row = await request.app[RUNTIME].pool.fetchrow(f"SELECT * FROM {table} WHERE name = $1", name)

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from app.api.auth import require_admin
-from app.api.params import DEFAULT_LIMIT, MAX_LIMIT, BadParameter, single
+from app.api.params import DEFAULT_LIMIT, MAX_LIMIT, BadParameter, path_text, single, text
 from app.mirror import manual, store
 from app.mirror.config import OFF_REASON, mirror_settings
 from app.state import RUNTIME
@@ -81,14 +81,17 @@ async def add_mirror(request: web.Request) -> web.Response:
         return error(409, "mirroring is off", OFF_REASON)
     try:
         body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return error(400, "malformed JSON", "send {\"repository\": \"OWNER/REPO\"}")
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested past the parser
+        raise BadParameter("body", "malformed JSON; send {\"repository\": \"OWNER/REPO\"}") from None
     full_name = body.get("repository") if isinstance(body, dict) else None
     if not isinstance(full_name, str):
-        return error(400, "invalid body", "field 'repository' (\"OWNER/REPO\") is required")
+        raise BadParameter("repository", "required in the body, as a string \"OWNER/REPO\"")
+    full_name = text("repository", full_name)
     try:
         decision, row = await manual.add(rt.pool, rt.github, full_name)
     except manual.AddError as exc:
+        if exc.status == 400:  # the name itself is wrong
+            raise BadParameter("repository", str(exc)) from None
         return error(exc.status, "cannot mirror", str(exc))
     return _json({"mirror": store.public_view(row), "outcome": decision.outcome,
                   "message": decision.message, "job_id": decision.job_id},
@@ -96,7 +99,7 @@ async def add_mirror(request: web.Request) -> web.Response:
 
 
 def _full_name(request: web.Request) -> str:
-    return f"{request.match_info['owner']}/{request.match_info['repo']}"
+    return f"{path_text(request, 'owner')}/{path_text(request, 'repo')}"
 
 
 @routes.get("/api/v1/mirrors/{owner}/{repo}")
