@@ -447,6 +447,8 @@ async def _receive(request: web.Request, body: bytes) -> web.Response:
                                          status="rejected", reason="malformed JSON"))
             return error(400, "malformed JSON", str(exc))
         if not isinstance(data, dict):
+            await writer.submit(Delivery(delivery_id, event_name, None, None, True,
+                                         status="rejected", reason="payload is not a JSON object"))
             return error(400, "malformed payload", "the payload must be a JSON object")
 
         delivery = Delivery(delivery_id, event_name, data, text, True)

@@ -118,12 +118,14 @@ async def test_malformed_json_is_400(client, pool):
     assert row["status"] == "rejected" and row["signature_valid"]
 
 
-async def test_json_that_is_not_an_object_is_400(client):
+async def test_json_that_is_not_an_object_is_400_and_recorded(client, pool):
     body = b"[1, 2]"
     headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": "d-3",
                "X-Hub-Signature-256": sign(body), "Content-Type": "application/json"}
     resp = await client.post(URL, data=body, headers=headers)
     assert resp.status == 400
+    [row] = await events(pool)
+    assert row["status"] == "rejected" and row["reason"] == "payload is not a JSON object"
 
 
 async def test_missing_event_header_is_400(client):
