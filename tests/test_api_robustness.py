@@ -48,7 +48,7 @@ async def test_two_authorization_headers_are_401_even_if_one_is_good(served, poo
 
 @pytest.mark.parametrize("run_id,status", [
     (str(2**63 - 1), 404), (str(2**63), 400), ("0", 400), ("-1", 400), ("9" * 400, 400),
-    ("1e3", 400), ("%C2%B2", 400),
+    ("1e3", 400), ("%C2%B2", 400), ("0" * 30 + "9" * 30, 400), ("0" * 5 + "1", 404),
 ])
 async def test_run_ids_within_bigint_are_looked_up_and_others_are_400(served, run_id, status):
     got, body = await raw_request(served, get(f"/api/v1/sync/runs/{run_id}",
@@ -63,6 +63,10 @@ async def test_run_ids_within_bigint_are_looked_up_and_others_are_400(served, ru
     ("/api/v1/mirrors/owner/r%00", "repo"),
     ("/api/v1/catalog/items/x?include_inactive=1&zzz=1", "zzz"),
     ("/api/v1/catalog/bundles/a%00", "name"),
+    ("/api/v1/mirrors?limit=%C2%B2", "limit"),  # '²' is a digit to str.isdigit, not to int()
+    ("/api/v1/mirrors?limit=" + "0" * 30 + "5", "limit"),
+    ("/api/v1/mirrors?cursor=OsKy", "cursor"),  # ':²'
+    ("/api/v1/mirrors?cursor=OjE4NDQ2NzQ0MDczNzA5NTUxNjE2", "cursor"),  # ':' + 2**64
 ])
 async def test_every_400_names_its_parameter(served, path, parameter):
     status, body = await raw_request(served, get(path, f"Authorization: Bearer {ADMIN}".encode()))

@@ -227,3 +227,14 @@ async def test_requests_aiohttp_cannot_parse_get_json_and_no_traceback(served, c
     assert status == 400 and data["error"] == "bad request" and data["detail"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert [r.levelno for r in caplog.records if "cannot parse" in r.getMessage()] == [logging.WARNING]
+
+
+async def test_the_byte_budget_makes_readers_wait_and_wakes_them_when_bytes_are_given_back():
+    budget = webhooks.ByteBudget(100)
+    await budget.take(60)
+    waiting = asyncio.create_task(budget.take(50))
+    await asyncio.sleep(0.05)
+    assert not waiting.done() and budget.available == 40
+    await budget.give_back(60)
+    await asyncio.wait_for(waiting, 5)
+    assert budget.available == 50

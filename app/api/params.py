@@ -71,7 +71,7 @@ def path_id(request: web.Request, name: str) -> int:
     """The path parameter ``name`` as a row id (1..bigint's maximum); else a 400 naming it."""
     value = request.match_info[name]
     # isascii: str.isdigit also accepts digits int() refuses, such as '²'.
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value[:20]) <= MAX_ID:
+    if not (value.isascii() and value.isdigit()) or len(value) > 19 or not 1 <= int(value) <= MAX_ID:
         raise BadParameter(name, f"expected a whole number 1..{MAX_ID}, got {value[:40]!r}")
     return int(value)
 
