@@ -50,19 +50,28 @@ class ByteBudget:
     def __init__(self, capacity: int):
         self.capacity = capacity
         self.available = capacity
-        self._freed = asyncio.Condition()
+        self._waiters: list[asyncio.Future[None]] = []
 
     async def take(self, size: int) -> None:
         """Wait until ``size`` bytes are free and hold them (the caller's deadline bounds it)."""
-        async with self._freed:
-            await self._freed.wait_for(lambda: self.available >= size)
-            self.available -= size
+        while self.available < size:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        self.available -= size
 
-    async def give_back(self, size: int) -> None:
-        if size:
-            async with self._freed:
-                self.available += size
-                self._freed.notify_all()
+    def give_back(self, size: int) -> None:
+        """Free ``size`` bytes and wake the waiting readers. Synchronous, so a cancelled
+        request still gives back everything it held."""
+        self.available += size
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 LARGE_BODY_BUDGET: web.AppKey[ByteBudget] = web.AppKey("large_body_budget", ByteBudget)
@@ -341,10 +350,6 @@ async def stop_intake(app: web.Application) -> None:
     await app[INTAKE_WRITER].stop()
 
 
-class BodyTimeout(Exception):
-    """The request body did not arrive within ``BODY_TIMEOUT_SECONDS``."""
-
-
 class BodyTooLarge(Exception):
     """The request body passed ``MAX_PAYLOAD_BYTES``."""
 
@@ -379,7 +384,7 @@ async def receive(request: web.Request) -> web.Response:
         return await _receive(request, body)
     finally:
         if budget is not None:
-            await budget.give_back(held[0])
+            budget.give_back(held[0])
 
 
 def _one_header(request: web.Request, name: str) -> tuple[str, str | None]:
@@ -402,9 +407,8 @@ async def _receive(request: web.Request, body: bytes) -> web.Response:
     try:
         signatures = request.headers.getall("X-Hub-Signature-256", [])
         # Two signatures are ambiguous (which one did a proxy add?): refused whatever they say.
-        if len(signatures) == 1 and signature_valid(body, signatures[0], settings.webhook_secrets):
-            pass
-        else:
+        if len(signatures) != 1 or not signature_valid(body, signatures[0],
+                                                         settings.webhook_secrets):
             if not settings.webhook_secrets:
                 reason = "no webhook secret configured (PAO_WEBHOOK_SECRET)"
             elif not signatures:

@@ -235,6 +235,6 @@ async def test_the_byte_budget_makes_readers_wait_and_wakes_them_when_bytes_are_
     waiting = asyncio.create_task(budget.take(50))
     await asyncio.sleep(0.05)
     assert not waiting.done() and budget.available == 40
-    await budget.give_back(60)
+    budget.give_back(60)
     await asyncio.wait_for(waiting, 5)
     assert budget.available == 50
