@@ -26,7 +26,7 @@ from gidgethub import routing
 from gidgethub.sansio import Event
 
 # ``require`` is re-exported for handlers written before it moved to app.intake.
-from app.intake import BIGINT_MAX, Intake, PayloadError, require  # noqa: F401
+from app.intake import BIGINT_MAX, Intake, PayloadError, optional, require  # noqa: F401
 from app.log import delivery_id_var, scrub
 from app.state import RUNTIME
 
@@ -456,14 +456,20 @@ async def _receive(request: web.Request, body: bytes) -> web.Response:
             return error(400, "malformed payload", "the payload must be a JSON object")
 
         delivery = Delivery(delivery_id, event_name, data, text, True)
-        if event_name == "ping":
-            delivery.status, delivery.reason = "processed", "pong"
+        try:
+            optional(data, "action", str)  # the router looks actions up by value
+        except PayloadError as exc:
+            delivery.payload_error = exc
+            delivery.status, delivery.reason = "rejected", str(exc)
         else:
-            event = Event(data, event=event_name, delivery_id=delivery_id)
-            if writer.router.fetch(event):
-                delivery.routed = event
+            if event_name == "ping":
+                delivery.status, delivery.reason = "processed", "pong"
             else:
-                delivery.status, delivery.reason = "ignored", f"no handler for {_label(event)}"
+                event = Event(data, event=event_name, delivery_id=delivery_id)
+                if writer.router.fetch(event):
+                    delivery.routed = event
+                else:
+                    delivery.status, delivery.reason = "ignored", f"no handler for {_label(event)}"
         delivery = await writer.submit(delivery)
         log.debug("delivery %s (%s) answered in %.1f ms", delivery_id, event_name,
                   (time.perf_counter() - started) * 1000)
@@ -482,16 +488,15 @@ def _no_constant(name: str) -> Any:
 
 def parse_json(body: bytes) -> tuple[str, Any]:
     """The body's text and its JSON value; ValueError if it is not JSON, UnstorablePayload
-    if it is JSON whose numbers no JSON library here can hold exactly."""
+    if no JSON library here can read it (integers past Python's digit limit, nesting
+    past its recursion limit)."""
     text = body.decode("utf-8")  # UnicodeDecodeError is a ValueError: not JSON
     if _LONG_NUMBER.search(body) is None:
-        try:
+        with contextlib.suppress(orjson.JSONDecodeError):
             return text, orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            if "number" not in str(exc):  # orjson refuses numbers past a double's range
-                raise
-    # Valid JSON may hold integers of any size and numbers past a double's range: the
-    # json module keeps the former exactly and reads the latter as infinity.
+    # orjson refuses numbers past a double's range and nesting past 1024 levels, both
+    # valid JSON, and reads long integers as floats. The json module keeps integers
+    # exactly and reads huge numbers as infinity; it tells malformed JSON from the rest.
     try:
         return text, json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError:

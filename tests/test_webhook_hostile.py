@@ -139,6 +139,29 @@ async def test_a_number_postgresql_cannot_store_is_400_and_recorded(client, pool
     assert problem in row["reason"]
 
 
+@pytest.mark.parametrize("event", ["pull_request", "installation", "gollum", "ping"])
+@pytest.mark.parametrize("action", [["opened"], {"a": 1}, 7, True])
+async def test_an_action_that_is_not_a_string_is_400_naming_it(client, pool, event, action):
+    body, headers = webhook(event, {"action": action, "zen": "z"}, delivery_id="act")
+    resp = await client.post(URL, data=body, headers=headers)
+    assert resp.status == 400
+    assert "'action' has the wrong type" in (await resp.json())["detail"]
+    [row] = await events(pool)
+    assert row["status"] == "rejected" and row["payload"]["action"] == action
+
+
+async def test_json_nested_past_the_parsers_limits_is_400_not_malformed(client, pool):
+    body = b'{"zen": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    headers = {"X-GitHub-Event": "ping", "X-GitHub-Delivery": "deep",
+               "X-Hub-Signature-256": sign(body), "Content-Type": "application/json"}
+    resp = await client.post(URL, data=body, headers=headers)
+    assert resp.status == 400
+    data = await resp.json()
+    assert data["error"] == "invalid payload" and "cannot be read" in data["detail"]
+    [row] = await events(pool)
+    assert row["status"] == "rejected" and row["payload"] is None
+
+
 async def test_numbers_past_a_double_but_within_numeric_are_kept_exactly(client, pool):
     body = b'{"zen": 1e400, "hook_id": 123456789012345678901234567890}'
     headers = {"X-GitHub-Event": "ping", "X-GitHub-Delivery": "exact",
