@@ -119,6 +119,18 @@ async def test_a_flood_of_forged_deliveries_logs_a_bounded_number_of_warnings(cl
     assert all(r.levelno == logging.WARNING and not r.exc_info for r in warnings)
 
 
+@pytest.mark.parametrize("chunks", [b"zz\r\n{}\r\n0\r\n\r\n", b"2\r\n{}XX0\r\n\r\n"])
+async def test_a_broken_chunked_body_is_400_without_a_traceback(served, caplog, chunks):
+    caplog.set_level(logging.DEBUG)
+    request = (b"POST " + URL.encode() + b" HTTP/1.1\r\nHost: pao\r\nConnection: close\r\n"
+               b"X-GitHub-Event: ping\r\nX-GitHub-Delivery: chunks\r\n"
+               b"X-Hub-Signature-256: sha256=00\r\nContent-Type: application/json\r\n"
+               b"Transfer-Encoding: chunked\r\n")
+    status, data = await raw_request(served, request, chunks)
+    assert status == 400 and data["error"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
 # --- payloads PostgreSQL cannot store (item 2)
 
 @pytest.mark.parametrize("number,problem", [
