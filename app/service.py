@@ -114,10 +114,10 @@ async def serve(settings: Settings, *, with_workers: bool = True,
     stop = asyncio.Event()
     _install_signal_handlers(stop)
     async with runtime(settings) as rt:
-        from app.web import create_app
+        from app.web import AppRunner, create_app
 
         app = create_app(rt)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         # reuse_port: several `pao serve` processes may share one port (Linux spreads
         # connections between them), which is how intake scales past one core.

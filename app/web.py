@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 from app import metrics_endpoint, webhooks
 from app.api.auth import api_auth_middleware
 from app.db import pending_migrations
+from app.handlers import router as handlers
 from app.state import RUNTIME
 
 log = logging.getLogger(__name__)
@@ -71,8 +73,8 @@ def create_app(state: Any) -> web.Application:
         client_max_size=webhooks.MAX_PAYLOAD_BYTES + 1024,
     )
     app[RUNTIME] = state
-    app[webhooks.INTAKE_WRITER] = webhooks.IntakeWriter(state)
-    app[webhooks.LARGE_BODY_SLOTS] = asyncio.Semaphore(webhooks.LARGE_BODY_READERS)
+    app[webhooks.INTAKE_WRITER] = webhooks.IntakeWriter(state, handlers)
+    app[webhooks.LARGE_BODY_BUDGET] = webhooks.ByteBudget(webhooks.LARGE_BODY_BUDGET_BYTES)
     app.on_startup.append(webhooks.start_intake)
     app.on_cleanup.append(webhooks.stop_intake)
     app.router.add_post("/api/v1/webhooks/github", webhooks.receive)
@@ -83,6 +85,44 @@ def create_app(state: Any) -> web.Application:
     for name in ROUTE_MODULES:
         app.router.add_routes(importlib.import_module(name).routes)
     return app
+
+
+class JsonErrorsProtocol(RequestHandler):
+    """aiohttp's connection handler, answering its own HTTP parser's errors as JSON too.
+
+    A request line or header aiohttp cannot parse (too long, malformed, repeated where it
+    must be single) never reaches the middlewares: this is where it is answered.
+    """
+
+    def handle_error(self, request: BaseRequest, status: int = 500,
+                     exc: BaseException | None = None, message: str | None = None,
+                     ) -> web.StreamResponse:
+        if status >= 500 or request.writer.output_size > 0:
+            return super().handle_error(request, status, exc, message)
+        # Anyone can send a malformed request: one short line, never a traceback.
+        webhooks.log_unauthenticated("refused an HTTP request aiohttp cannot parse (%s): %s",
+                                     status, type(exc).__name__ if exc else message)
+        detail = getattr(exc, "message", None) or message or ""
+        response = web.json_response({"error": "bad request" if status == 400 else
+                                      f"http error {status}", "detail": str(detail)[:200]},
+                                     status=status)
+        response.force_close()
+        return response
+
+
+class _JsonErrorsServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return JsonErrorsProtocol(self, loop=self._loop, **self._kwargs)
+
+
+class AppRunner(web.AppRunner):
+    """``web.AppRunner`` whose connections answer HTTP parser errors as JSON."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        return _JsonErrorsServer(server.request_handler, request_factory=server.request_factory,
+                                 handler_cancellation=server.handler_cancellation,
+                                 loop=server._loop, **server._kwargs)
 
 
 def dumps(value: Any) -> str:

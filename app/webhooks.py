@@ -11,17 +11,24 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import asyncpg
 import orjson
 from aiohttp import web
+from gidgethub import routing
 from gidgethub.sansio import Event
 
-from app import jobs, metrics
+from app import metrics
+
+# ``require`` is re-exported for handlers written before it moved to app.intake.
+from app.intake import BIGINT_MAX, Intake, PayloadError, optional, require  # noqa: F401
 from app.log import delivery_id_var, scrub
 from app.state import RUNTIME
 
@@ -29,67 +36,58 @@ log = logging.getLogger(__name__)
 
 # GitHub caps payloads at 25 MB and drops larger ones; so do we, without reading them.
 MAX_PAYLOAD_BYTES = 25 * 1024 * 1024
-# Deliveries larger than this (or sent without a length) take one of a few slots.
+# A body must have arrived this long after its headers. GitHub gives up on a delivery
+# after 10 s, so a slower body is not GitHub's, and a stalled upload holds nothing longer.
+BODY_TIMEOUT_SECONDS = 10.0
+# Deliveries larger than this (or sent without a length) count against a shared budget of
+# buffered bytes, taken as the bytes arrive, so unauthenticated uploads cannot exhaust
+# memory before their signatures are checked, and one that stalls holds only what it sent.
 LARGE_BODY_BYTES = 1024 * 1024
-LARGE_BODY_READERS = 4
-LARGE_BODY_SLOTS: web.AppKey[asyncio.Semaphore] = web.AppKey("large_body_slots", asyncio.Semaphore)
+LARGE_BODY_BUDGET_BYTES = 4 * MAX_PAYLOAD_BYTES
 
 
-class PayloadError(Exception):
-    """The payload lacks a field, or a field has the wrong type, that a handler needs."""
+class ByteBudget:
+    """Bytes that large request bodies may hold in memory at once, shared by all requests."""
 
-    def __init__(self, field_path: str, problem: str = "is missing"):
-        self.field_path = field_path
-        super().__init__(f"payload field '{field_path}' {problem}")
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.available = capacity
+        self._waiters: list[asyncio.Future[None]] = []
+
+    async def take(self, size: int) -> None:
+        """Wait until ``size`` bytes are free and hold them (the caller's deadline bounds it)."""
+        while self.available < size:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        self.available -= size
+
+    def give_back(self, size: int) -> None:
+        """Free ``size`` bytes and wake the waiting readers. Synchronous, so a cancelled
+        request still gives back everything it held."""
+        self.available += size
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+LARGE_BODY_BUDGET: web.AppKey[ByteBudget] = web.AppKey("large_body_budget", ByteBudget)
 
 
 class UnstorablePayload(PayloadError):
-    """The payload is valid JSON that PostgreSQL's jsonb refuses (a NUL character)."""
+    """The payload is valid JSON that PAO or PostgreSQL cannot store as it is."""
 
-    def __init__(self) -> None:
-        Exception.__init__(self, "payload contains \\u0000 (a NUL character), "
-                                 "which PostgreSQL cannot store")
+    def __init__(self, problem: str) -> None:
+        Exception.__init__(self, problem)
         self.field_path = ""
 
 
-def require(data: Any, path: str, kind: type | tuple[type, ...] | None = None) -> Any:
-    """``data[a][b]...`` for ``path`` ``"a.b"``, or PayloadError naming the missing field."""
-    value = data
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value or value[part] is None:
-            raise PayloadError(path)
-        value = value[part]
-    if kind is not None and not isinstance(value, kind):
-        raise PayloadError(path, "has the wrong type")
-    return value
-
-
-@dataclass
-class Intake:
-    """One delivery as the handlers see it: the open transaction and what they decided."""
-
-    conn: asyncpg.Connection
-    settings: Any
-    delivery_id: str
-    event: str
-    job_ids: list[int] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)
-
-    async def enqueue(self, task: str, args: dict[str, Any], **options: Any) -> int:
-        """Queue a job in this delivery's transaction; returns its id (or its waiting twin's)."""
-        queued = await jobs.enqueue(self.conn, task, args, delivery_id=self.delivery_id, **options)
-        if queued.job_id not in self.job_ids:
-            self.job_ids.append(queued.job_id)
-        return queued.job_id
-
-    def ignore(self, reason: str) -> None:
-        """Say why this delivery needs no work (shown in the 200 response and stored)."""
-        self.ignored.append(reason)
-
-    def handled(self, note: str) -> None:
-        """Say the handler did its (cheap) work inline; no job was needed."""
-        self.notes.append(note)
+NUL_PROBLEM = "payload contains \\u0000 (a NUL character), which PostgreSQL cannot store"
 
 
 class TokenBucket:
@@ -110,6 +108,28 @@ class TokenBucket:
 
 
 _REJECTED_AUDIT = TokenBucket(rate=10.0, burst=100.0)
+# Unauthenticated noise (forged, abandoned or stalled uploads) is logged, but at a
+# bounded rate and never with a traceback: anyone can send it.
+_NOISE_LOG = TokenBucket(rate=1.0, burst=10.0)
+
+
+def log_unauthenticated(message: str, *args: Any) -> None:
+    """One WARNING line about unauthenticated input, at most about one a second."""
+    if _NOISE_LOG.take():
+        log.warning(message, *args)
+    else:
+        log.debug(message, *args)
+
+
+def storable(text: str) -> str:
+    """``text`` as PostgreSQL can store it: undecodable bytes and NULs written as escapes."""
+    if text.isascii() and "\x00" not in text:
+        return text
+    try:
+        raw = text.encode("utf-8", "surrogateescape")  # the bytes aiohttp could not decode
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
 
 
 def signature_valid(body: bytes, header: str | None, secrets: tuple[str, ...]) -> bool:
@@ -160,20 +180,28 @@ class Delivery:
     payload_error: PayloadError | None = None
     error: str | None = None  # a handler's crash, kept for the operator
 
+    stored: bool = False  # its webhook_events row is committed
+
     def row(self) -> tuple[Any, ...]:
+        """The ``webhook_events`` row. Its summary columns are read leniently (they are for
+        the operator, not for handlers) and always storable, so the audit row never fails."""
         from app.db import RawJson
 
         data = self.data if isinstance(self.data, dict) else {}
-        action = data.get("action") if isinstance(data.get("action"), str) else None
+        action = data.get("action")
         inst = data.get("installation")
-        installation_id = inst["id"] if isinstance(inst, dict) and isinstance(inst.get("id"), int) \
-            else None
+        installation_id = inst.get("id") if isinstance(inst, dict) else None
+        if not isinstance(installation_id, int) or isinstance(installation_id, bool) \
+                or not -BIGINT_MAX - 1 <= installation_id <= BIGINT_MAX:
+            installation_id = None
         repo = data.get("repository")
-        repository = repo["full_name"] if isinstance(repo, dict) and \
-            isinstance(repo.get("full_name"), str) else None
-        return (self.delivery_id, self.event, action, installation_id, repository,
+        repository = repo.get("full_name") if isinstance(repo, dict) else None
+        return (storable(self.delivery_id), storable(self.event),
+                storable(action) if isinstance(action, str) else None, installation_id,
+                storable(repository) if isinstance(repository, str) else None,
                 self.signature_ok, RawJson(self.raw) if self.raw is not None else None,
-                self.status, self.reason, self.job_ids, self.error)
+                self.status, storable(self.reason) if self.reason is not None else None,
+                self.job_ids, storable(self.error) if self.error is not None else None)
 
 
 class IntakeWriter:
@@ -188,8 +216,10 @@ class IntakeWriter:
     redone in a transaction of its own, so one bad delivery never costs another.
     """
 
-    def __init__(self, state: Any, *, writers: int = 3, max_batch: int = 64):
+    def __init__(self, state: Any, router: routing.Router, *, writers: int = 3,
+                 max_batch: int = 64):
         self.state = state
+        self.router = router  # the handlers, composed in app.handlers
         self.writers = writers
         self.max_batch = max_batch
         self._queue: asyncio.Queue[tuple[Delivery, asyncio.Future[Delivery]]] = asyncio.Queue()
@@ -243,6 +273,8 @@ class IntakeWriter:
                     for delivery in batch:
                         await self._dispatch(conn, delivery)
                     await conn.executemany(INSERT_EVENT, [d.row() for d in batch])
+                for delivery in batch:
+                    delivery.stored = True
                 return
             except Exception:
                 # Undo what the rolled-back handlers decided; a delivery no handler
@@ -259,12 +291,19 @@ class IntakeWriter:
             async with self.state.pool.acquire() as conn, conn.transaction():
                 await self._dispatch(conn, delivery)
                 await conn.execute(INSERT_EVENT, *delivery.row())
-        except (PayloadError, asyncpg.UntranslatableCharacterError) as exc:
+            delivery.stored = True
+        except (PayloadError, asyncpg.DataError) as exc:
+            # A payload a handler cannot use, or one PostgreSQL refuses (a NUL character,
+            # a number past numeric's range or precision): the sender's mistake, kept
+            # for audit without the payload PostgreSQL would not take.
             if not isinstance(exc, PayloadError):
-                exc, delivery.raw = UnstorablePayload(), None
+                problem = NUL_PROBLEM if isinstance(exc, asyncpg.UntranslatableCharacterError) \
+                    else f"payload cannot be stored: {str(exc)[:200]}"
+                exc, delivery.raw = UnstorablePayload(problem), None
             delivery.payload_error = exc
             delivery.status, delivery.reason, delivery.job_ids = "rejected", str(exc), []
             await self.state.pool.execute(INSERT_EVENT, *delivery.row())
+            delivery.stored = True
         except Exception as exc:
             # A handler bug: the request fails (500, so GitHub offers a redelivery),
             # but the delivery itself is kept, with what went wrong.
@@ -273,21 +312,23 @@ class IntakeWriter:
             token = delivery_id_var.set(delivery.delivery_id)
             log.exception("delivery %s (%s): handler failed", delivery.delivery_id, delivery.event)
             delivery_id_var.reset(token)
-            with contextlib.suppress(Exception):
+            try:
                 await self.state.pool.execute(INSERT_EVENT, *delivery.row())
+                delivery.stored = True
+            except Exception:
+                log.exception("delivery %s (%s): could not be recorded", delivery.delivery_id,
+                              delivery.event)
 
     async def _dispatch(self, conn: asyncpg.Connection, delivery: Delivery) -> None:
         event = delivery.routed
         if event is None:
             return
-        from app.handlers import router
-
         intake = Intake(conn, self.state.settings, delivery.delivery_id, delivery.event)
         # Handlers run in this writer's task, not the request's: name the delivery
         # in their log lines here.
         token = delivery_id_var.set(delivery.delivery_id)
         try:
-            await router.dispatch(event, self.state.github, intake=intake)
+            await self.router.dispatch(event, self.state.github, intake=intake)
         finally:
             delivery_id_var.reset(token)
         delivery.job_ids = intake.job_ids
@@ -311,37 +352,71 @@ async def stop_intake(app: web.Application) -> None:
     await app[INTAKE_WRITER].stop()
 
 
+class BodyTooLarge(Exception):
+    """The request body passed ``MAX_PAYLOAD_BYTES``."""
+
+
 async def receive(request: web.Request) -> web.Response:
     """``POST /api/v1/webhooks/github``: GitHub's deliveries."""
     if request.content_length is not None and request.content_length > MAX_PAYLOAD_BYTES:
         return _too_large()
+    budget = None
     if request.content_length is None or request.content_length > LARGE_BODY_BYTES:
-        # Only a few large (or unsized) bodies are held at once, authenticated or not,
-        # so a flood of big forged uploads cannot exhaust memory before their
-        # signatures are checked. Ordinary deliveries (a few KB) never wait here.
-        async with request.app[LARGE_BODY_SLOTS]:
-            return await _receive(request)
-    return await _receive(request)
+        budget = request.app[LARGE_BODY_BUDGET]
+    held = [0]  # bytes taken from the budget; given back once the answer is ready
+    try:
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+                body = await _read_body(request, budget, held)
+        except TimeoutError:
+            log_unauthenticated("webhook body did not arrive within %.0f s; connection closed",
+                                BODY_TIMEOUT_SECONDS)
+            response = error(408, "request timeout",
+                             f"the body did not arrive within {BODY_TIMEOUT_SECONDS:.0f} s")
+            response.force_close()
+            return response
+        except BodyTooLarge:
+            return _too_large()
+        except (ConnectionError, asyncio.IncompleteReadError, aiohttp.ClientPayloadError) as exc:
+            # The sender went away (or broke the body's framing) before the end: nobody to answer.
+            log_unauthenticated("webhook upload abandoned: %s", type(exc).__name__)
+            response = error(400, "incomplete body", "the connection ended before the body did")
+            response.force_close()
+            return response
+        return await _receive(request, body)
+    finally:
+        if budget is not None:
+            budget.give_back(held[0])
 
 
-async def _receive(request: web.Request) -> web.Response:
+def _one_header(request: web.Request, name: str) -> tuple[str, str | None]:
+    """The header's value (stripped, storable) and what is wrong with it, if anything."""
+    values = request.headers.getall(name, [])
+    if len(values) > 1:
+        return storable(values[0].strip()), f"{name} is given {len(values)} times"
+    value = values[0].strip() if values else ""
+    safe = storable(value)
+    return safe, f"{name} is not valid UTF-8 text" if safe != value else None
+
+
+async def _receive(request: web.Request, body: bytes) -> web.Response:
     started = time.perf_counter()
     settings = request.app[RUNTIME].settings
     writer = request.app[INTAKE_WRITER]
-    delivery_id = request.headers.get("X-GitHub-Delivery", "").strip()
-    event_name = request.headers.get("X-GitHub-Event", "").strip()
+    delivery_id, delivery_problem = _one_header(request, "X-GitHub-Delivery")
+    event_name, event_problem = _one_header(request, "X-GitHub-Event")
     token = delivery_id_var.set(delivery_id or None)
     try:
-        body = await _read_limited(request)
-        if body is None:
-            return _too_large()
-
-        if not signature_valid(body, request.headers.get("X-Hub-Signature-256"),
-                               settings.webhook_secrets):
+        signatures = request.headers.getall("X-Hub-Signature-256", [])
+        # Two signatures are ambiguous (which one did a proxy add?): refused whatever they say.
+        if len(signatures) != 1 or not signature_valid(body, signatures[0],
+                                                         settings.webhook_secrets):
             if not settings.webhook_secrets:
                 reason = "no webhook secret configured (PAO_WEBHOOK_SECRET)"
-            elif "X-Hub-Signature-256" not in request.headers:
+            elif not signatures:
                 reason = "missing X-Hub-Signature-256"
+            elif len(signatures) > 1:
+                reason = f"X-Hub-Signature-256 is given {len(signatures)} times"
             else:
                 reason = "signature does not match"
             # Kept for audit (without the unauthenticated payload), but at a bounded
@@ -349,32 +424,41 @@ async def _receive(request: web.Request) -> web.Response:
             if _REJECTED_AUDIT.take():
                 await writer.submit(Delivery(delivery_id or "unknown", event_name or "unknown",
                                              None, None, False, status="rejected", reason=reason))
-                log.warning("rejected delivery: %s", reason)
-            else:
-                log.debug("rejected delivery not recorded (audit rate limit): %s", reason)
+            log_unauthenticated("rejected delivery: %s", reason)
             metrics.observe_delivery("unknown", "rejected", started)
             return error(401, "invalid signature", reason)
 
+        header_problem = event_problem or delivery_problem
+        if header_problem is not None:
+            await writer.submit(Delivery(
+                delivery_id or "unknown", event_name or "unknown", None, None, True,
+                status="rejected", reason=header_problem))
+            return error(400, "invalid header", header_problem)
         ctype = request.content_type
         if ctype != "application/json":
             return error(415, "unsupported media type",
-                         f"expected application/json, got {ctype or 'none'}; "
+                         f"expected application/json, got {storable(ctype) or 'none'}; "
                          "set the webhook's content type to application/json")
         if not event_name:
             return error(400, "missing header", "X-GitHub-Event is required")
         if not delivery_id:
             return error(400, "missing header", "X-GitHub-Delivery is required")
         try:
-            text = body.decode("utf-8")
-            data = orjson.loads(body)
-        except (UnicodeDecodeError, orjson.JSONDecodeError) as exc:
+            text, data = parse_json(body)
+        except UnstorablePayload as exc:
+            await writer.submit(Delivery(delivery_id, event_name, None, None, True,
+                                         status="rejected", reason=str(exc)))
+            return error(400, "invalid payload", str(exc))
+        except ValueError as exc:
             await writer.submit(Delivery(delivery_id, event_name, None, None, True,
                                          status="rejected", reason="malformed JSON"))
             return error(400, "malformed JSON", str(exc))
         if not isinstance(data, dict):
+            await writer.submit(Delivery(delivery_id, event_name, None, None, True,
+                                         status="rejected", reason="payload is not a JSON object"))
             return error(400, "malformed payload", "the payload must be a JSON object")
 
-        delivery = await writer.submit(routed_delivery(delivery_id, event_name, data, text))
+        delivery = await writer.submit(routed_delivery(delivery_id, event_name, data, text, writer.router))
         metrics.observe_delivery(delivery.event, delivery.status, started)
         log.debug("delivery %s (%s) answered in %.1f ms", delivery_id, event_name,
                   (time.perf_counter() - started) * 1000)
@@ -383,20 +467,52 @@ async def _receive(request: web.Request) -> web.Response:
         delivery_id_var.reset(token)
 
 
-def routed_delivery(delivery_id: str, event_name: str, data: dict[str, Any], text: str) -> Delivery:
+def routed_delivery(delivery_id: str, event_name: str, data: dict[str, Any], text: str,
+                    router: routing.Router) -> Delivery:
     """A verified delivery, with the event its handlers will see (or why none will)."""
     delivery = Delivery(delivery_id, event_name, data, text, True)
-    if event_name == "ping":
-        delivery.status, delivery.reason = "processed", "pong"
+    try:
+        optional(data, "action", str)  # the router looks actions up by value
+    except PayloadError as exc:
+        delivery.payload_error = exc
+        delivery.status, delivery.reason = "rejected", str(exc)
     else:
-        from app.handlers import router
-
-        event = Event(data, event=event_name, delivery_id=delivery_id)
-        if router.fetch(event):
-            delivery.routed = event
+        if event_name == "ping":
+            delivery.status, delivery.reason = "processed", "pong"
         else:
-            delivery.status, delivery.reason = "ignored", f"no handler for {_label(event)}"
+            event = Event(data, event=event_name, delivery_id=delivery_id)
+            if router.fetch(event):
+                delivery.routed = event
+            else:
+                delivery.status, delivery.reason = "ignored", f"no handler for {_label(event)}"
     return delivery
+
+
+# A run of digits orjson may not keep exactly: it reads integers past 64 bits as floats.
+_LONG_NUMBER = re.compile(rb"\d{19,}")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(body: bytes) -> tuple[str, Any]:
+    """The body's text and its JSON value; ValueError if it is not JSON, UnstorablePayload
+    if no JSON library here can read it (integers past Python's digit limit, nesting
+    past its recursion limit)."""
+    text = body.decode("utf-8")  # UnicodeDecodeError is a ValueError: not JSON
+    if _LONG_NUMBER.search(body) is None:
+        with contextlib.suppress(orjson.JSONDecodeError):
+            return text, orjson.loads(body)
+    # orjson refuses numbers past a double's range and nesting past 1024 levels, both
+    # valid JSON, and reads long integers as floats. The json module keeps integers
+    # exactly and reads huge numbers as infinity; it tells malformed JSON from the rest.
+    try:
+        return text, json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise UnstorablePayload(f"payload cannot be read: {exc}") from None
 
 
 def _too_large() -> web.Response:
@@ -408,7 +524,9 @@ def _response(delivery: Delivery) -> web.Response:
         return error(400, "invalid payload", str(delivery.payload_error))
     if delivery.status == "failed":
         return error(500, "internal error",
-                     "a handler failed; the delivery is recorded and can be redelivered")
+                     "a handler failed; the delivery is recorded and can be redelivered"
+                     if delivery.stored else
+                     "a handler failed and the delivery could not be recorded; redeliver it")
     if delivery.event == "ping":
         return web.json_response({"status": "pong", "message": "Webhook configured successfully"})
     if delivery.status == "queued":
@@ -427,13 +545,20 @@ def _label(event: Event) -> str:
     return f"{event.event}.{action}" if isinstance(action, str) else event.event
 
 
-async def _read_limited(request: web.Request) -> bytes | None:
-    """The body, or None once it passes the cap (chunked uploads carry no length)."""
+async def _read_body(request: web.Request, budget: ByteBudget | None, held: list[int]) -> bytes:
+    """The body; BodyTooLarge once it passes the cap (chunked uploads carry no length).
+
+    With a ``budget``, every chunk's bytes are taken from it before the next read, and
+    ``held[0]`` counts them for the caller to give back.
+    """
     chunks = []
     size = 0
     async for chunk in request.content.iter_chunked(256 * 1024):
         size += len(chunk)
         if size > MAX_PAYLOAD_BYTES:
-            return None
+            raise BodyTooLarge
+        if budget is not None:
+            await budget.take(len(chunk))
+            held[0] += len(chunk)
         chunks.append(chunk)
     return b"".join(chunks)

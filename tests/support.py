@@ -8,10 +8,14 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from tests.conftest import WEBHOOK_SECRET
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 
 def sign(body: bytes, secret: str = WEBHOOK_SECRET) -> str:
@@ -43,3 +47,39 @@ async def wait_for(check: Callable[[], Awaitable[Any]], timeout: float = 20.0,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+@asynccontextmanager
+async def serve(app: web.Application) -> AsyncIterator[tuple[str, int]]:
+    """``(host, port)`` of ``app`` served as ``pao serve`` serves it: its runner, no test client."""
+    from aiohttp import web
+
+    from app.web import AppRunner
+
+    runner = AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield runner.addresses[0][:2]
+    finally:
+        await runner.cleanup()
+
+
+async def raw_request(addr: tuple[str, int], head: bytes, body: bytes = b"") -> tuple[int, dict]:
+    """Send bytes as they are (headers no client library would write) and read the answer."""
+    reader, writer = await asyncio.open_connection(*addr)
+    writer.write(head + b"\r\n" + body)
+    await writer.drain()
+    try:
+        return await asyncio.wait_for(read_response(reader), 30)
+    finally:
+        writer.close()
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict]:
+    """Status and JSON body of one HTTP/1.1 response (with a Content-Length)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    length = next(int(line.split(":", 1)[1]) for line in lines
+                  if line.lower().startswith("content-length:"))
+    return int(status_line.split()[1]), json.loads(await reader.readexactly(length))

@@ -59,10 +59,17 @@ async def revoke_token(conn: asyncpg.Connection | asyncpg.Pool, token_id: int) -
 
 
 async def authenticate(request: web.Request) -> Caller | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
+    """The caller a request's bearer token names, or None for a missing or bad token."""
+    headers = request.headers.getall("Authorization", [])
+    if len(headers) != 1:  # two tokens are ambiguous: neither is taken
+        return None
+    scheme, _, token = headers[0].partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
+        return None
+    try:
+        token.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 (aiohttp kept them as surrogates)
         return None
     state = request.app[RUNTIME]
     admin_token = state.settings.admin_token

@@ -7,7 +7,15 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from app.api.params import ListQuery, encode_cursor, like_pattern, parse_bool, parse_list_query, text
+from app.api.params import (
+    BadParameter,
+    ListQuery,
+    encode_cursor,
+    like_pattern,
+    parse_bool,
+    parse_list_query,
+    path_text,
+)
 from app.state import RUNTIME
 from app.webhooks import error
 
@@ -109,10 +117,10 @@ def _detail(kind: str, r: Any) -> dict[str, Any]:
 
 async def _get(request: web.Request, kind: str) -> web.Response:
     _, label = KINDS[kind]
-    name = text("name", request.match_info["name"])
+    name = path_text(request, "name")
     for key in request.query:
         if key != "include_inactive":
-            return error(400, "invalid parameter", f"{key}: unknown parameter; known: include_inactive")
+            raise BadParameter(key, "unknown parameter; known: include_inactive")
     inactive = request.query.get("include_inactive")
     include_inactive = parse_bool("include_inactive", inactive) if inactive is not None else False
     row = await fetch_entry(request.app[RUNTIME].pool, kind, name)

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from app import __version__
-from app.api.schema import ERRORS, INT, STR, TIME, json_body, nullable, obj, query, ref
+from app.api.schema import ERRORS, ID, INT, STR, TIME, json_body, nullable, obj, query, ref
 from app.mirror import openapi as mirror_openapi
 
 routes = web.RouteTableDef()
@@ -52,6 +52,8 @@ RUN_PROPS = {
 SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error"],
               "properties": {"error": STR, "detail": {}, "parameter": STR}},
+    "BadRequest": {"type": "object", "required": ["error", "detail", "parameter"],
+                   "properties": {"error": STR, "detail": STR, "parameter": STR}},
     "Pagination": obj({"next_cursor": nullable("string"), "has_more": {"type": "boolean"}}),
     "ItemSummary": obj(SUMMARY_PROPS),
     "BundleSummary": obj(SUMMARY_PROPS),
@@ -125,7 +127,7 @@ DOCUMENT: dict[str, Any] = {
             "responses": {"200": json_body("SyncStatus", "Sync state"), **ERRORS}}},
         "/api/v1/sync/runs/{run_id}": {"get": {
             "summary": "One sync run with its errors", "operationId": "sync_run",
-            "parameters": [{"name": "run_id", "in": "path", "required": True, "schema": INT}],
+            "parameters": [{"name": "run_id", "in": "path", "required": True, "schema": ID}],
             "responses": {"200": json_body("SyncRun", "The run"),
                           "404": json_body("Error", "No such run"), **ERRORS}}},
         "/api/v1/sync": {"post": {

@@ -12,6 +12,7 @@ from aiohttp import web
 from multidict import MultiMapping
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
+MAX_ID = 2**63 - 1  # PostgreSQL's bigint: ids beyond it name no row and must not reach a query
 
 
 class BadParameter(web.HTTPBadRequest):
@@ -59,6 +60,20 @@ def text(name: str, value: str) -> str:
     except UnicodeEncodeError:
         raise BadParameter(name, "is not valid Unicode text") from None
     return value
+
+
+def path_text(request: web.Request, name: str) -> str:
+    """The path parameter ``name`` as text PostgreSQL can take; else a 400 naming it."""
+    return text(name, request.match_info[name])
+
+
+def path_id(request: web.Request, name: str) -> int:
+    """The path parameter ``name`` as a row id (1..bigint's maximum); else a 400 naming it."""
+    value = request.match_info[name]
+    # isascii: str.isdigit also accepts digits int() refuses, such as '²'.
+    if not (value.isascii() and value.isdigit()) or len(value) > 19 or not 1 <= int(value) <= MAX_ID:
+        raise BadParameter(name, f"expected a whole number 1..{MAX_ID}, got {value[:40]!r}")
+    return int(value)
 
 
 def single(query: MultiMapping[str], name: str) -> str | None:

@@ -7,6 +7,8 @@ from typing import Any
 STR: dict[str, Any] = {"type": "string"}
 TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
 INT: dict[str, Any] = {"type": "integer"}
+# A row id in a path: what the server accepts (PostgreSQL's bigint, from 1).
+ID: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
 
 
 def ref(name: str) -> dict[str, str]:
@@ -32,6 +34,6 @@ def query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]
 
 
 ERRORS: dict[str, Any] = {
-    "400": json_body("Error", "A parameter is invalid; `parameter` names it"),
+    "400": json_body("BadRequest", "A parameter is invalid; `parameter` names it"),
     "401": json_body("Error", "Missing or invalid bearer token"),
 }

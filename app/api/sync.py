@@ -8,6 +8,7 @@ import asyncpg
 from aiohttp import web
 
 from app.api.auth import require_admin
+from app.api.params import path_id
 from app.config import redact_url
 from app.state import RUNTIME
 from app.sync.source import catalog_source
@@ -81,13 +82,10 @@ async def sync_status(request: web.Request) -> web.Response:
 @routes.get("/api/v1/sync/runs/{run_id}")
 async def sync_run(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    text = request.match_info["run_id"]
-    # isascii: str.isdigit also accepts digits int() refuses, such as '²'.
-    if not (text.isascii() and text.isdigit()) or len(text) > 18:
-        return error(400, "invalid parameter", f"run_id: expected a run number, got {text!r}")
-    row = await rt.pool.fetchrow(f"SELECT {RUN_COLUMNS} FROM catalog_sync_runs WHERE id = $1", int(text))
+    run_id = path_id(request, "run_id")
+    row = await rt.pool.fetchrow(f"SELECT {RUN_COLUMNS} FROM catalog_sync_runs WHERE id = $1", run_id)
     if row is None:
-        return error(404, "not found", f"no sync run {text}")
+        return error(404, "not found", f"no sync run {run_id}")
     [run] = await runs_with_errors(rt.pool, [row])
     return web.json_response(run)
 

@@ -72,7 +72,8 @@ async def redeliver(request: web.Request) -> web.StreamResponse:
     if not isinstance(row["payload"], dict):
         return error_page(request, 409, "PAO did not keep this delivery's payload (it was rejected); "
                                         "redeliver it from the App's settings on GitHub (Advanced).")
-    delivery = routed_delivery(row["delivery_id"], row["event"], row["payload"], json.dumps(row["payload"]))
+    delivery = routed_delivery(row["delivery_id"], row["event"], row["payload"], json.dumps(row["payload"]),
+                               request.app[INTAKE_WRITER].router)
     done = await request.app[INTAKE_WRITER].submit(delivery)
     user = current_user(request)
     log.info("delivery %s redelivered by %s: %s", row["delivery_id"], user.login if user else "?",

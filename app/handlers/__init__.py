@@ -4,7 +4,7 @@ Handlers run inside the intake transaction and must be quick: they look at the
 payload, write what is cheap, and queue jobs for anything slow. Signature:
 ``async def handler(event, gh, *args, intake, **kwargs)`` where ``gh`` is the
 ``GitHubClients`` factory (no network unless a handler asks for a client) and
-``intake`` is the ``app.webhooks.Intake`` for this delivery.
+``intake`` is the ``app.intake.Intake`` for this delivery.
 """
 
 from __future__ import annotations

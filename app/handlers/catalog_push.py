@@ -11,9 +11,9 @@ from typing import Any
 from gidgethub import routing
 from gidgethub.sansio import Event
 
-from app.sync.source import catalog_source, push_matches
+from app.intake import Intake, optional, require
+from app.sync.source import PUSH_URL_FIELDS, catalog_source, push_matches
 from app.sync.tasks import TASK, job_args
-from app.webhooks import Intake, require
 
 router = routing.Router()
 
@@ -24,8 +24,11 @@ ZERO_SHA = "0" * 40
 async def catalog_push(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs: Any) -> None:
     source = catalog_source(intake.settings)
     ref = require(event.data, "ref", str)
-    repository = require(event.data, "repository", dict)
-    name = repository.get("full_name") or repository.get("clone_url") or "repository"
+    require(event.data, "repository", dict)
+    # Only typed values reach push_matches: a URL that is not a string is a 400, not a miss.
+    repository = {name: optional(event.data, f"repository.{name}", str)
+                  for name in ("full_name", *PUSH_URL_FIELDS)}
+    name = repository["full_name"] or repository["clone_url"] or "repository"
     if source is None:
         intake.ignore("no catalog repository configured (PAO_REPO_URL)")
         return
@@ -35,12 +38,10 @@ async def catalog_push(event: Event, gh: Any, *args: Any, intake: Intake, **kwar
     if ref != f"refs/heads/{source.branch}":
         intake.ignore(f"push to {ref}, the catalog syncs from refs/heads/{source.branch}")
         return
-    if event.data.get("deleted") or event.data.get("after") == ZERO_SHA:
+    if optional(event.data, "deleted", bool, False) or optional(event.data, "after", str) == ZERO_SHA:
         intake.ignore(f"branch {source.branch} was deleted; the catalog keeps its last state")
         return
-    installation = event.data.get("installation")
-    installation_id = installation.get("id") if isinstance(installation, dict) else None
     args = job_args(source, triggered_by="webhook",
-                    installation_id=installation_id if isinstance(installation_id, int) else None)
+                    installation_id=optional(event.data, "installation.id", int))
     await intake.enqueue(TASK, args, queueing_lock=source.lock, lock=source.lock)
     intake.handled(f"catalog sync queued for {name}@{source.branch}")

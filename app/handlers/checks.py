@@ -15,7 +15,7 @@ from gidgethub.sansio import Event
 
 from app.checks.output import CHECK_NAME
 from app.checks.task import TASK, is_catalog_repository, queue_key
-from app.webhooks import Intake, require
+from app.intake import INTEGER_MAX, Intake, entries, optional, require
 
 router = routing.Router()
 
@@ -32,28 +32,25 @@ ON CONFLICT (repository, pr_number) DO UPDATE SET
 """
 
 
-def _installation_id(data: dict[str, Any]) -> int | None:
-    inst = data.get("installation")
-    return int(inst["id"]) if isinstance(inst, dict) and isinstance(inst.get("id"), int) else None
-
-
-async def _request(intake: Intake, data: dict[str, Any], repository: str, pr: dict[str, Any],
+async def _request(intake: Intake, data: dict[str, Any], repository: str, pr: str,
                    head_sha: str, *, rerun: bool) -> None:
-    number = int(require(pr, "number"))
-    head = pr.get("head") if isinstance(pr.get("head"), dict) else {}
-    head_repo = (head.get("repo") or {}).get("full_name") if isinstance(head.get("repo"), dict) else None
+    """Record the check wanted for the pull request at path ``pr`` of the payload, and queue it."""
+    number = require(data, f"{pr}.number", int, minimum=1, maximum=INTEGER_MAX)
+    head_repo = optional(data, f"{pr}.head.repo.full_name", str)
     # The head branch is a fetch fallback only when it lives in this repository (not a fork).
-    head_ref = head.get("ref") if head_repo is None or head_repo.lower() == repository.lower() else None
-    base_ref = str(require(pr, "base.ref"))
-    await intake.conn.execute(UPSERT_REQUEST, repository, number, _installation_id(data), head_sha,
-                              head_ref, base_ref, rerun)
+    head_ref = optional(data, f"{pr}.head.ref", str) \
+        if head_repo is None or head_repo.lower() == repository.lower() else None
+    base_ref = require(data, f"{pr}.base.ref", str)
+    await intake.conn.execute(UPSERT_REQUEST, repository, number,
+                              optional(data, "installation.id", int), head_sha, head_ref,
+                              base_ref, rerun)
     key = queue_key(repository, number)
     await intake.enqueue(TASK, {"repository": repository, "pr_number": number},
                          queueing_lock=key, lock=key)
 
 
 def _catalog_repository(event: Event, intake: Intake) -> str | None:
-    full_name = str(require(event.data, "repository.full_name"))
+    full_name = require(event.data, "repository.full_name", str)
     if not is_catalog_repository(intake.settings, full_name):
         intake.ignore(f"{full_name} is not the catalog repository")
         return None
@@ -68,8 +65,9 @@ async def pull_request(event: Event, gh: Any, *args: Any, intake: Intake, **kwar
     repository = _catalog_repository(event, intake)
     if repository is None:
         return
-    pr = require(event.data, "pull_request", dict)
-    await _request(intake, event.data, repository, pr, str(require(pr, "head.sha")), rerun=False)
+    require(event.data, "pull_request", dict)
+    await _request(intake, event.data, repository, "pull_request",
+                   require(event.data, "pull_request.head.sha", str), rerun=False)
 
 
 @router.register("check_suite", action="requested")
@@ -78,14 +76,16 @@ async def check_suite(event: Event, gh: Any, *args: Any, intake: Intake, **kwarg
     repository = _catalog_repository(event, intake)
     if repository is None:
         return
-    suite = require(event.data, "check_suite", dict)
-    prs = suite.get("pull_requests") or []
+    require(event.data, "check_suite", dict)
+    prs = entries(event.data, "check_suite.pull_requests")
     if not prs:
         intake.ignore("check suite without a pull request (pull_request events cover forks)")
         return
-    rerun = event.data.get("action") == "rerequested"
-    for pr in prs:
-        await _request(intake, event.data, repository, pr, str(require(suite, "head_sha")), rerun=rerun)
+    rerun = event.data["action"] == "rerequested"
+    head_sha = require(event.data, "check_suite.head_sha", str)
+    for i in prs:
+        await _request(intake, event.data, repository, f"check_suite.pull_requests[{i}]",
+                       head_sha, rerun=rerun)
 
 
 @router.register("check_run", action="rerequested")
@@ -93,22 +93,24 @@ async def check_run(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs:
     repository = _catalog_repository(event, intake)
     if repository is None:
         return
-    run = require(event.data, "check_run", dict)
+    require(event.data, "check_run", dict)
     app_id = intake.settings.app_id
-    run_app = (run.get("app") or {}).get("id")
-    if (str(run_app) != str(app_id)) if app_id else run.get("name") != CHECK_NAME:
+    run_app = optional(event.data, "check_run.app.id", int)
+    run_name = optional(event.data, "check_run.name", str)
+    if (str(run_app) != str(app_id)) if app_id else run_name != CHECK_NAME:
         intake.ignore("check run belongs to another app")
         return
-    prs = run.get("pull_requests") or []
-    head_sha = str(require(run, "head_sha"))
+    prs = entries(event.data, "check_run.pull_requests")
+    head_sha = require(event.data, "check_run.head_sha", str)
     if prs:
-        for pr in prs:
-            await _request(intake, event.data, repository, pr, head_sha, rerun=True)
+        for i in prs:
+            await _request(intake, event.data, repository, f"check_run.pull_requests[{i}]",
+                           head_sha, rerun=True)
         return
     # GitHub leaves pull_requests empty for fork PRs: find the PR from our own record.
     number = await intake.conn.fetchval(
         "SELECT pr_number FROM catalog_check_runs WHERE repository = $1 AND check_run_id = $2",
-        repository, int(require(run, "id")))
+        repository, require(event.data, "check_run.id", int))
     if number is None:
         intake.ignore("rerequested check run is not one PAO created for a pull request")
         return
@@ -116,7 +118,7 @@ async def check_run(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs:
         "UPDATE catalog_check_requests SET head_sha = $3, rerun = true, requested_at = now(),"
         " installation_id = COALESCE($4, installation_id)"
         " WHERE repository = $1 AND pr_number = $2 RETURNING pr_number",
-        repository, number, head_sha, _installation_id(event.data))
+        repository, number, head_sha, optional(event.data, "installation.id", int))
     if updated is None:
         intake.ignore("no check request recorded for this pull request")
         return

@@ -7,7 +7,7 @@ from typing import Any
 from gidgethub import routing
 from gidgethub.sansio import Event
 
-from app.webhooks import Intake, PayloadError, require
+from app.intake import Intake, entries, optional, require
 
 router = routing.Router()
 
@@ -30,30 +30,15 @@ DELETE FROM installation_repositories WHERE installation_id = $1 AND repository_
 """
 
 
-def _repositories(data: dict[str, Any], key: str) -> list[tuple[int, str | None]]:
+def _repositories(data: dict[str, Any], key: str) -> list[tuple[int, str]]:
     """``(id, full_name)`` of each entry of ``data[key]``; PayloadError naming a bad one."""
-    entries = data.get(key) or []
-    if not isinstance(entries, list):
-        raise PayloadError(key, "has the wrong type")
-    repos = []
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise PayloadError(f"{key}[{i}]", "has the wrong type")
-        repo_id = entry.get("id")
-        if not isinstance(repo_id, int) or isinstance(repo_id, bool):
-            raise PayloadError(f"{key}[{i}].id", "is missing" if repo_id is None
-                               else "has the wrong type")
-        name = entry.get("full_name")
-        repos.append((repo_id, name if isinstance(name, str) else None))
-    return repos
+    return [(require(data, f"{key}[{i}].id", int), require(data, f"{key}[{i}].full_name", str))
+            for i in entries(data, key)]
 
 
 async def _add_repositories(intake: Intake, installation_id: int, data: dict[str, Any],
                             key: str) -> None:
     repos = _repositories(data, key)
-    for i, (_, name) in enumerate(repos):
-        if name is None:
-            raise PayloadError(f"{key}[{i}].full_name")
     if repos:
         await intake.conn.execute(
             ADD_REPOSITORIES,
@@ -63,23 +48,29 @@ async def _add_repositories(intake: Intake, installation_id: int, data: dict[str
         )
 
 
+async def _upsert_installation(intake: Intake, data: dict[str, Any], suspended: bool) -> int:
+    installation_id = require(data, "installation.id", int)
+    require(data, "installation.account", dict)
+    await intake.conn.execute(
+        UPSERT_INSTALLATION,
+        installation_id,
+        require(data, "installation.account.login", str),
+        optional(data, "installation.account.type", str),
+        suspended,
+    )
+    return installation_id
+
+
 @router.register("installation", action="created")
 @router.register("installation", action="new_permissions_accepted")
 @router.register("installation", action="unsuspend")
 @router.register("installation", action="suspend")
 async def installation_created(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs: Any) -> None:
-    inst = require(event.data, "installation")
-    account = require(event.data, "installation.account")
-    installation_id = require(event.data, "installation.id", int)
-    await intake.conn.execute(
-        UPSERT_INSTALLATION,
-        installation_id,
-        str(require(event.data, "installation.account.login")),
-        account.get("type"),
-        event.data.get("action") == "suspend" or bool(inst.get("suspended_at")),
-    )
+    action = event.data["action"]  # a string: the router matched it
+    suspended = action == "suspend" or bool(optional(event.data, "installation.suspended_at", str))
+    installation_id = await _upsert_installation(intake, event.data, suspended)
     await _add_repositories(intake, installation_id, event.data, "repositories")
-    intake.handled(f"installation {event.data.get('action')}")
+    intake.handled(f"installation {action}")
 
 
 @router.register("installation", action="deleted")
@@ -98,14 +89,10 @@ async def installation_deleted(event: Event, gh: Any, *args: Any, intake: Intake
 
 @router.register("installation_repositories")
 async def repositories_changed(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs: Any) -> None:
-    installation_id = require(event.data, "installation.id", int)
-    account_login = str(require(event.data, "installation.account.login"))
-    await intake.conn.execute(
-        UPSERT_INSTALLATION, installation_id, account_login,
-        require(event.data, "installation.account", dict).get("type"), False,
-    )
+    installation_id = await _upsert_installation(intake, event.data, False)
     await _add_repositories(intake, installation_id, event.data, "repositories_added")
-    removed = [repo_id for repo_id, _ in _repositories(event.data, "repositories_removed")]
+    removed = [require(event.data, f"repositories_removed[{i}].id", int)
+               for i in entries(event.data, "repositories_removed")]
     if removed:
         await intake.conn.execute(REMOVE_REPOSITORIES, installation_id, removed)
     intake.handled("installation repositories updated")

@@ -15,17 +15,12 @@ from typing import Any
 from gidgethub import routing
 from gidgethub.sansio import Event
 
+from app.intake import Intake, optional, require
 from app.mirror import requests, store
 from app.mirror.config import OFF_REASON, mirror_settings
 from app.mirror.store import GitHubRepo
-from app.webhooks import Intake, require
 
 router = routing.Router()
-
-
-def _installation(data: dict[str, Any]) -> int | None:
-    inst = data.get("installation")
-    return inst["id"] if isinstance(inst, dict) and isinstance(inst.get("id"), int) else None
 
 
 @router.register("star", action="created")
@@ -35,10 +30,9 @@ async def starred(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs: A
         intake.ignore(OFF_REASON)
         return
     repo = GitHubRepo.from_payload(event.data, "repository.")
-    sender = event.data.get("sender") or {}
     decision = await requests.request_mirror(
-        intake.conn, intake.enqueue, repo, installation_id=_installation(event.data),
-        source="star", starred_by=sender.get("login") if isinstance(sender, dict) else None)
+        intake.conn, intake.enqueue, repo, installation_id=optional(event.data, "installation.id", int),
+        source="star", starred_by=optional(event.data, "sender.login", str))
     if decision.outcome == "queued":
         intake.handled(f"mirror of {repo.full_name}: {decision.message}")
     else:
@@ -66,9 +60,8 @@ async def pushed(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs: An
     (the catalog has its own push handler), so say nothing."""
     if not mirror_settings(intake.settings).enabled:
         return
-    repo_id = event.data.get("repository", {}).get("id") if isinstance(
-        event.data.get("repository"), dict) else None
-    if not isinstance(repo_id, int):
+    repo_id = optional(event.data, "repository.id", int)
+    if repo_id is None:
         return
     row = await store.by_github_id(intake.conn, repo_id)
     if row is None or row["deleted_at"] is not None:

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from app.api.auth import require_admin
-from app.api.params import DEFAULT_LIMIT, MAX_LIMIT, BadParameter, single
+from app.api.params import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT, BadParameter, path_text, single, text
 from app.mirror import manual, store
 from app.mirror.config import OFF_REASON, mirror_settings
 from app.state import RUNTIME
@@ -39,7 +39,8 @@ def _after_id(cursor: str, status: str | None) -> int:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadParameter("cursor", "not a cursor this API issued") from None
     filt, _, after = text.rpartition(":")
-    if not after.isdigit():
+    # isascii: str.isdigit also accepts digits int() refuses, such as '²'.
+    if not (after.isascii() and after.isdigit()) or len(after) > 19 or int(after) > MAX_ID:
         raise BadParameter("cursor", "not a cursor this API issued")
     if filt != (status or ""):
         raise BadParameter("cursor", "issued for another status filter")
@@ -58,7 +59,8 @@ async def list_mirrors(request: web.Request) -> web.Response:
     limit_text = single(request.query, "limit")
     limit = DEFAULT_LIMIT
     if limit_text is not None:
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
+        if not (limit_text.isascii() and limit_text.isdigit()) \
+                or len(limit_text) > 3 or not 1 <= int(limit_text) <= MAX_LIMIT:
             raise BadParameter("limit", f"must be a whole number 1..{MAX_LIMIT}, got {limit_text!r}")
         limit = int(limit_text)
     cursor = single(request.query, "cursor")
@@ -81,14 +83,17 @@ async def add_mirror(request: web.Request) -> web.Response:
         return error(409, "mirroring is off", OFF_REASON)
     try:
         body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return error(400, "malformed JSON", "send {\"repository\": \"OWNER/REPO\"}")
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested past the parser
+        raise BadParameter("body", "malformed JSON; send {\"repository\": \"OWNER/REPO\"}") from None
     full_name = body.get("repository") if isinstance(body, dict) else None
     if not isinstance(full_name, str):
-        return error(400, "invalid body", "field 'repository' (\"OWNER/REPO\") is required")
+        raise BadParameter("repository", "required in the body, as a string \"OWNER/REPO\"")
+    full_name = text("repository", full_name)
     try:
         decision, row = await manual.add(rt.pool, rt.github, full_name)
     except manual.AddError as exc:
+        if exc.status == 400:  # the name itself is wrong
+            raise BadParameter("repository", str(exc)) from None
         return error(exc.status, "cannot mirror", str(exc))
     return _json({"mirror": store.public_view(row), "outcome": decision.outcome,
                   "message": decision.message, "job_id": decision.job_id},
@@ -96,7 +101,7 @@ async def add_mirror(request: web.Request) -> web.Response:
 
 
 def _full_name(request: web.Request) -> str:
-    return f"{request.match_info['owner']}/{request.match_info['repo']}"
+    return f"{path_text(request, 'owner')}/{path_text(request, 'repo')}"
 
 
 @routes.get("/api/v1/mirrors/{owner}/{repo}")

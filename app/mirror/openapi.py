@@ -60,6 +60,10 @@ PATHS: dict[str, Any] = {
         "post": {"summary": "Mirror a GitHub repository now (admin token); body "
                             '{"repository": "OWNER/REPO"}',
                  "operationId": "add_mirror",
+                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                     "type": "object", "required": ["repository"],
+                     "properties": {"repository": {"type": "string",
+                                                   "description": "OWNER/REPO"}}}}}},
                  "responses": {"202": doc.json_body("MirrorQueued", "Sync queued"),
                                "200": doc.json_body("MirrorQueued", "Already mirrored or syncing"),
                                "403": ERR, "404": doc.json_body("Error", "No such GitHub repository"),

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from app.webhooks import PayloadError, require
+from app.intake import PayloadError, optional, require
 
 
 @dataclass(frozen=True)
@@ -26,27 +26,24 @@ class GitHubRepo:
 
     @classmethod
     def from_payload(cls, data: dict[str, Any], prefix: str = "") -> GitHubRepo:
-        """From a webhook's ``repository`` (``prefix="repository."``) or an API repository."""
-        def field(name: str, kind: type | tuple[type, ...] | None = None) -> Any:
-            return require(data, prefix + name, kind)
+        """From a webhook's ``repository`` (``prefix="repository."``) or an API repository.
 
-        repo_id = field("id", int)
-        full_name = field("full_name", str)
+        Every field is read with its type: a wrong one is a PayloadError naming it.
+        """
+        full_name = require(data, prefix + "full_name", str)
         if "/" not in full_name:
             raise PayloadError(prefix + "full_name", "is not OWNER/NAME")
         owner, name = full_name.split("/", 1)
-        node = require(data, prefix[:-1]) if prefix else data
         return cls(
-            id=repo_id,
+            id=require(data, prefix + "id", int),
             full_name=full_name,
             owner=owner,
             name=name,
-            html_url=str(node.get("html_url") or ""),
-            clone_url=field("clone_url", str),
-            default_branch=node.get("default_branch") if isinstance(node.get("default_branch"), str)
-            else None,
-            private=bool(node.get("private", False)),
-            size_kb=int(node.get("size") or 0),
+            html_url=optional(data, prefix + "html_url", str, ""),
+            clone_url=require(data, prefix + "clone_url", str),
+            default_branch=optional(data, prefix + "default_branch", str),
+            private=optional(data, prefix + "private", bool, False),
+            size_kb=optional(data, prefix + "size", int, 0, minimum=0),
         )
 
 

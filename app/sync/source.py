@@ -76,9 +76,13 @@ def catalog_source(settings: Any) -> CatalogSource | None:
                          full_name=full_name_of(url) if is_http else None)
 
 
+# The payload's repository fields that may name the catalog repository by URL.
+PUSH_URL_FIELDS = ("clone_url", "html_url", "url", "git_url", "ssh_url")
+
+
 def push_matches(source: CatalogSource, repository: dict[str, Any]) -> bool:
     """Is the pushed repository (the payload's ``repository``) the catalog repository?"""
-    for field in ("clone_url", "html_url", "url", "git_url", "ssh_url"):
+    for field in PUSH_URL_FIELDS:
         value = repository.get(field)
         if isinstance(value, str) and value.startswith(("http://", "https://", "file://")) \
                 and normalise(value) == source.key:
