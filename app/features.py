@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-FEATURE_CONFIG_MODULES: tuple[str, ...] = ("app.mirror.config",)
+FEATURE_CONFIG_MODULES: tuple[str, ...] = ("app.mirror.config", "app.requests.config")
 
 for _name in FEATURE_CONFIG_MODULES:
     importlib.import_module(_name)

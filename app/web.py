@@ -17,7 +17,9 @@ from app.state import RUNTIME
 log = logging.getLogger(__name__)
 
 # Feature modules that expose ``routes: aiohttp.web.RouteTableDef``; composed here.
-ROUTE_MODULES: tuple[str, ...] = ("app.api.openapi", "app.api.catalog", "app.api.sync", "app.mirror.api")
+ROUTE_MODULES: tuple[str, ...] = (
+    "app.api.openapi", "app.api.catalog", "app.api.sync", "app.mirror.api", "app.api.requests",
+)
 
 
 @web.middleware

@@ -28,7 +28,7 @@ from app.config import Settings
 from app.github import GitHubClients
 from app.service import Runtime
 
-pytest_plugins = ["tests.fakes.fixtures", "tests.mirror_support"]
+pytest_plugins = ["tests.fakes.fixtures", "tests.mirror_support", "tests.requests_support"]
 
 TEMPLATE = "pao_test_template"
 _counter = itertools.count()

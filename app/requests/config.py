@@ -1,0 +1,83 @@
+"""Request settings: ``PAO_SECRET_KEY`` (secret fields at rest) and ``PAO_HTTP_CREDENTIALS``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cryptography.fernet import Fernet
+
+from app.config import FEATURE_READERS, EnvReader
+from app.log import register_secret
+
+
+@dataclass(frozen=True)
+class HttpCredential:
+    """An ``Authorization`` header value sent to URLs under ``prefix``."""
+
+    prefix: str
+    variable: str
+    value: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RequestSettings:
+    secret_key: str | None = field(default=None, repr=False)
+    http_credentials: tuple[HttpCredential, ...] = ()
+    http_poll_interval: float = 5.0
+    http_timeout: float = 30.0
+
+    def credential_for(self, url: str) -> HttpCredential | None:
+        """The credential with the longest prefix of ``url``; None when none matches."""
+        matches = [c for c in self.http_credentials if url.startswith(c.prefix)]
+        return max(matches, key=lambda c: len(c.prefix), default=None)
+
+
+def _credentials(r: EnvReader) -> tuple[HttpCredential, ...]:
+    """``PAO_HTTP_CREDENTIALS=https://hooks.example.com/=HOOKS_AUTH,...``: URL prefix = env var.
+
+    The catalog never holds credentials: an operator maps URL prefixes to variables
+    whose values are whole ``Authorization`` header values (``Bearer ...``).
+    """
+    found: list[HttpCredential] = []
+    for entry in r.list("PAO_HTTP_CREDENTIALS"):
+        prefix, sep, variable = entry.rpartition("=")
+        if not sep or not prefix.startswith(("http://", "https://")) or not variable:
+            r.problems.append("PAO_HTTP_CREDENTIALS: expected URL_PREFIX=ENV_VAR entries separated "
+                              f"by commas, got {entry!r}")
+            continue
+        value = r.raw(variable)
+        if value is None:
+            r.problems.append(f"PAO_HTTP_CREDENTIALS: {variable} (for {prefix}) is unset or empty")
+            continue
+        register_secret(value)
+        found.append(HttpCredential(prefix, variable, value))
+    return tuple(found)
+
+
+def read(r: EnvReader) -> RequestSettings:
+    key = r.raw("PAO_SECRET_KEY")
+    if key is not None:
+        register_secret(key)
+        try:
+            Fernet(key.encode())
+        except (ValueError, TypeError):
+            r.problems.append("PAO_SECRET_KEY: expected 32 url-safe base64-encoded bytes (make one "
+                              "with: python -c 'from cryptography.fernet import Fernet; "
+                              "print(Fernet.generate_key().decode())')")
+            key = None
+    return RequestSettings(
+        secret_key=key,
+        http_credentials=_credentials(r),
+        http_poll_interval=r.duration("PAO_HTTP_POLL_INTERVAL", 5.0),
+        http_timeout=r.duration("PAO_HTTP_TIMEOUT", 30.0),
+    )
+
+
+FEATURE_READERS["requests"] = read
+
+
+def request_settings(settings: object) -> RequestSettings:
+    """The request settings inside ``Settings.extra`` (defaults when absent)."""
+    extra = getattr(settings, "extra", None) or {}
+    value = extra.get("requests")
+    return value if isinstance(value, RequestSettings) else RequestSettings()
