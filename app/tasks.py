@@ -9,6 +9,7 @@ TASK_MODULES: tuple[str, ...] = (
     "app.checks.task",
     "app.sync.tasks",
     "app.mirror.tasks",
+    "app.requests.executor",
 )
 
 for _name in TASK_MODULES:

@@ -110,3 +110,65 @@ async def rapi(aiohttp_client, runtime, pool, catalog) -> RequestsApi:
         _, tokens[who] = await create_token(pool, user_id=user, team=team, is_admin=admin,
                                             email=f"{user}@example.com")
     return RequestsApi(client, tokens)
+
+
+class Endpoint:
+    """A real HTTP server standing in for the systems HttpPost steps call.
+
+    ``script[path]`` is a list of answers (status, json body, headers) consumed one per
+    call; the last one repeats. Every call is recorded with its headers and JSON body.
+    """
+
+    def __init__(self) -> None:
+        self.script: dict[str, list[tuple[int, Any, dict[str, str]]]] = {}
+        self.calls: list[dict[str, Any]] = []
+        self.url = ""
+        self.hold: dict[str, Any] = {}  # path -> asyncio.Event the handler waits on
+
+    def answer(self, path: str, *answers: tuple[int, Any] | tuple[int, Any, dict[str, str]]) -> None:
+        self.script[path] = [(a[0], a[1], a[2] if len(a) > 2 else {}) for a in answers]
+
+    def calls_to(self, path: str) -> list[dict[str, Any]]:
+        return [c for c in self.calls if c["path"] == path]
+
+    async def handle(self, request: Any) -> Any:
+        from aiohttp import web
+
+        body = await request.json() if request.can_read_body else None
+        self.calls.append({"path": request.path, "method": request.method, "json": body,
+                           "headers": dict(request.headers)})
+        if request.path in self.hold:
+            await self.hold[request.path].wait()
+        answers = self.script.get(request.path) or [(404, {"error": "no such path"}, {})]
+        status, data, headers = answers.pop(0) if len(answers) > 1 else answers[0]
+        return web.json_response(data, status=status, headers=headers)
+
+
+@pytest.fixture
+async def endpoint(aiohttp_server) -> Endpoint:
+    from aiohttp import web
+
+    ep = Endpoint()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", ep.handle)
+    server = await aiohttp_server(app)
+    ep.url = str(server.make_url("")).rstrip("/")
+    return ep
+
+
+@pytest.fixture
+async def worker(runtime, pool, db_dsn, http_session):
+    """In-process workers running request steps (and every other task) until the test ends.
+
+    List it after the fixture that syncs the catalog: that one sets ``runtime.settings``.
+    """
+    import asyncio
+
+    from app.jobs.worker import Worker
+
+    w = Worker(pool, db_dsn, runtime.settings, runtime.github, http_session, concurrency=4,
+               poll_interval=0.1, stall_timeout=5.0)
+    runner = asyncio.create_task(w.run())
+    yield w
+    w.stop()
+    await runner

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from app.api.auth import CALLER, Caller
 from app.api.params import DEFAULT_LIMIT, MAX_LIMIT, BadParameter, decode_cursor, encode_cursor, single, text
-from app.requests import store, views
+from app.requests import events_stream, executor, store, views
 from app.requests.config import request_settings
 from app.requests.plan import CatalogConflict, Plan
 from app.requests.secrets import SecretKeyMissing
@@ -199,3 +199,76 @@ async def get_outputs(request: web.Request) -> web.Response:
     row = await visible_request(request)
     return _json({"request_id": row["request_id"], "status": row["status"],
                   "outputs": row["outputs"] or {}})
+
+
+def _may_control(caller: Caller, row: Any) -> bool:
+    """The requester, the submitter and admins may cancel or retry; teammates only read."""
+    return caller.is_admin or caller.user_id in (row["requester_user_id"], row["submitted_by"])
+
+
+async def _step_action(request: web.Request, action: str) -> web.Response:
+    caller: Caller = request[CALLER]
+    row = await visible_request(request)
+    step_id = text("step_id", request.match_info["step_id"])
+    pool = request.app[RUNTIME].pool
+    try:
+        if action == "complete":
+            if not caller.is_admin:
+                raise _fail(403, "forbidden", "completing a step by hand needs an admin (operator) token")
+            body = await _body(request) if request.can_read_body else {}
+            outputs = body.get("outputs", {})
+            if not isinstance(outputs, dict):
+                raise _fail(422, "validation failed", errors=[{
+                    "path": "outputs", "code": "type", "message": "expected an object of outputs"}])
+            await executor.complete_step(pool, row["id"], step_id, outputs, caller.user_id)
+        else:
+            if not _may_control(caller, row):
+                raise _fail(403, "forbidden", "only the requester or an admin may retry a step")
+            await executor.retry_step(pool, row["id"], step_id, caller.user_id)
+    except LookupError:
+        raise _fail(404, "not found", f"request {row['request_id']} has no step {step_id!r}") from None
+    except executor.TransitionError as exc:
+        raise _fail(409, "conflict", str(exc)) from None
+    except ValueError as exc:
+        raise _fail(422, "validation failed", errors=[{
+            "path": "outputs", "code": "missing_output", "message": str(exc)}]) from None
+    return await get_step(request)
+
+
+@routes.post("/api/v1/requests/{request_id}/steps/{step_id}/complete")
+async def complete_step(request: web.Request) -> web.Response:
+    return await _step_action(request, "complete")
+
+
+@routes.post("/api/v1/requests/{request_id}/steps/{step_id}/retry")
+async def retry_step(request: web.Request) -> web.Response:
+    return await _step_action(request, "retry")
+
+
+@routes.post("/api/v1/requests/{request_id}/cancel")
+async def cancel_request(request: web.Request) -> web.Response:
+    caller: Caller = request[CALLER]
+    row = await visible_request(request)
+    if not _may_control(caller, row):
+        raise _fail(403, "forbidden", "only the requester or an admin may cancel a request")
+    try:
+        await executor.cancel_request(request.app[RUNTIME].pool, row["id"], caller.user_id)
+    except executor.TransitionError as exc:
+        raise _fail(409, "conflict", str(exc)) from None
+    return await get_request(request)
+
+
+@routes.get("/api/v1/requests/{request_id}/events")
+async def get_events(request: web.Request) -> web.StreamResponse:
+    """The audit trail; with ``Accept: text/event-stream``, a live Server-Sent Events stream."""
+    row = await visible_request(request)
+    pool = request.app[RUNTIME].pool
+    after_text = request.headers.get("Last-Event-ID") or single(request.query, "after") or "0"
+    if not after_text.isdigit():
+        raise BadParameter("after", "expected an event id")
+    after = int(after_text)
+    if "text/event-stream" not in request.headers.get("Accept", ""):
+        return _json({"request_id": row["request_id"],
+                      "events": [views.event(e) for e in await store.get_events(pool, row["id"],
+                                                                                after=after)]})
+    return await events_stream.stream(request, row, after)

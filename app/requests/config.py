@@ -25,6 +25,16 @@ class RequestSettings:
     http_credentials: tuple[HttpCredential, ...] = ()
     http_poll_interval: float = 5.0
     http_timeout: float = 30.0
+    jira_url: str | None = None
+    jira_user: str | None = None  # set: Jira Cloud basic auth (e-mail, API token)
+    jira_token: str | None = field(default=None, repr=False)
+    jira_webhook_secret: str | None = field(default=None, repr=False)
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "pao@localhost"
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_starttls: bool = False
 
     def credential_for(self, url: str) -> HttpCredential | None:
         """The credential with the longest prefix of ``url``; None when none matches."""
@@ -65,7 +75,21 @@ def read(r: EnvReader) -> RequestSettings:
                               "with: python -c 'from cryptography.fernet import Fernet; "
                               "print(Fernet.generate_key().decode())')")
             key = None
+    jira_url = r.url("PAO_JIRA_URL")
+    jira_token = r.raw("PAO_JIRA_TOKEN")
+    if jira_url is not None and jira_token is None:
+        r.problems.append("PAO_JIRA_TOKEN: required when PAO_JIRA_URL is set (a Data Center personal "
+                          "access token, or a Cloud API token with PAO_JIRA_USER)")
+    smtp_password = r.raw("PAO_SMTP_PASSWORD")
+    for secret in (jira_token, r.raw("PAO_JIRA_WEBHOOK_SECRET"), smtp_password):
+        register_secret(secret)
     return RequestSettings(
+        jira_url=jira_url, jira_user=r.str("PAO_JIRA_USER"), jira_token=jira_token,
+        jira_webhook_secret=r.raw("PAO_JIRA_WEBHOOK_SECRET"),
+        smtp_host=r.str("PAO_SMTP_HOST"), smtp_port=r.int("PAO_SMTP_PORT", 25, minimum=1, maximum=65535),
+        smtp_from=r.str("PAO_SMTP_FROM", "pao@localhost") or "pao@localhost",
+        smtp_user=r.str("PAO_SMTP_USER"), smtp_password=smtp_password,
+        smtp_starttls=r.bool("PAO_SMTP_STARTTLS", False),
         secret_key=key,
         http_credentials=_credentials(r),
         http_poll_interval=r.duration("PAO_HTTP_POLL_INTERVAL", 5.0),

@@ -77,6 +77,10 @@ SCHEMAS: dict[str, Any] = {
             "system": STR, "ticket_id": NSTR, "url": NSTR, "type": STR, "status": STR,
             "created_at": TIME, "resolved_at": NTIME})},
     }),
+    "RequestEvent": doc.obj({"id": INT, "event": STR, "step_id": NSTR, "from_status": NSTR,
+                             "to_status": NSTR, "actor": NSTR, "detail": NOBJ, "at": TIME}),
+    "RequestEvents": doc.obj({"request_id": STR,
+                              "events": {"type": "array", "items": doc.ref("RequestEvent")}}),
     "RequestOutputs": doc.obj({"request_id": STR, "status": REQUEST_STATUS,
                                "outputs": {"type": "object"}}),
 }
@@ -136,3 +140,36 @@ PATHS: dict[str, Any] = {
         "operationId": "get_request_outputs", "parameters": [REQUEST_ID],
         "responses": {"200": doc.json_body("RequestOutputs", "Outputs"), **READ_ERRORS}}},
 }
+
+CONFLICT = doc.json_body("Error", "The request or step is not in a state this action applies to")
+FORBIDDEN = doc.json_body("Error", "This token may read the request but not act on it")
+PATHS.update({
+    "/api/v1/requests/{request_id}/steps/{step_id}/complete": {"post": {
+        "summary": "Mark a manual or failed step done by hand, with its declared outputs (admin)",
+        "operationId": "complete_request_step", "parameters": [REQUEST_ID, STEP_ID],
+        "requestBody": {"required": False, "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"outputs": {"type": "object"}}}}}},
+        "responses": {"200": doc.json_body("RequestStepDetail", "The step, completed"),
+                      "403": FORBIDDEN, "409": CONFLICT,
+                      "422": doc.json_body("ValidationErrors", "A declared output is missing"),
+                      **READ_ERRORS}}},
+    "/api/v1/requests/{request_id}/steps/{step_id}/retry": {"post": {
+        "summary": "Run a failed step again", "operationId": "retry_request_step",
+        "parameters": [REQUEST_ID, STEP_ID],
+        "responses": {"200": doc.json_body("RequestStepDetail", "The step, queued"),
+                      "403": FORBIDDEN, "409": CONFLICT, **READ_ERRORS}}},
+    "/api/v1/requests/{request_id}/cancel": {"post": {
+        "summary": "Cancel a request that has not ended", "operationId": "cancel_request",
+        "parameters": [REQUEST_ID],
+        "responses": {"200": doc.json_body("Request", "The request, cancelled"),
+                      "403": FORBIDDEN, "409": CONFLICT, **READ_ERRORS}}},
+    "/api/v1/requests/{request_id}/events": {"get": {
+        "summary": "Every transition of the request; `Accept: text/event-stream` streams them live "
+                   "(Server-Sent Events; resumes after `Last-Event-ID`)",
+        "operationId": "request_events",
+        "parameters": [REQUEST_ID, doc.query("after", "Only events with a higher id", INT)],
+        "responses": {"200": {"description": "The events",
+                              "content": {"application/json": {"schema": doc.ref("RequestEvents")},
+                                          "text/event-stream": {"schema": STR}}},
+                      **READ_ERRORS}}},
+})
