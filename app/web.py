@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 # Feature modules that expose ``routes: aiohttp.web.RouteTableDef``; composed here.
 ROUTE_MODULES: tuple[str, ...] = (
     "app.api.openapi", "app.api.catalog", "app.api.sync", "app.mirror.api", "app.api.requests",
+    "app.api.jira_webhook",
 )
 
 

@@ -172,3 +172,25 @@ async def worker(runtime, pool, db_dsn, http_session):
     yield w
     w.stop()
     await runner
+
+
+@pytest.fixture(params=["cloud"])
+async def jira(request, aiohttp_server, runtime):
+    """A FakeJira wired into the runtime's request settings (``jira_flavour`` param: cloud)."""
+    import dataclasses
+
+    from tests.fakes.jira import FakeJira
+
+    fake = FakeJira(flavour=request.param)
+    server = await aiohttp_server(fake.app())
+    fake.url = str(server.make_url("")).rstrip("/")
+    fake.configure = lambda rt: _with_jira(rt, fake, dataclasses)  # type: ignore[attr-defined]
+    return fake
+
+
+def _with_jira(runtime: Any, fake: Any, dataclasses: Any) -> None:
+    rs = runtime.settings.extra["requests"]
+    runtime.settings.extra["requests"] = dataclasses.replace(
+        rs, jira_url=fake.url, jira_token=fake.token,
+        jira_user=fake.user if fake.flavour == "cloud" else None,
+        jira_webhook_secret="jira-hook-secret", ticket_poll_interval=0.2)

@@ -25,6 +25,7 @@ class RequestSettings:
     http_credentials: tuple[HttpCredential, ...] = ()
     http_poll_interval: float = 5.0
     http_timeout: float = 30.0
+    ticket_poll_interval: float = 300.0
     jira_url: str | None = None
     jira_user: str | None = None  # set: Jira Cloud basic auth (e-mail, API token)
     jira_token: str | None = field(default=None, repr=False)
@@ -94,6 +95,7 @@ def read(r: EnvReader) -> RequestSettings:
         http_credentials=_credentials(r),
         http_poll_interval=r.duration("PAO_HTTP_POLL_INTERVAL", 5.0),
         http_timeout=r.duration("PAO_HTTP_TIMEOUT", 30.0),
+        ticket_poll_interval=r.duration("PAO_TICKET_POLL_INTERVAL", 300.0),
     )
 
 

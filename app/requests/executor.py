@@ -24,6 +24,7 @@ from app.requests.steps import StepContext, StepFailed, StepResult, runners
 log = logging.getLogger(__name__)
 
 TASK = "requests.run_step"
+POLL_TASK = "requests.poll_ticket"
 OPEN_STEP = ("pending", "queued", "running", "waiting_manual")
 
 
@@ -210,7 +211,7 @@ async def run_step(ctx: JobContext, step: int) -> dict[str, Any]:
             raise RetryJob(failure.message) from None
         await _step_failed(ctx.pool, step, attempt, failure, fallback)
         return {"failed": failure.type}
-    await _step_done(ctx.pool, step, attempt, result)
+    await _step_done(ctx.pool, step, attempt, result, settings.ticket_poll_interval)
     return {"ticket": result.ticket.ticket_id} if result.ticket else {"completed": True}
 
 
@@ -246,7 +247,8 @@ async def _step_failed(pool: asyncpg.Pool, step_pk: int, attempt: int, failure: 
         await settle(conn, req["id"])
 
 
-async def _step_done(pool: asyncpg.Pool, step_pk: int, attempt: int, result: StepResult) -> None:
+async def _step_done(pool: asyncpg.Pool, step_pk: int, attempt: int, result: StepResult,
+                     poll_interval: float = 300.0) -> None:
     async with pool.acquire() as conn, conn.transaction():
         locked = await _lock(conn, step_pk)
         if locked is None:
@@ -272,6 +274,11 @@ async def _step_done(pool: asyncpg.Pool, step_pk: int, attempt: int, result: Ste
                 **(st["job_tracking"] or {}), "external_id": t.ticket_id, "tracking_url": t.url},
                 detail={"ticket": t.ticket_id})
             await settle(conn, req["id"])
+            if t.system in POLLABLE:
+                ticket_pk = await conn.fetchval(
+                    "SELECT id FROM manual_tickets WHERE step_pk = $1 AND ticket_type = $2",
+                    step_pk, ticket_type)
+                await _enqueue_poll(conn, ticket_pk, poll_interval)
             return
         await _set_step(conn, req, st, "completed", outputs=result.outputs)
         await queue_ready(conn, req["id"])
@@ -340,3 +347,62 @@ async def cancel_request(pool: asyncpg.Pool, request_pk: int, actor: str) -> asy
         await store.add_event(conn, request_pk, "status", from_status=req["status"], to_status="cancelled",
                               actor=actor)
         return row
+
+
+# Ticket systems whose state PAO can read back (polling is the fallback to their webhooks).
+POLLABLE = {"jira": "app.requests.tickets.jira"}
+
+
+async def _enqueue_poll(conn: asyncpg.Connection | asyncpg.Pool, ticket_pk: int, delay: float) -> None:
+    await enqueue(conn, POLL_TASK, {"ticket": ticket_pk}, queueing_lock=f"request-ticket:{ticket_pk}",
+                  delay=delay)
+
+
+@task(POLL_TASK, max_attempts=3, retry_base=30.0)
+async def poll_ticket(ctx: JobContext, ticket: int) -> dict[str, Any]:
+    """Ask the ticket system whether the ticket is resolved; look again later if not."""
+    import importlib
+
+    row = await ctx.pool.fetchrow("SELECT * FROM manual_tickets WHERE id = $1", ticket)
+    if row is None or row["status"] != "open" or row["ticket_system"] not in POLLABLE:
+        return {"done": True}
+    settings = request_settings(ctx.settings)
+    module = importlib.import_module(POLLABLE[row["ticket_system"]])
+    if await module.is_resolved(ctx.http, settings, row["ticket_id"]):
+        await resolve_ticket(ctx.pool, row["ticket_system"], row["ticket_id"], actor="poll")
+        return {"resolved": row["ticket_id"]}
+    await _enqueue_poll(ctx.pool, ticket, settings.ticket_poll_interval)
+    return {"open": row["ticket_id"]}
+
+
+async def resolve_ticket(pool: asyncpg.Pool, system: str, ticket_id: str, actor: str) -> list[str]:
+    """A ticket was resolved: complete its step, unless the step must still be given outputs.
+
+    A step that declares outputs waits for an operator's ``complete`` with them, since a
+    ticket's resolution does not carry them. Returns the steps completed.
+    """
+    completed = []
+    rows = await pool.fetch("SELECT id, request_id, step_pk FROM manual_tickets"
+                            " WHERE ticket_system = $1 AND ticket_id = $2 AND status = 'open'",
+                            system, ticket_id)
+    for t in rows:
+        async with pool.acquire() as conn, conn.transaction():
+            req = await conn.fetchrow("SELECT * FROM service_requests WHERE id = $1 FOR UPDATE",
+                                      t["request_id"])
+            st = await conn.fetchrow("SELECT * FROM request_steps WHERE id = $1", t["step_pk"])
+            done = await conn.fetchval("UPDATE manual_tickets SET status = 'resolved', resolved_at = now()"
+                                       " WHERE id = $1 AND status = 'open' RETURNING id", t["id"])
+            if done is None or st["status"] != "waiting_manual" or req["status"] == "cancelled":
+                continue
+            if st["outputs_declared"]:
+                await store.add_event(conn, req["id"], "ticket_resolved", step_id=st["step_id"],
+                                      actor=actor, detail={"ticket": ticket_id, "outputs_needed":
+                                                           list(st["outputs_declared"])})
+                continue
+            await store.add_event(conn, req["id"], "ticket_resolved", step_id=st["step_id"], actor=actor,
+                                  detail={"ticket": ticket_id})
+            await _set_step(conn, req, st, "completed", actor=actor, outputs={})
+            await queue_ready(conn, req["id"], actor)
+            await settle(conn, req["id"], actor)
+            completed.append(st["step_id"])
+    return completed

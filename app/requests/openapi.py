@@ -173,3 +173,17 @@ PATHS.update({
                                           "text/event-stream": {"schema": STR}}},
                       **READ_ERRORS}}},
 })
+
+PATHS["/api/v1/webhooks/jira"] = {"post": {
+    "summary": "Jira issue events (signed with PAO_JIRA_WEBHOOK_SECRET); a resolved ticket completes "
+               "its step", "operationId": "jira_webhook", "security": [],
+    "parameters": [{"name": "X-Hub-Signature", "in": "header", "required": True, "schema": STR,
+                    "description": "sha256=<hex HMAC-SHA256 of the body>"}],
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+    "responses": {
+        "200": {"description": "Handled", "content": {"application/json": {"schema": doc.obj(
+            {"status": {"enum": ["resolved", "ignored"]}},
+            {"steps_completed": STRS, "detail": STR}) | {"required": ["status"]}}}},
+        "400": doc.json_body("Error", "Not an issue event"),
+        "401": doc.json_body("Error", "Bad or missing signature"),
+        "404": doc.json_body("Error", "Jira webhooks are off (no secret configured)")}}}

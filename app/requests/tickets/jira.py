@@ -11,26 +11,27 @@ from typing import Any
 
 import aiohttp
 
+from app.requests.config import RequestSettings
 from app.requests.steps import StepContext, StepFailed, Ticket
 
 # Template keys that map to Jira fields; everything else goes into the description.
 KNOWN = ("summary", "project", "issue_type", "description", "labels", "priority")
 
 
-def _auth(ctx: StepContext) -> dict[str, str]:
-    s = ctx.settings
+def _auth(s: RequestSettings) -> dict[str, str]:
     if s.jira_user:  # Cloud: e-mail address and API token
         raw = f"{s.jira_user}:{s.jira_token}".encode()
         return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
     return {"Authorization": f"Bearer {s.jira_token}"}  # Data Center: personal access token
 
 
-async def _call(ctx: StepContext, method: str, path: str, **kwargs: Any) -> Any:
-    url = f"{ctx.settings.jira_url}{path}"
+async def _call(http: aiohttp.ClientSession, settings: RequestSettings, method: str, path: str,
+                **kwargs: Any) -> Any:
+    url = f"{settings.jira_url}{path}"
     try:
-        async with ctx.http.request(method, url, headers={**_auth(ctx), "Accept": "application/json"},
-                                    timeout=aiohttp.ClientTimeout(total=ctx.settings.http_timeout),
-                                    **kwargs) as resp:
+        async with http.request(method, url, headers={**_auth(settings), "Accept": "application/json"},
+                                timeout=aiohttp.ClientTimeout(total=settings.http_timeout),
+                                **kwargs) as resp:
             body = await resp.json(content_type=None) if resp.content_length != 0 else None
             if resp.status >= 500 or resp.status == 429:
                 raise StepFailed("ticket_error", f"Jira answered {resp.status} to {method} {path}",
@@ -50,11 +51,11 @@ async def _search(ctx: StepContext, jql: str) -> list[dict[str, Any]]:
     """Issues matching ``jql``: Cloud's ``search/jql``, or Data Center's ``search`` where that is absent."""
     query = {"jql": jql, "maxResults": 1, "fields": ["summary"]}
     try:
-        found = await _call(ctx, "POST", "/rest/api/2/search/jql", json=query)
+        found = await _call(ctx.http, ctx.settings, "POST", "/rest/api/2/search/jql", json=query)
     except StepFailed as exc:
         if exc.details.get("status") != 404:
             raise
-        found = await _call(ctx, "POST", "/rest/api/2/search", json=query)
+        found = await _call(ctx.http, ctx.settings, "POST", "/rest/api/2/search", json=query)
     return (found or {}).get("issues") or []
 
 
@@ -79,6 +80,19 @@ async def open_ticket(ctx: StepContext) -> Ticket:
             "description": description,
             "labels": [label, *[str(x) for x in template.get("labels") or []]],
         }
-        created = await _call(ctx, "POST", "/rest/api/2/issue", json={"fields": fields})
+        created = await _call(ctx.http, ctx.settings, "POST", "/rest/api/2/issue", json={"fields": fields})
         key = created["key"]
     return Ticket("jira", key, f"{ctx.settings.jira_url}/browse/{key}")
+
+
+async def is_resolved(http: aiohttp.ClientSession, settings: RequestSettings, ticket_id: str) -> bool:
+    """True once the issue has a resolution (or its status is in the done category)."""
+    issue = await _call(http, settings, "GET", f"/rest/api/2/issue/{ticket_id}",
+                        params={"fields": "status,resolution"})
+    return resolved_issue(issue)
+
+
+def resolved_issue(issue: Any) -> bool:
+    fields = (issue or {}).get("fields") or {}
+    category = ((fields.get("status") or {}).get("statusCategory") or {}).get("key")
+    return fields.get("resolution") is not None or category == "done"

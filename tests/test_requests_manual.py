@@ -1,0 +1,105 @@
+"""Manual fulfillment: Jira tickets (Cloud and Data Center fakes), webhook and polling, fallback."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+import pytest
+
+from tests.support import wait_for
+from tests.test_requests_execute import status_of
+
+
+@pytest.fixture
+def wired(rapi, jira, runtime):
+    jira.configure(runtime)
+    return rapi
+
+
+MYSQL = {"catalog_item": "mysql-database", "parameters": {"database_name": "orders"}}
+
+
+def signed(payload: dict, secret: str | None = None) -> tuple[bytes, dict[str, str]]:
+    secret = secret or "jira-hook-secret"
+    body = json.dumps(payload).encode()
+    sig = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return body, {"X-Hub-Signature": sig, "Content-Type": "application/json"}
+
+
+async def test_a_manual_item_opens_one_jira_ticket_and_a_signed_webhook_completes_it(
+        wired, jira, worker, runtime):
+    runtime.settings.extra["requests"] = type(runtime.settings.extra["requests"])(
+        **{**runtime.settings.extra["requests"].__dict__, "ticket_poll_interval": 3600})
+    _, created = await wired.call("POST", "/api/v1/requests", MYSQL)
+    waiting = await status_of(wired, created["href"], "waiting_manual")
+    [issue] = jira.issues.values()
+    assert issue.key == "PLATFORM-1" and issue.fields["summary"] == "Create MySQL database orders"
+    assert "Requester: sarah-123" in issue.fields["description"]
+    assert f"pao-{created['request_id']}-mysql-database-manual" in issue.fields["labels"]
+    step = waiting["fulfillment"]["steps"][0]
+    assert step["status"] == "waiting_manual" and step["job_tracking"]["external_id"] == "PLATFORM-1"
+    _, detail = await wired.call("GET", created["href"] + "/steps/mysql-database.manual")
+    assert detail["tickets"][0]["url"] == f"{jira.url}/browse/PLATFORM-1"
+    event = {"webhookEvent": "jira:issue_updated", "issue": {"id": issue.id, "key": issue.key,
+                                                              "fields": issue.fields}}
+    body, headers = signed(event, "wrong")
+    resp = await wired.client.post("/api/v1/webhooks/jira", data=body, headers=headers)
+    assert resp.status == 401
+    body, headers = signed(event)
+    resp = await wired.client.post("/api/v1/webhooks/jira", data=body, headers=headers)
+    assert (await resp.json())["status"] == "ignored"  # still open
+    jira.resolve(issue.key)
+    body, headers = signed({**event, "issue": {**event["issue"], "fields": issue.fields}})
+    resp = await wired.client.post("/api/v1/webhooks/jira", data=body, headers=headers)
+    assert resp.status == 200 and (await resp.json())["steps_completed"] == ["mysql-database.manual"]
+    await status_of(wired, created["href"], "completed")
+
+
+async def test_polling_notices_a_resolved_ticket_without_a_webhook(wired, jira, worker):
+    _, created = await wired.call("POST", "/api/v1/requests", MYSQL)
+    await status_of(wired, created["href"], "waiting_manual")
+    jira.resolve("PLATFORM-1")
+    await status_of(wired, created["href"], "completed")
+    _, events = await wired.call("GET", created["href"] + "/events")
+    assert any(e["event"] == "ticket_resolved" and e["actor"] == "poll" for e in events["events"])
+
+
+@pytest.mark.parametrize("jira", ["datacenter"], indirect=True)
+async def test_a_retried_ticket_is_found_by_its_label_not_opened_twice_on_data_center(
+        wired, jira, worker):
+    jira.fail_next_create = 1  # the issue is created but the answer is lost
+    _, created = await wired.call("POST", "/api/v1/requests", MYSQL)
+    await status_of(wired, created["href"], "waiting_manual")
+    assert len(jira.issues) == 1
+    assert ("POST", "/rest/api/2/search") in jira.calls  # Data Center's search
+    _, step = await wired.call("GET", created["href"] + "/steps/mysql-database.manual")
+    assert [a["status"] for a in step["attempts"]] == ["retrying", "waiting_manual"]
+    assert step["tickets"][0]["ticket_id"] == "PLATFORM-1"
+
+
+async def test_a_failing_step_falls_back_to_a_ticket_and_waits_for_its_outputs(wired, jira, worker):
+    body = {"catalog_item": "postgres-database", "parameters": {"database_name": "orders"}}
+    _, created = await wired.call("POST", "/api/v1/requests", body)
+    await status_of(wired, created["href"], "waiting_manual")
+    url = created["href"] + "/steps/postgres-database.provision_postgres"
+    _, step = await wired.call("GET", url)
+    assert step["attempts"][0]["error"]["type"] == "not_supported"
+    assert step["tickets"][0]["type"] == "fallback"
+    [issue] = jira.issues.values()
+    assert issue.fields["summary"] == "Create PostgreSQL database orders"
+    jira.resolve(issue.key)
+
+    async def resolved_event():
+        _, events = await wired.call("GET", created["href"] + "/events")
+        return [e for e in events["events"] if e["event"] == "ticket_resolved"]
+    [event] = await wait_for(resolved_event, what="the poll to see the resolution")
+    assert event["detail"]["outputs_needed"] == ["connection_string", "admin_secret_arn"]
+    _, still = await wired.call("GET", created["href"])
+    assert still["status"] == "waiting_manual"  # the outputs must come from an operator
+    outputs = {"connection_string": "postgresql://db:5432/orders", "admin_secret_arn": "arn:x"}
+    status, _ = await wired.call("POST", url + "/complete", {"outputs": outputs}, who="admin")
+    assert status == 200
+    done = await status_of(wired, created["href"], "completed")
+    assert done["outputs"] == {"postgres-database": outputs}
