@@ -46,6 +46,24 @@ fulfillment:
       body: "Zones {{ zones | join(',') }}; password {{ password }}"
 '''
 
+# An item fulfilled by an e-mail to the access team.
+ACCESS_GRANT = '''\
+name: "access-grant"
+version: "1.0.0"
+description: "Access to a production system"
+owner: "platform-security-team"
+presentation:
+  fields:
+    - {name: "system", type: "selection", oneof: ["billing", "crm"], required: true}
+fulfillment:
+  manual:
+    system: "email"
+    template:
+      to: "access@example.com"
+      summary: "Grant {{ requester.user_id }} access to {{ system }}"
+      body: "Team {{ requester.team }} asks for {{ system }} access."
+'''
+
 SEED_003_BODY: dict[str, Any] = {
     "catalog_bundle": "full-stack-web-app",
     "version": "2.1.0",
@@ -96,7 +114,8 @@ async def sync_catalog(tmp_path: Path, settings: Any, pool: Any, runtime: Any,
 @pytest.fixture
 async def catalog(tmp_path, settings, pool, runtime) -> CatalogRepo:
     return await sync_catalog(tmp_path, settings, pool, runtime,
-                              {"catalog/security/vault-app.yaml": VAULT_APP})
+                              {"catalog/security/vault-app.yaml": VAULT_APP,
+                               "catalog/security/access-grant.yaml": ACCESS_GRANT})
 
 
 @pytest.fixture
@@ -194,3 +213,30 @@ def _with_jira(runtime: Any, fake: Any, dataclasses: Any) -> None:
         rs, jira_url=fake.url, jira_token=fake.token,
         jira_user=fake.user if fake.flavour == "cloud" else None,
         jira_webhook_secret="jira-hook-secret", ticket_poll_interval=0.2)
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server (aiosmtpd) on a free local port; ``.messages`` holds what it received."""
+    import socket
+    from email import message_from_bytes
+
+    from aiosmtpd.controller import Controller
+
+    class Inbox:
+        def __init__(self) -> None:
+            self.messages: list[Any] = []
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content)))
+            return "250 OK"
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    inbox.port = port  # type: ignore[attr-defined]
+    yield inbox
+    controller.stop()

@@ -103,3 +103,23 @@ async def test_a_failing_step_falls_back_to_a_ticket_and_waits_for_its_outputs(w
     assert status == 200
     done = await status_of(wired, created["href"], "completed")
     assert done["outputs"] == {"postgres-database": outputs}
+
+
+async def test_an_email_ticket_reaches_a_real_smtp_server_and_waits_for_an_operator(
+        rapi, smtp_server, worker, runtime):
+    import dataclasses
+
+    rs = runtime.settings.extra["requests"]
+    runtime.settings.extra["requests"] = dataclasses.replace(
+        rs, smtp_host="127.0.0.1", smtp_port=smtp_server.port, smtp_from="pao@platform.example.com")
+    _, created = await rapi.call("POST", "/api/v1/requests",
+                                 {"catalog_item": "access-grant", "parameters": {"system": "crm"}})
+    await status_of(rapi, created["href"], "waiting_manual")
+    [(recipients, msg)] = smtp_server.messages
+    assert recipients == ["access@example.com"]
+    assert msg["Subject"] == "Grant sarah-123 access to crm"
+    assert msg["X-PAO-Request"] == f"{created['request_id']}/access-grant.manual"
+    assert "Team customer-experience asks for crm access." in msg.get_payload()
+    url = created["href"] + "/steps/access-grant.manual/complete"
+    assert (await rapi.call("POST", url, {}, who="admin"))[0] == 200
+    await status_of(rapi, created["href"], "completed")
