@@ -48,8 +48,11 @@ async def test_seed_003_submission_is_stored_with_its_plan(rapi, pool):
     steps = {s["step_id"]: s for s in detail["fulfillment"]["steps"]}
     assert list(steps) == ["eks-container-app.provision_eks_app", "postgres-database.provision_postgres",
                            "redis-cache.provision_redis", "application-monitoring.setup_monitoring",
-                           "eks-container-app.announce"]
+                           "eks-container-app.announce", "full-stack-web-app.configure_connections"]
     assert steps["eks-container-app.announce"]["depends_on"] == ["eks-container-app.provision_eks_app"]
+    assert steps["full-stack-web-app.configure_connections"]["depends_on"] == [
+        "eks-container-app.provision_eks_app", "postgres-database.provision_postgres",
+        "redis-cache.provision_redis"]
     assert steps["postgres-database.provision_postgres"]["type"] == "TerraformFile"
     events = await pool.fetch("SELECT event, to_status, actor FROM request_events")
     assert next(tuple(e) for e in events) == ("submitted", "submitted", "sarah-123")
@@ -63,6 +66,10 @@ async def test_optional_items_follow_default_enabled_and_required_items_cannot_b
     assert status == 200
     assert set(plan["parameters"]["item_parameters"]) == {
         "eks-container-app", "postgres-database", "application-monitoring"}
+    # The bundle step's dependency on the left-out redis step is dropped.
+    wire = next(s for s in plan["steps"] if s["step_id"] == "full-stack-web-app.configure_connections")
+    assert wire["depends_on"] == ["eks-container-app.provision_eks_app",
+                                  "postgres-database.provision_postgres"]
     body["item_parameters"]["postgres-database"]["enabled"] = False
     status, errors = await rapi.call("POST", "/api/v1/requests/validate", body)
     assert status == 422
