@@ -10,12 +10,13 @@ import pytest
 from cryptography.fernet import Fernet
 
 from app.api.auth import create_token
-from app.requests.config import RequestSettings
+from app.requests.config import HttpCredential, RequestSettings
 from app.sync.engine import sync_repository
 from app.sync.gitcache import GitCache
 from app.sync.source import catalog_source
 from app.web import create_app
 from tests.conftest import with_settings
+from tests.support import wait_for
 from tests.sync_helpers import CatalogRepo
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "catalog"
@@ -143,6 +144,9 @@ class Endpoint:
         self.calls: list[dict[str, Any]] = []
         self.url = ""
         self.hold: dict[str, Any] = {}  # path -> asyncio.Event the handler waits on
+        # idempotent: honour Idempotency-Key as a real API would: one effect per key.
+        self.idempotent = False
+        self.effects: dict[tuple[str, str], tuple[int, Any, dict[str, str]]] = {}
 
     def answer(self, path: str, *answers: tuple[int, Any] | tuple[int, Any, dict[str, str]]) -> None:
         self.script[path] = [(a[0], a[1], a[2] if len(a) > 2 else {}) for a in answers]
@@ -156,10 +160,16 @@ class Endpoint:
         body = await request.json() if request.can_read_body else None
         self.calls.append({"path": request.path, "method": request.method, "json": body,
                            "headers": dict(request.headers)})
-        if request.path in self.hold:
-            await self.hold[request.path].wait()
+        key = request.headers.get("Idempotency-Key")
+        if self.idempotent and key and (request.path, key) in self.effects:
+            status, data, headers = self.effects[(request.path, key)]  # a retry: the same answer
+            return web.json_response(data, status=status, headers=headers)
         answers = self.script.get(request.path) or [(404, {"error": "no such path"}, {})]
         status, data, headers = answers.pop(0) if len(answers) > 1 else answers[0]
+        if self.idempotent and key:
+            self.effects[(request.path, key)] = (status, data, headers)  # the work is done here
+        if request.path in self.hold:
+            await self.hold[request.path].wait()
         return web.json_response(data, status=status, headers=headers)
 
 
@@ -240,3 +250,63 @@ def smtp_server():
     inbox.port = port  # type: ignore[attr-defined]
     yield inbox
     controller.stop()
+
+
+def hook_item(base: str) -> str:
+    return f'''\
+name: "hook-app"
+version: "1.0.0"
+description: "An app provisioned over HTTP"
+owner: "platform-compute-team"
+presentation:
+  fields:
+    - {{name: "app_name", type: "string", required: true}}
+    - {{name: "token", type: "secret"}}
+fulfillment:
+  automation:
+    steps:
+      - id: "create"
+        type: "HttpPost"
+        config:
+          url: "{base}/create"
+          headers: {{X-Team: "{{{{ requester.team }}}}"}}
+          body: {{name: "{{{{ app_name }}}}", who: "{{{{ requester.user_id }}}}", token: "{{{{ token }}}}"}}
+        outputs: ["endpoint"]
+      - id: "notify"
+        type: "HttpPost"
+        depends_on: ["create"]
+        config:
+          url: "{base}/notify"
+          body: {{endpoint: "{{{{ steps.create.outputs.endpoint }}}}", request: "{{{{ request.id }}}}"}}
+      - id: "audit"
+        type: "HttpPost"
+        config:
+          url: "{base}/audit"
+          body: {{app: "{{{{ app_name }}}}"}}
+'''
+
+
+@pytest.fixture
+async def hooks(tmp_path, settings, pool, runtime, endpoint, aiohttp_client):
+    await sync_catalog(tmp_path, settings, pool, runtime,
+                       {"catalog/apps/hook-app.yaml": hook_item(endpoint.url)})
+    rs = runtime.settings.extra["requests"]
+    runtime.settings.extra["requests"] = type(rs)(
+        **{**rs.__dict__, "http_credentials": (HttpCredential(endpoint.url + "/create", "HOOK_AUTH",
+                                                              "Bearer hook-secret-1"),)})
+    client = await aiohttp_client(create_app(runtime))
+    tokens = {}
+    for who, user, admin in (("sarah", "sarah-123", False), ("admin", "root", True)):
+        _, tokens[who] = await create_token(pool, user_id=user, team="customer-experience",
+                                            is_admin=admin, email=f"{user}@example.com")
+    return RequestsApi(client, tokens)
+
+
+BODY = {"catalog_item": "hook-app", "parameters": {"app_name": "shop", "token": "tok-abcdef"}}
+
+
+async def status_of(api, href: str, wanted: str) -> dict:
+    async def check():
+        _, body = await api.call("GET", href)
+        return body if body["status"] == wanted else None
+    return await wait_for(check, timeout=20, what=f"request {wanted}")

@@ -6,74 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-import pytest
-
-from app.requests.config import HttpCredential
-from tests.requests_support import RequestsApi, sync_catalog
+from tests.requests_support import BODY, status_of
 from tests.support import wait_for
-
-
-def hook_item(base: str) -> str:
-    return f'''\
-name: "hook-app"
-version: "1.0.0"
-description: "An app provisioned over HTTP"
-owner: "platform-compute-team"
-presentation:
-  fields:
-    - {{name: "app_name", type: "string", required: true}}
-    - {{name: "token", type: "secret"}}
-fulfillment:
-  automation:
-    steps:
-      - id: "create"
-        type: "HttpPost"
-        config:
-          url: "{base}/create"
-          headers: {{X-Team: "{{{{ requester.team }}}}"}}
-          body: {{name: "{{{{ app_name }}}}", who: "{{{{ requester.user_id }}}}", token: "{{{{ token }}}}"}}
-        outputs: ["endpoint"]
-      - id: "notify"
-        type: "HttpPost"
-        depends_on: ["create"]
-        config:
-          url: "{base}/notify"
-          body: {{endpoint: "{{{{ steps.create.outputs.endpoint }}}}", request: "{{{{ request.id }}}}"}}
-      - id: "audit"
-        type: "HttpPost"
-        config:
-          url: "{base}/audit"
-          body: {{app: "{{{{ app_name }}}}"}}
-'''
-
-
-@pytest.fixture
-async def hooks(tmp_path, settings, pool, runtime, endpoint, aiohttp_client):
-    from app.api.auth import create_token
-    from app.web import create_app
-
-    await sync_catalog(tmp_path, settings, pool, runtime,
-                       {"catalog/apps/hook-app.yaml": hook_item(endpoint.url)})
-    rs = runtime.settings.extra["requests"]
-    runtime.settings.extra["requests"] = type(rs)(
-        **{**rs.__dict__, "http_credentials": (HttpCredential(endpoint.url + "/create", "HOOK_AUTH",
-                                                              "Bearer hook-secret-1"),)})
-    client = await aiohttp_client(create_app(runtime))
-    tokens = {}
-    for who, user, admin in (("sarah", "sarah-123", False), ("admin", "root", True)):
-        _, tokens[who] = await create_token(pool, user_id=user, team="customer-experience",
-                                            is_admin=admin, email=f"{user}@example.com")
-    return RequestsApi(client, tokens)
-
-
-BODY = {"catalog_item": "hook-app", "parameters": {"app_name": "shop", "token": "tok-abcdef"}}
-
-
-async def status_of(api, href: str, wanted: str) -> dict:
-    async def check():
-        _, body = await api.call("GET", href)
-        return body if body["status"] == wanted else None
-    return await wait_for(check, timeout=20, what=f"request {wanted}")
 
 
 async def test_steps_run_in_dependency_order_with_outputs_and_idempotency_keys(hooks, endpoint, worker, pool):

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
+from tests.requests_support import status_of
 from tests.support import wait_for
-from tests.test_requests_execute import status_of
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ import pytest
 
 from app.api.auth import create_token
 from app.web import create_app
-from tests.requests_support import EXAMPLES, RequestsApi, sync_catalog
-from tests.test_requests_execute import status_of
+from tests.requests_support import EXAMPLES, RequestsApi, status_of, sync_catalog
 from tests.test_requests_submit import seed_body
 
 # Seed 003 step 8: what the platform teams give when they finish by hand.

@@ -18,6 +18,7 @@ Behaves as Jira does for these calls:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ class FakeJira:
     calls: list[tuple[str, str]] = field(default_factory=list)
     fail_next_create: int = 0  # answer 503 to this many creates (after creating: lost answers)
     url: str = ""
+    hold_create: asyncio.Event | None = None
+    create_held: asyncio.Event = field(default_factory=asyncio.Event)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -98,6 +101,9 @@ class FakeJira:
             "labels": fields.get("labels") or [],
             "status": {"name": "Open", "statusCategory": {"key": "new"}}, "resolution": None})
         self.issues[key] = issue
+        if self.hold_create is not None:  # created; the answer waits (a caller may die meanwhile)
+            self.create_held.set()
+            await self.hold_create.wait()
         if self.fail_next_create:
             self.fail_next_create -= 1
             return web.json_response({"errorMessages": ["Service unavailable"], "errors": {}}, status=503)
