@@ -20,7 +20,9 @@ from app import __version__
 from app.config import ConfigError, Settings
 
 # Modules that add subcommands; composed here.
-COMMAND_MODULES: tuple[str, ...] = ("app.catalog.cli", "app.sync.commands", "app.mirror.cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "app.catalog.cli", "app.sync.commands", "app.mirror.cli", "app.requests.cli",
+)
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
