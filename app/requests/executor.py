@@ -56,7 +56,7 @@ async def _enqueue_step(conn: asyncpg.Connection, step_pk: int) -> None:
 async def start_request(conn: asyncpg.Connection, row: asyncpg.Record) -> asyncpg.Record:
     """Queue the steps that depend on nothing; called in the submission's transaction."""
     await queue_ready(conn, row["id"], actor=row["submitted_by"])
-    return await settle(conn, row["id"], actor=row["submitted_by"])
+    return row  # still submitted: no step has started
 
 
 def _grouped_outputs(steps: list[asyncpg.Record]) -> dict[str, dict[str, Any]]:
