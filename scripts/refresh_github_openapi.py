@@ -42,6 +42,9 @@ OPERATIONS = [
     "PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}",
     "GET /repos/{owner}/{repo}/check-runs/{check_run_id}/annotations",
     "GET /repos/{owner}/{repo}/commits/{ref}/check-runs",
+    "POST /repos/{owner}/{repo}/issues",
+    "GET /repos/{owner}/{repo}/issues",
+    "GET /repos/{owner}/{repo}/issues/{issue_number}",
 ]
 
 # Schema keywords that only document; dropping them keeps the subset small.

@@ -123,3 +123,56 @@ async def test_an_email_ticket_reaches_a_real_smtp_server_and_waits_for_an_opera
     url = created["href"] + "/steps/access-grant.manual/complete"
     assert (await rapi.call("POST", url, {}, who="admin"))[0] == 200
     await status_of(rapi, created["href"], "completed")
+
+
+@pytest.fixture
+def on_github(rapi, github_fake, runtime, http_session):
+    """PAO as a GitHub App installed on the platform org, with the issues permission."""
+    import dataclasses
+
+    from app.github import GitHubClients
+    from tests.fakes.github import DEFAULT_PERMISSIONS
+
+    inst = github_fake.install("platform", permissions={**DEFAULT_PERMISSIONS, "issues": "write"})
+    github_fake.create_repo("platform/requests", private=True, installation=inst)
+    runtime.settings = dataclasses.replace(runtime.settings, **github_fake.pao_settings("app"))
+    runtime.github = GitHubClients.from_settings(runtime.settings, http_session)
+    return rapi
+
+
+VAULT = {"catalog_item": "vault-app",
+         "parameters": {"app_name": "vault-one", "password": "s3cret-value-1", "zones": ["b"]}}
+
+
+async def test_a_github_issue_is_opened_once_and_its_closing_webhook_completes_the_step(
+        on_github, github_fake, worker, runtime):
+    from tests.support import webhook
+
+    runtime.settings.extra["requests"] = type(runtime.settings.extra["requests"])(
+        **{**runtime.settings.extra["requests"].__dict__, "ticket_poll_interval": 3600})
+    _, created = await on_github.call("POST", "/api/v1/requests", VAULT)
+    await status_of(on_github, created["href"], "waiting_manual")
+    [issue] = github_fake.issues["platform/requests"].values()
+    assert issue["title"] == "Set up vault-one"
+    # The secret field renders into the ticket (the catalog chose to put it there)...
+    assert issue["body"].startswith("Zones b; password s3cret-value-1")
+    assert issue["labels"] == [f"pao-{created['request_id']}-vault-app-manual"]
+    _, step = await on_github.call("GET", created["href"] + "/steps/vault-app.manual")
+    assert step["tickets"][0]["ticket_id"] == "platform/requests#1"
+    # ...but never into PAO's own records.
+    assert "s3cret" not in str(step)
+    body, headers = webhook("issues", github_fake.close_issue("platform/requests", 1))
+    resp = await on_github.client.post("/api/v1/webhooks/github", data=body, headers=headers)
+    assert resp.status == 202
+    await status_of(on_github, created["href"], "completed")
+    posted = github_fake.api_requests("POST", "/repos/platform/requests/issues")
+    assert len(posted) == 1
+
+
+async def test_a_closed_github_issue_is_noticed_by_polling(on_github, github_fake, worker, runtime):
+    runtime.settings.extra["requests"] = type(runtime.settings.extra["requests"])(
+        **{**runtime.settings.extra["requests"].__dict__, "ticket_poll_interval": 0.2})
+    _, created = await on_github.call("POST", "/api/v1/requests", VAULT)
+    await status_of(on_github, created["href"], "waiting_manual")
+    github_fake.close_issue("platform/requests", 1)
+    await status_of(on_github, created["href"], "completed")

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 TASK = "requests.run_step"
 POLL_TASK = "requests.poll_ticket"
+RESOLVE_TASK = "requests.resolve_ticket"
 OPEN_STEP = ("pending", "queued", "running", "waiting_manual")
 
 
@@ -55,8 +56,9 @@ async def _enqueue_step(conn: asyncpg.Connection, step_pk: int) -> None:
 
 async def start_request(conn: asyncpg.Connection, row: asyncpg.Record) -> asyncpg.Record:
     """Queue the steps that depend on nothing; called in the submission's transaction."""
-    await queue_ready(conn, row["id"], actor=row["submitted_by"])
-    return row  # still submitted: no step has started
+    if await queue_ready(conn, row["id"], actor=row["submitted_by"]):
+        return row  # still submitted: no step has started
+    return await settle(conn, row["id"], actor=row["submitted_by"])  # nothing to do: completed
 
 
 def _grouped_outputs(steps: list[asyncpg.Record]) -> dict[str, dict[str, Any]]:
@@ -350,7 +352,7 @@ async def cancel_request(pool: asyncpg.Pool, request_pk: int, actor: str) -> asy
 
 
 # Ticket systems whose state PAO can read back (polling is the fallback to their webhooks).
-POLLABLE = {"jira": "app.requests.tickets.jira"}
+POLLABLE = {"jira": "app.requests.tickets.jira", "github": "app.requests.tickets.github"}
 
 
 async def _enqueue_poll(conn: asyncpg.Connection | asyncpg.Pool, ticket_pk: int, delay: float) -> None:
@@ -368,7 +370,7 @@ async def poll_ticket(ctx: JobContext, ticket: int) -> dict[str, Any]:
         return {"done": True}
     settings = request_settings(ctx.settings)
     module = importlib.import_module(POLLABLE[row["ticket_system"]])
-    if await module.is_resolved(ctx.http, settings, row["ticket_id"]):
+    if await module.is_resolved(ctx.http, settings, row["ticket_id"], github=ctx.github):
         await resolve_ticket(ctx.pool, row["ticket_system"], row["ticket_id"], actor="poll")
         return {"resolved": row["ticket_id"]}
     await _enqueue_poll(ctx.pool, ticket, settings.ticket_poll_interval)
@@ -406,3 +408,9 @@ async def resolve_ticket(pool: asyncpg.Pool, system: str, ticket_id: str, actor:
             await settle(conn, req["id"], actor)
             completed.append(st["step_id"])
     return completed
+
+
+@task(RESOLVE_TASK, max_attempts=5)
+async def resolve_ticket_job(ctx: JobContext, system: str, ticket_id: str) -> dict[str, Any]:
+    """A ticket system said the ticket is resolved (a webhook queued this)."""
+    return {"completed": await resolve_ticket(ctx.pool, system, ticket_id, actor=system)}

@@ -7,7 +7,8 @@ import importlib
 from app.requests.steps import StepContext, StepFailed, StepResult
 
 # One module per ticket system under app/requests/tickets/, each with ``async def open(ctx)``.
-SYSTEMS = {"jira": "app.requests.tickets.jira", "email": "app.requests.tickets.email"}
+SYSTEMS = {"jira": "app.requests.tickets.jira", "email": "app.requests.tickets.email",
+           "github": "app.requests.tickets.github"}
 
 
 async def run(ctx: StepContext) -> StepResult:

@@ -85,7 +85,8 @@ async def open_ticket(ctx: StepContext) -> Ticket:
     return Ticket("jira", key, f"{ctx.settings.jira_url}/browse/{key}")
 
 
-async def is_resolved(http: aiohttp.ClientSession, settings: RequestSettings, ticket_id: str) -> bool:
+async def is_resolved(http: aiohttp.ClientSession, settings: RequestSettings, ticket_id: str,
+                      github: Any = None) -> bool:
     """True once the issue has a resolution (or its status is in the done category)."""
     issue = await _call(http, settings, "GET", f"/rest/api/2/issue/{ticket_id}",
                         params={"fields": "status,resolution"})
