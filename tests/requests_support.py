@@ -65,6 +65,24 @@ fulfillment:
       body: "Team {{ requester.team }} asks for {{ system }} access."
 '''
 
+# An item fulfilled by a ServiceNow incident.
+FIREWALL_RULE = '''\
+name: "firewall-rule"
+version: "1.0.0"
+description: "Open a port between two networks"
+owner: "network-team"
+presentation:
+  fields:
+    - {name: "port", type: "integer", min_value: 1, max_value: 65535, required: true}
+fulfillment:
+  manual:
+    system: "servicenow"
+    template:
+      summary: "Open port {{ port }} for {{ requester.team }}"
+      description: "Requested by {{ requester.user_id }}"
+      assignment_group: "network"
+'''
+
 SEED_003_BODY: dict[str, Any] = {
     "catalog_bundle": "full-stack-web-app",
     "version": "2.1.0",
@@ -116,7 +134,8 @@ async def sync_catalog(tmp_path: Path, settings: Any, pool: Any, runtime: Any,
 async def catalog(tmp_path, settings, pool, runtime) -> CatalogRepo:
     return await sync_catalog(tmp_path, settings, pool, runtime,
                               {"catalog/security/vault-app.yaml": VAULT_APP,
-                               "catalog/security/access-grant.yaml": ACCESS_GRANT})
+                               "catalog/security/access-grant.yaml": ACCESS_GRANT,
+                               "catalog/network/firewall-rule.yaml": FIREWALL_RULE})
 
 
 @pytest.fixture

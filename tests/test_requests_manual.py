@@ -176,3 +176,27 @@ async def test_a_closed_github_issue_is_noticed_by_polling(on_github, github_fak
     await status_of(on_github, created["href"], "waiting_manual")
     github_fake.close_issue("platform/requests", 1)
     await status_of(on_github, created["href"], "completed")
+
+
+async def test_a_servicenow_incident_is_created_once_and_polling_sees_it_closed(
+        rapi, aiohttp_server, worker, runtime):
+    import dataclasses
+
+    from tests.fakes.servicenow import FakeServiceNow
+
+    snow = FakeServiceNow(fail_next_create=1)  # the first answer is lost: the retry must find it
+    server = await aiohttp_server(snow.app())
+    snow.url = str(server.make_url("")).rstrip("/")
+    runtime.settings.extra["requests"] = dataclasses.replace(
+        runtime.settings.extra["requests"], servicenow_url=snow.url, servicenow_user=snow.user,
+        servicenow_password=snow.password, ticket_poll_interval=0.2)
+    _, created = await rapi.call("POST", "/api/v1/requests",
+                                 {"catalog_item": "firewall-rule", "parameters": {"port": 8443}})
+    await status_of(rapi, created["href"], "waiting_manual")
+    [record] = snow.records["incident"]
+    assert record["short_description"] == "Open port 8443 for customer-experience"
+    assert "assignment_group: network" in record["description"]
+    _, step = await rapi.call("GET", created["href"] + "/steps/firewall-rule.manual")
+    assert step["tickets"][0]["ticket_id"] == "incident:INC0010001"
+    snow.close("INC0010001")
+    await status_of(rapi, created["href"], "completed")

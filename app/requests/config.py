@@ -30,6 +30,10 @@ class RequestSettings:
     jira_user: str | None = None  # set: Jira Cloud basic auth (e-mail, API token)
     jira_token: str | None = field(default=None, repr=False)
     jira_webhook_secret: str | None = field(default=None, repr=False)
+    servicenow_url: str | None = None
+    servicenow_user: str | None = None  # set: basic auth with the password; else the token
+    servicenow_password: str | None = field(default=None, repr=False)
+    servicenow_token: str | None = field(default=None, repr=False)
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_from: str = "pao@localhost"
@@ -82,11 +86,18 @@ def read(r: EnvReader) -> RequestSettings:
         r.problems.append("PAO_JIRA_TOKEN: required when PAO_JIRA_URL is set (a Data Center personal "
                           "access token, or a Cloud API token with PAO_JIRA_USER)")
     smtp_password = r.raw("PAO_SMTP_PASSWORD")
-    for secret in (jira_token, r.raw("PAO_JIRA_WEBHOOK_SECRET"), smtp_password):
+    snow_url = r.url("PAO_SERVICENOW_URL")
+    snow_password, snow_token = r.raw("PAO_SERVICENOW_PASSWORD"), r.raw("PAO_SERVICENOW_TOKEN")
+    if snow_url is not None and snow_token is None and snow_password is None:
+        r.problems.append("PAO_SERVICENOW_PASSWORD: required when PAO_SERVICENOW_URL is set (with "
+                          "PAO_SERVICENOW_USER), or set PAO_SERVICENOW_TOKEN (an OAuth bearer token)")
+    for secret in (jira_token, r.raw("PAO_JIRA_WEBHOOK_SECRET"), smtp_password, snow_password, snow_token):
         register_secret(secret)
     return RequestSettings(
         jira_url=jira_url, jira_user=r.str("PAO_JIRA_USER"), jira_token=jira_token,
         jira_webhook_secret=r.raw("PAO_JIRA_WEBHOOK_SECRET"),
+        servicenow_url=snow_url, servicenow_user=r.str("PAO_SERVICENOW_USER"),
+        servicenow_password=snow_password, servicenow_token=snow_token,
         smtp_host=r.str("PAO_SMTP_HOST"), smtp_port=r.int("PAO_SMTP_PORT", 25, minimum=1, maximum=65535),
         smtp_from=r.str("PAO_SMTP_FROM", "pao@localhost") or "pao@localhost",
         smtp_user=r.str("PAO_SMTP_USER"), smtp_password=smtp_password,

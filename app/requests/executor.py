@@ -352,7 +352,8 @@ async def cancel_request(pool: asyncpg.Pool, request_pk: int, actor: str) -> asy
 
 
 # Ticket systems whose state PAO can read back (polling is the fallback to their webhooks).
-POLLABLE = {"jira": "app.requests.tickets.jira", "github": "app.requests.tickets.github"}
+POLLABLE = {"jira": "app.requests.tickets.jira", "github": "app.requests.tickets.github",
+            "servicenow": "app.requests.tickets.servicenow"}
 
 
 async def _enqueue_poll(conn: asyncpg.Connection | asyncpg.Pool, ticket_pk: int, delay: float) -> None:

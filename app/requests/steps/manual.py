@@ -8,7 +8,7 @@ from app.requests.steps import StepContext, StepFailed, StepResult
 
 # One module per ticket system under app/requests/tickets/, each with ``async def open(ctx)``.
 SYSTEMS = {"jira": "app.requests.tickets.jira", "email": "app.requests.tickets.email",
-           "github": "app.requests.tickets.github"}
+           "github": "app.requests.tickets.github", "servicenow": "app.requests.tickets.servicenow"}
 
 
 async def run(ctx: StepContext) -> StepResult:
