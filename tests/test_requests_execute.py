@@ -155,3 +155,15 @@ async def test_unsupported_step_types_fall_back_to_the_manual_ticket_or_fail_cle
     assert errors[0]["type"] == "not_supported" and "TerraformFile" in errors[0]["message"]
     assert errors[-1]["type"] == "not_configured" and "PAO_JIRA_URL" in errors[-1]["message"]
     assert step["manual_fallback_available"] is True
+
+
+async def test_a_secret_echoed_in_an_error_is_not_stored_or_shown(hooks, endpoint, worker, pool):
+    endpoint.answer("/create", (422, {"error": "token tok-abcdef is not valid here"}))
+    endpoint.answer("/audit", (200, {}))
+    _, created = await hooks.call("POST", "/api/v1/requests", BODY)
+    await status_of(hooks, created["href"], "failed")
+    _, step = await hooks.call("GET", created["href"] + "/steps/hook-app.create")
+    assert step["error"]["type"] == "http_error" and "is not valid here" in step["error"]["details"]["body"]
+    assert "tok-abcdef" not in json.dumps(step)
+    stored = await pool.fetchval("SELECT string_agg(error::text, ' ') FROM request_step_attempts")
+    assert "tok-abcdef" not in stored

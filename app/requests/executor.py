@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from app.jobs import JobContext, RetryJob, enqueue, task
-from app.log import scrub
+from app.log import register_secret, scrub
 from app.requests import secrets, store
 from app.requests.config import request_settings
 from app.requests.render import RenderError, render_value, variables
@@ -136,7 +136,11 @@ async def _scope(conn: asyncpg.Connection, req: asyncpg.Record, step: asyncpg.Re
     owner = step["owner_name"]
     is_bundle = req["catalog_bundle"] == owner
     fields = dict(req["bundle_parameters"] if is_bundle else (req["item_parameters"].get(owner) or {}))
-    fields.update(secrets.decrypt(secret_key, req["secrets"]).get(owner) or {})
+    owner_secrets = secrets.decrypt(secret_key, req["secrets"]).get(owner) or {}
+    for value in owner_secrets.values():
+        # A remote system may echo a secret back in an error; the scrubber hides it there too.
+        register_secret(value if isinstance(value, str) else None, short_lived=True)
+    fields.update(owner_secrets)
     done = [s for s in await store.get_steps(conn, req["id"]) if s["status"] == "completed"]
 
     def local(s: asyncpg.Record) -> str:

@@ -8,12 +8,14 @@ ticket to wait on. It raises ``StepFailed`` with a typed error; ``retryable`` on
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
+from app.log import scrub
 from app.requests.config import RequestSettings
 
 
@@ -29,7 +31,9 @@ class StepFailed(Exception):
         self.retryable = retryable
 
     def as_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "message": self.message, "details": self.details}
+        """The error as stored and shown, with every known secret (secret fields too) scrubbed."""
+        details = json.loads(scrub(json.dumps(self.details, default=str)))
+        return {"type": self.type, "message": scrub(self.message), "details": details}
 
 
 @dataclass
