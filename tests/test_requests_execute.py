@@ -167,3 +167,26 @@ async def test_a_secret_echoed_in_an_error_is_not_stored_or_shown(hooks, endpoin
     assert "tok-abcdef" not in json.dumps(step)
     stored = await pool.fetchval("SELECT string_agg(error::text, ' ') FROM request_step_attempts")
     assert "tok-abcdef" not in stored
+
+
+async def test_a_call_that_times_out_is_retried_with_the_same_key(hooks, endpoint, worker, runtime):
+    import dataclasses
+
+    runtime.settings.extra["requests"] = dataclasses.replace(runtime.settings.extra["requests"],
+                                                             http_timeout=0.3)
+    endpoint.hold["/create"] = asyncio.Event()  # the first call hangs past the timeout
+    endpoint.answer("/create", (200, {"endpoint": "https://late"}))
+    endpoint.answer("/notify", (200, {}))
+    endpoint.answer("/audit", (200, {}))
+    _, created = await hooks.call("POST", "/api/v1/requests", BODY)
+
+    async def timed_out() -> bool:
+        _, step = await hooks.call("GET", created["href"] + "/steps/hook-app.create")
+        return bool(step["attempts"]) and step["attempts"][0]["status"] == "retrying"
+    await wait_for(timed_out, what="the first attempt to time out")
+    endpoint.hold["/create"].set()
+    await status_of(hooks, created["href"], "completed")
+    _, step = await hooks.call("GET", created["href"] + "/steps/hook-app.create")
+    assert step["attempts"][0]["error"]["type"] == "timeout"
+    calls = endpoint.calls_to("/create")
+    assert len(calls) >= 2 and len({c["headers"]["Idempotency-Key"] for c in calls}) == 1
