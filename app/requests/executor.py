@@ -44,8 +44,8 @@ async def queue_ready(conn: asyncpg.Connection, request_pk: int, actor: str = "p
         RETURNING id, step_id""", request_pk)
     for r in rows:
         await _enqueue_step(conn, r["id"])
-        await store.add_event(conn, request_pk, "step_status", step_id=r["step_id"],
-                              from_status="pending", to_status="queued", actor=actor)
+    await store.add_step_events(conn, request_pk, [r["step_id"] for r in rows], "pending", "queued",
+                                actor)
     return [r["step_id"] for r in rows]
 
 

@@ -25,11 +25,19 @@ def environment() -> SandboxedEnvironment:
     return SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
 
 
+@lru_cache(maxsize=4096)
+def _compiled(text: str) -> jinja2.Template:
+    # The same catalog templates render for every request: compile each once.
+    return environment().from_string(text)
+
+
 def render_value(value: Any, variables: dict[str, Any], path: str = "") -> Any:
     """Every string in ``value`` (nested lists and mappings too) rendered over ``variables``."""
     if isinstance(value, str):
+        if "{" not in value:
+            return value  # no template syntax: nothing to render
         try:
-            return environment().from_string(value).render(variables)
+            return _compiled(value).render(variables)
         except jinja2.TemplateError as exc:
             raise RenderError(f"{path or 'template'}: {exc.message or type(exc).__name__}") from None
     if isinstance(value, list):

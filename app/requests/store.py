@@ -29,6 +29,16 @@ async def add_event(conn: asyncpg.Connection, request_pk: int, event: str, *, st
         request_pk, step_id, event, from_status, to_status, actor, detail)
 
 
+async def add_step_events(conn: asyncpg.Connection, request_pk: int, step_ids: list[str],
+                          from_status: str, to_status: str, actor: str | None) -> None:
+    """One ``step_status`` event per step, in one round trip."""
+    if step_ids:
+        await conn.executemany(
+            """INSERT INTO request_events (request_id, step_id, event, from_status, to_status, actor)
+               VALUES ($1, $2, 'step_status', $3, $4, $5)""",
+            [(request_pk, sid, from_status, to_status, actor) for sid in step_ids])
+
+
 async def insert_request(conn: asyncpg.Connection, plan: Plan, *, requester: dict[str, Any],
                          submitted_by: str, secrets: bytes | None, idempotency_key: str | None,
                          body_hash: str | None) -> asyncpg.Record | None:
