@@ -16,7 +16,7 @@ from app.api.auth import CALLER, Caller
 from app.api.params import DEFAULT_LIMIT, MAX_LIMIT, BadParameter, decode_cursor, encode_cursor, single, text
 from app.requests import events_stream, executor, store, views
 from app.requests.config import request_settings
-from app.requests.plan import CatalogConflict, Plan
+from app.requests.plan import CatalogConflict, Plan, manual_for
 from app.requests.secrets import SecretKeyMissing
 from app.requests.submit import UnknownEntry, check, submit
 from app.state import RUNTIME
@@ -188,8 +188,7 @@ async def get_step(request: web.Request) -> web.Response:
     step = await store.get_step(pool, row["id"], step_id)
     if step is None:
         raise _fail(404, "not found", f"request {row['request_id']} has no step {step_id!r}")
-    item = (row["snapshot"].get("items") or {}).get(step["owner_name"]) or {}
-    has_manual = bool((item.get("fulfillment") or {}).get("manual"))
+    has_manual = manual_for(row["snapshot"], step["owner_name"]) is not None
     return _json(views.step_detail(row, step, await store.get_attempts(pool, step["id"]),
                                    await store.get_tickets(pool, step["id"]), has_manual=has_manual))
 

@@ -18,6 +18,7 @@ from app.jobs import JobContext, RetryJob, enqueue, task
 from app.log import register_secret, scrub
 from app.requests import secrets, store
 from app.requests.config import request_settings
+from app.requests.plan import manual_for
 from app.requests.render import RenderError, render_value, variables
 from app.requests.steps import StepContext, StepFailed, StepResult, runners
 
@@ -125,12 +126,6 @@ async def _set_step(conn: asyncpg.Connection, req: asyncpg.Record, step: asyncpg
                           from_status=step["status"], to_status=status, actor=actor, detail=detail)
 
 
-def _manual_for(req: asyncpg.Record, owner: str) -> dict[str, Any] | None:
-    snap = req["snapshot"]
-    entry = (snap.get("items") or {}).get(owner) or (snap.get("bundle") if owner == snap["name"] else None)
-    return ((entry or {}).get("fulfillment") or {}).get("manual")
-
-
 async def _scope(conn: asyncpg.Connection, req: asyncpg.Record, step: asyncpg.Record,
                  secret_key: str | None) -> dict[str, Any]:
     owner = step["owner_name"]
@@ -185,9 +180,8 @@ async def run_step(ctx: JobContext, step: int) -> dict[str, Any]:
         tracking = st["job_tracking"] or {}
         fallback = bool(tracking.get("fallback"))
         step_type = "manual" if fallback else st["step_type"]
-        config = {"system": (_manual_for(req, st["owner_name"]) or {}).get("system"),
-                  "template": (_manual_for(req, st["owner_name"]) or {}).get("template")} \
-            if fallback else st["config"]
+        # A fallback runs the owner's ticket instead of the step's own config.
+        config = (manual_for(req["snapshot"], st["owner_name"]) or {}) if fallback else st["config"]
         try:
             scope = await _scope(conn, req, st, settings.secret_key)
         except secrets.SecretKeyMissing as exc:
@@ -238,7 +232,7 @@ async def _step_failed(pool: asyncpg.Pool, step_pk: int, attempt: int, failure: 
         await _attempt_failed(pool, step_pk, attempt, failure, "failed", conn)
         if st["status"] != "running" or req["status"] == "cancelled":
             return  # cancelled or completed by hand meanwhile
-        if not fallback and st["on_failure"] == "manual" and _manual_for(req, st["owner_name"]):
+        if not fallback and st["on_failure"] == "manual" and manual_for(req["snapshot"], st["owner_name"]):
             # Fall back to the item's ticket: the next run of this job opens it.
             await conn.execute(
                 """UPDATE request_steps SET status = 'queued', error = $2,

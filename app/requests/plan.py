@@ -231,3 +231,11 @@ def order(steps: list[PlannedStep]) -> list[PlannedStep]:
             done.add(s.step_id)
         remaining = [s for s in remaining if s.step_id not in done]
     return ordered
+
+
+def manual_for(snapshot: dict[str, Any], owner: str) -> dict[str, Any] | None:
+    """The ``fulfillment.manual`` of a step's owner (an item, or the bundle) as planned."""
+    entry = (snapshot.get("items") or {}).get(owner)
+    if entry is None and owner == snapshot.get("name"):
+        entry = snapshot.get("bundle")
+    return ((entry or {}).get("fulfillment") or {}).get("manual")
