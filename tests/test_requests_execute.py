@@ -190,3 +190,19 @@ async def test_a_call_that_times_out_is_retried_with_the_same_key(hooks, endpoin
     assert step["attempts"][0]["error"]["type"] == "timeout"
     calls = endpoint.calls_to("/create")
     assert len(calls) >= 2 and len({c["headers"]["Idempotency-Key"] for c in calls}) == 1
+
+
+async def test_the_event_stream_resumes_after_last_event_id(hooks, endpoint, worker):
+    for path in ("/create", "/notify", "/audit"):
+        endpoint.answer(path, (200, {"endpoint": "e"}))
+    _, created = await hooks.call("POST", "/api/v1/requests", BODY)
+    await status_of(hooks, created["href"], "completed")
+    _, events = await hooks.call("GET", created["href"] + "/events")
+    ids = [e["id"] for e in events["events"]]
+    resp = await hooks.client.get(created["href"] + "/events", headers={
+        "Authorization": f"Bearer {hooks.tokens['sarah']}", "Accept": "text/event-stream",
+        "Last-Event-ID": str(ids[-3])})
+    text = await asyncio.wait_for(resp.text(), 10)  # the request has ended: the stream ends too
+    assert [int(line[4:]) for line in text.splitlines() if line.startswith("id: ")] == ids[-2:]
+    _, after = await hooks.call("GET", created["href"] + f"/events?after={ids[-2]}")
+    assert [e["id"] for e in after["events"]] == ids[-1:]
