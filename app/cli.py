@@ -20,8 +20,10 @@ from app import __version__
 from app.config import ConfigError, Settings
 
 # Modules that add subcommands; composed here.
-COMMAND_MODULES: tuple[str, ...] = ("app.catalog.cli", "app.sync.commands", "app.mirror.cli",
-                                   "app.deliveries.cli", "app.doctor")
+COMMAND_MODULES: tuple[str, ...] = (
+    "app.catalog.cli", "app.sync.commands", "app.mirror.cli", "app.requests.cli",
+    "app.deliveries.cli", "app.doctor",
+)
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -172,7 +174,7 @@ async def cmd_token(args: argparse.Namespace) -> int:
         if args.token_command == "create":
             token_id, token = await create_token(
                 rt.pool, user_id=args.user, team=args.team, is_admin=args.admin,
-                description=args.description,
+                description=args.description, email=args.email,
             )
             print(f"token {token_id} for {args.user}{' (admin)' if args.admin else ''}:",
                   file=sys.stderr)
@@ -256,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = tok_sub.add_parser("create", help="create a token (printed once)")
     q.add_argument("--user", required=True)
     q.add_argument("--team")
+    q.add_argument("--email", help="the user's address (service requests notify it)")
     q.add_argument("--admin", action="store_true")
     q.add_argument("--description")
     q = tok_sub.add_parser("revoke", help="revoke a token by id")

@@ -13,6 +13,7 @@ FEATURE_CONFIG_MODULES: tuple[str, ...] = (
     "app.metrics_endpoint",
     "app.notify.config",
     "app.console.config",
+    "app.requests.config",
 )
 
 for _name in FEATURE_CONFIG_MODULES:

@@ -11,6 +11,7 @@ TASK_MODULES: tuple[str, ...] = (
     "app.mirror.tasks",
     "app.deliveries.tasks",
     "app.notify.tasks",
+    "app.requests.executor",
 )
 
 for _name in TASK_MODULES:

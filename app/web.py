@@ -19,9 +19,12 @@ from app.state import RUNTIME
 log = logging.getLogger(__name__)
 
 # Feature modules that expose ``routes: aiohttp.web.RouteTableDef``; composed here.
-ROUTE_MODULES: tuple[str, ...] = ("app.api.openapi", "app.api.catalog", "app.api.sync", "app.mirror.api",
-                                  "app.console.catalog", "app.console.setup", "app.console.login",
-                                  "app.console.admin", "app.console.request_form")
+ROUTE_MODULES: tuple[str, ...] = (
+    "app.api.openapi", "app.api.catalog", "app.api.sync", "app.mirror.api", "app.api.requests",
+    "app.api.jira_webhook",
+    "app.console.catalog", "app.console.setup", "app.console.login", "app.console.admin",
+    "app.console.request_form",
+)
 
 
 @web.middleware

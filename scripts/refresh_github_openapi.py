@@ -48,6 +48,9 @@ OPERATIONS = [
     "POST /app-manifests/{code}/conversions",
     "GET /user",
     "GET /user/teams",
+    "POST /repos/{owner}/{repo}/issues",
+    "GET /repos/{owner}/{repo}/issues",
+    "GET /repos/{owner}/{repo}/issues/{issue_number}",
 ]
 
 # Schema keywords that only document; dropping them keeps the subset small.

@@ -28,7 +28,8 @@ from app.config import Settings
 from app.github import GitHubClients
 from app.service import Runtime
 
-pytest_plugins = ["tests.fakes.fixtures", "tests.mirror_support", "tests.browser"]
+pytest_plugins = ["tests.fakes.fixtures", "tests.mirror_support", "tests.browser",
+                  "tests.requests_support"]
 
 TEMPLATE = "pao_test_template"
 _counter = itertools.count()

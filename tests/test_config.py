@@ -111,10 +111,11 @@ def test_app_manifest_is_a_valid_github_app_manifest():
     assert manifest["hook_attributes"]["url"].endswith("/api/v1/webhooks/github")
     assert manifest["default_permissions"] == {
         "contents": "read", "checks": "write", "metadata": "read", "pull_requests": "read",
-        "members": "read"}  # members: sign-in reads the user's teams
+        "members": "read",  # members: sign-in reads the user's teams
+        "issues": "write"}  # issues: manual steps of service requests open issues
     assert set(manifest["default_events"]) == {
         "push", "pull_request", "check_suite", "check_run", "star", "watch", "installation",
-        "installation_repositories"}
+        "installation_repositories", "issues"}
     # Only keys GitHub's manifest flow knows.
     known = {"name", "url", "hook_attributes", "redirect_url", "callback_urls", "setup_url",
              "description", "public", "default_events", "default_permissions",

@@ -23,6 +23,7 @@ class Caller:
     user_id: str
     team: str | None
     is_admin: bool
+    email: str | None = None
 
 
 CALLER: web.RequestKey[Caller] = web.RequestKey("caller", Caller)
@@ -39,13 +40,14 @@ async def create_token(
     team: str | None = None,
     is_admin: bool = False,
     description: str | None = None,
+    email: str | None = None,
 ) -> tuple[int, str]:
     """A new token; returns (id, token). The token itself is shown once and never stored."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token_id = await conn.fetchval(
-        """INSERT INTO api_tokens (token_hash, prefix, user_id, team, is_admin, description)
-           VALUES ($1, $2, $3, $4, $5, $6) RETURNING id""",
-        hash_token(token), token[:10], user_id, team, is_admin, description,
+        """INSERT INTO api_tokens (token_hash, prefix, user_id, team, is_admin, description, email)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id""",
+        hash_token(token), token[:10], user_id, team, is_admin, description, email,
     )
     return token_id, token
 
@@ -78,12 +80,12 @@ async def authenticate(request: web.Request) -> Caller | None:
     row = await state.pool.fetchrow(
         """UPDATE api_tokens SET last_used_at = now()
             WHERE token_hash = $1 AND revoked_at IS NULL
-        RETURNING id, user_id, team, is_admin""",
+        RETURNING id, user_id, team, is_admin, email""",
         hash_token(token),
     )
     if row is None:
         return None
-    return Caller(row["id"], row["user_id"], row["team"], row["is_admin"])
+    return Caller(row["id"], row["user_id"], row["team"], row["is_admin"], row["email"])
 
 
 @web.middleware

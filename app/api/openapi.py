@@ -12,6 +12,7 @@ from aiohttp import web
 from app import __version__
 from app.api.schema import ERRORS, ID, INT, STR, TIME, json_body, nullable, obj, query, ref
 from app.mirror import openapi as mirror_openapi
+from app.requests import openapi as requests_openapi
 
 routes = web.RouteTableDef()
 
@@ -51,7 +52,8 @@ RUN_PROPS = {
 
 SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error"],
-              "properties": {"error": STR, "detail": {}, "parameter": STR}},
+              "properties": {"error": STR, "detail": {}, "parameter": STR,
+                             "current_version": STR, "request_id": STR}},
     "BadRequest": {"type": "object", "required": ["error", "detail", "parameter"],
                    "properties": {"error": STR, "detail": STR, "parameter": STR}},
     "Pagination": obj({"next_cursor": nullable("string"), "has_more": {"type": "boolean"}}),
@@ -114,7 +116,7 @@ DOCUMENT: dict[str, Any] = {
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                        "description": "Create one with `pao token create`"}},
-        "schemas": {**SCHEMAS, **mirror_openapi.SCHEMAS},
+        "schemas": {**SCHEMAS, **mirror_openapi.SCHEMAS, **requests_openapi.SCHEMAS},
     },
     "paths": {
         "/api/v1/catalog/items": _list_op("items", "ItemList"),
@@ -142,6 +144,7 @@ DOCUMENT: dict[str, Any] = {
             "responses": {"200": {"description": "OpenAPI 3.1 document",
                                   "content": {"application/json": {"schema": {"type": "object"}}}}}}},
         **mirror_openapi.PATHS,
+        **requests_openapi.PATHS,
     },
 }
 

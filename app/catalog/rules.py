@@ -29,10 +29,12 @@ def check_file(rep: Reporter, kind: str, doc: dict) -> None:
     presentation = doc.get("presentation") if isinstance(doc.get("presentation"), dict) else {}
     list_key = "bundle_fields" if kind == "bundle" else "fields"
     fields = _check_fields(rep, ("presentation", list_key), presentation.get(list_key))
+    fulfillment = doc.get("fulfillment")
     if kind == "bundle":
         _check_bundle_items(rep, doc.get("bundle"))
+        if isinstance(fulfillment, dict):
+            _check_fulfillment(rep, fulfillment, fields, bundle=True)
         return
-    fulfillment = doc.get("fulfillment")
     if isinstance(fulfillment, dict):
         _check_fulfillment(rep, fulfillment, fields)
 
@@ -310,7 +312,8 @@ def default_problem(ftype: str, f: dict, value: Any, pattern: re.Pattern[str] | 
 
 # -- fulfillment -------------------------------------------------------------------
 
-def _check_fulfillment(rep: Reporter, fulfillment: dict, fields: dict[str, dict]) -> None:
+def _check_fulfillment(rep: Reporter, fulfillment: dict, fields: dict[str, dict], *,
+                       bundle: bool = False) -> None:
     manual = fulfillment.get("manual")
     automation = fulfillment.get("automation")
     if manual is None and automation is None:
@@ -320,7 +323,7 @@ def _check_fulfillment(rep: Reporter, fulfillment: dict, fields: dict[str, dict]
         _check_manual(rep, manual, fields)
     steps = automation.get("steps") if isinstance(automation, dict) else None
     if isinstance(steps, list):
-        _check_steps(rep, steps, fields, has_manual=isinstance(manual, dict))
+        _check_steps(rep, steps, fields, has_manual=isinstance(manual, dict), bundle=bundle)
 
 
 def _check_manual(rep: Reporter, manual: dict, fields: dict[str, dict]) -> None:
@@ -337,7 +340,12 @@ def _check_manual(rep: Reporter, manual: dict, fields: dict[str, dict]) -> None:
         _check_template(rep, tpath, text, scope)
 
 
-def _check_steps(rep: Reporter, steps: list, fields: dict[str, dict], *, has_manual: bool) -> None:
+# A bundle step may depend on an item's step: <item>.<step id>.
+ITEM_STEP_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}\.[a-z][a-z0-9_-]{0,62}$")
+
+
+def _check_steps(rep: Reporter, steps: list, fields: dict[str, dict], *, has_manual: bool,
+                 bundle: bool = False) -> None:
     base = ("fulfillment", "automation", "steps")
     ids: dict[str, int] = {}
     for i, step in enumerate(steps):
@@ -364,6 +372,8 @@ def _check_steps(rep: Reporter, steps: list, fields: dict[str, dict], *, has_man
             if dep == sid:
                 rep.add((*base, i, "depends_on", j), "PAO034", f"step {sid!r} depends on itself; "
                         "remove it from depends_on")
+            elif bundle and dep not in ids and ITEM_STEP_RE.match(dep):
+                pass  # an item's step; the planner drops it when the optional item is off
             elif dep not in ids:
                 rep.add((*base, i, "depends_on", j), "PAO034", f"depends_on names unknown step "
                         f"{dep!r}{did_you_mean(dep, ids)}; known steps: {', '.join(ids) or 'none'}")
@@ -392,7 +402,8 @@ def _check_steps(rep: Reporter, steps: list, fields: dict[str, dict], *, has_man
             continue
         sid = step.get("id")
         scope = TemplateScope(field_names, steps=declared, reachable=(
-            (lambda sid=sid: _ancestors(graph, sid)) if isinstance(sid, str) else set))
+            (lambda sid=sid: _ancestors(graph, sid)) if isinstance(sid, str) else set),
+                              roots={"items"} if bundle else set())
         for tpath, text in _strings(step["config"], (*base, i, "config")):
             _check_template(rep, tpath, text, scope)
 
@@ -449,11 +460,13 @@ class TemplateScope:
     """What a template may name: fields, requester.*, request.*, and reachable steps' outputs."""
 
     def __init__(self, fields: set[str], *, steps: dict[str, set[str] | None],
-                 reachable: Callable[[], set[str]] = set):
+                 reachable: Callable[[], set[str]] = set,
+                 roots: set[str] | None = None):
         self.fields = fields
         self.steps = steps
         self._reachable = reachable
         self._known: set[str] | None = None
+        self.roots = roots or set()  # more variables: `items` in a bundle's steps
 
     @property
     def reachable(self) -> set[str]:
@@ -486,7 +499,7 @@ def _check_template(rep: Reporter, path: Path, text: str, scope: TemplateScope) 
         _report(rep, path, lineno, None, "PAO030", lambda: f"template syntax error: {message}; "
                 "check the {{ }} and {% %} pairs")
         return
-    builtins = {"steps", "requester", "request"}
+    builtins = {"steps", "requester", "request", *scope.roots}
     for name, lineno in info.names:
         if name in scope.fields or name in builtins:
             continue

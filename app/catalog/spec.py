@@ -231,6 +231,9 @@ BUNDLE = Obj("bundle", {
     "presentation": Key(Obj("bundle presentation", {
         "bundle_fields": Key(ListOf(FIELD), "Fields asked once for the whole bundle."),
     }), "The bundle's own form."),
+    "fulfillment": Key(FULFILLMENT, "The bundle's own steps, run after the items' steps they "
+                       "depend on (depends_on: [<item>.<step>]); templates see the bundle fields and "
+                       "items.<item>.steps.<id>.outputs.<name> (hyphens in <item> may be written _)."),
 })
 
 

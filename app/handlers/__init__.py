@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from gidgethub import routing
 
-from app.handlers import catalog_push, checks, installation, mirror
+from app.handlers import catalog_push, checks, installation, mirror, requests
 
 router = routing.Router(
     installation.router,
     checks.router,
     catalog_push.router,
     mirror.router,
+    requests.router,
 )

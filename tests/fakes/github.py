@@ -224,6 +224,8 @@ class FakeGitHub:
         self.users: set[str] = set()
         self.personal_token = self.add_personal_token("pao-admin")
         self.check_runs: dict[int, dict[str, Any]] = {}
+        # Issues by repository full name, then number: {number, title, body, labels, state, ...}.
+        self.issues: dict[str, dict[int, dict[str, Any]]] = {}
         self.requests: list[RecordedRequest] = []
         self.git_requests: list[dict[str, Any]] = []
         self.jwt_claims: list[dict[str, Any]] = []
@@ -767,6 +769,9 @@ class FakeGitHub:
         r.add_post("/app-manifests/{code}/conversions", self._manifest_conversion)
         r.add_get("/user", self._get_user)
         r.add_get("/user/teams", self._user_teams)
+        r.add_post("/repos/{owner}/{repo}/issues", self._create_issue)
+        r.add_get("/repos/{owner}/{repo}/issues", self._list_issues)
+        r.add_get("/repos/{owner}/{repo}/issues/{number:\\d+}", self._get_issue)
         r.add_route("*", r"/{repo:[^/]+/[^/]+\.git}/{tail:.*}", self._git, name="git")
         # github.com pages, answered in HTML (not API operations: no OpenAPI check).
         r.add_post("/settings/apps/new", self._new_app_page, name="web-new-app")
@@ -1186,6 +1191,78 @@ class FakeGitHub:
                 "annotation_level": given.get("annotation_level"), "title": given.get("title"),
                 "message": given.get("message"), "raw_details": given.get("raw_details"),
                 "blob_href": f"{self.url}/{run['repository']}/blob/{run['head_sha']}/{given.get('path')}"}
+
+    # -- issues: an App needs the issues permission (write to create) ---------------------
+
+    def _issues_repo(self, request: web.Request, *, write: bool) -> FakeRepo:
+        principal = self._require(request, "installation", "user")
+        repo = self._visible_repo(request, principal)
+        if principal.kind == "installation":
+            assert principal.installation is not None
+            level = principal.installation.permissions.get("issues")
+            if not principal.installation.covers(repo) or level not in (
+                    ("write",) if write else ("read", "write")):
+                raise ApiError(403, "Resource not accessible by integration")
+        return repo
+
+    def issue_json(self, repo: FakeRepo, issue: dict[str, Any]) -> dict[str, Any]:
+        api = f"{self.url}/repos/{repo.full_name}/issues/{issue['number']}"
+        return {
+            "id": issue["id"], "node_id": _node_id("Issue", issue["id"]), "url": api,
+            "repository_url": f"{self.url}/repos/{repo.full_name}", "labels_url": api + "/labels{/name}",
+            "comments_url": api + "/comments", "events_url": api + "/events",
+            "html_url": f"{self.url}/{repo.full_name}/issues/{issue['number']}",
+            "number": issue["number"], "state": issue["state"], "title": issue["title"],
+            "body": issue["body"], "user": self.account_json(issue["user"]),
+            "labels": [{"id": 1000 + i, "node_id": _node_id("Label", 1000 + i),
+                        "url": f"{self.url}/repos/{repo.full_name}/labels/{name}", "name": name,
+                        "description": None, "color": "ededed", "default": False}
+                       for i, name in enumerate(issue["labels"])],
+            "assignee": None, "assignees": [], "milestone": None, "locked": False, "comments": 0,
+            "created_at": issue["created_at"], "updated_at": issue["created_at"],
+            "closed_at": issue.get("closed_at"), "author_association": "NONE",
+        }
+
+    def close_issue(self, full_name: str, number: int) -> dict[str, Any]:
+        """Close an issue as a person would; returns an ``issues`` ``closed`` delivery for it."""
+        repo = self.repo(full_name)
+        issue = self.issues[repo.full_name][number]
+        issue["state"], issue["closed_at"] = "closed", "2026-11-30T12:00:00Z"
+        return {"action": "closed", "issue": self.issue_json(repo, issue), "repository": repo.to_json(),
+                "sender": self.account_json("octocat"),
+                **self._event_installation(self._installation_for(repo))}
+
+    async def _create_issue(self, request: web.Request) -> web.Response:
+        repo = self._issues_repo(request, write=True)
+        body = request[BODY] or {}
+        if not body.get("title"):
+            raise ApiError(422, "Validation Failed", extra={"errors": [
+                {"resource": "Issue", "field": "title", "code": "missing_field"}]})
+        issues = self.issues.setdefault(repo.full_name, {})
+        number = len(issues) + 1
+        issue = {"id": next(self._ids), "number": number, "title": str(body["title"]),
+                 "body": body.get("body"), "state": "open",
+                 "labels": [x if isinstance(x, str) else x.get("name") for x in body.get("labels") or []],
+                 "user": "pao[bot]", "created_at": "2026-11-30T10:00:00Z"}
+        issues[number] = issue
+        return _json(self.issue_json(repo, issue), status=201)
+
+    async def _list_issues(self, request: web.Request) -> web.Response:
+        repo = self._issues_repo(request, write=False)
+        state = request.query.get("state", "open")
+        wanted = [x for x in request.query.get("labels", "").split(",") if x]
+        found = [i for i in self.issues.get(repo.full_name, {}).values()
+                 if (state == "all" or i["state"] == state) and all(w in i["labels"] for w in wanted)]
+        found.sort(key=lambda i: -i["number"])
+        page, links = _paginate(request, [self.issue_json(repo, i) for i in found])
+        return _json(page, headers=links)
+
+    async def _get_issue(self, request: web.Request) -> web.Response:
+        repo = self._issues_repo(request, write=False)
+        issue = self.issues.get(repo.full_name, {}).get(int(request.match_info["number"]))
+        if issue is None:
+            raise ApiError(404, "Not Found")
+        return _json(self.issue_json(repo, issue))
 
     async def _create_check_run(self, request: web.Request) -> web.Response:
         repo, _ = self._checks_repo(request, write=True)

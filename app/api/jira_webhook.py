@@ -1,0 +1,46 @@
+"""``POST /api/v1/webhooks/jira``: Jira tells PAO a ticket changed; a resolved one completes its step.
+
+Jira signs the body with the webhook's secret (``X-Hub-Signature: sha256=<hex HMAC>``);
+PAO checks it against PAO_JIRA_WEBHOOK_SECRET and refuses anything unsigned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+from aiohttp import web
+
+from app.requests.config import request_settings
+from app.requests.executor import resolve_ticket
+from app.requests.tickets.jira import resolved_issue
+from app.state import RUNTIME
+from app.webhooks import error
+
+routes = web.RouteTableDef()
+
+MAX_BODY = 1024 * 1024
+
+
+@routes.post("/api/v1/webhooks/jira")
+async def jira_webhook(request: web.Request) -> web.Response:
+    secret = request_settings(request.app[RUNTIME].settings).jira_webhook_secret
+    if not secret:
+        return error(404, "not found", "Jira webhooks are off: PAO_JIRA_WEBHOOK_SECRET is unset")
+    body = await request.content.read(MAX_BODY + 1)
+    if len(body) > MAX_BODY:
+        return error(413, "payload too large")
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(request.headers.get("X-Hub-Signature", ""), expected):
+        return error(401, "invalid signature", "X-Hub-Signature does not match PAO_JIRA_WEBHOOK_SECRET")
+    try:
+        payload = json.loads(body)
+        issue = payload["issue"]
+        key = str(issue["key"])
+    except (ValueError, KeyError, TypeError):
+        return error(400, "invalid payload", "expected a Jira issue event with issue.key")
+    if not resolved_issue(issue):
+        return web.json_response({"status": "ignored", "detail": f"{key} is not resolved"})
+    steps = await resolve_ticket(request.app[RUNTIME].pool, "jira", key, actor="jira")
+    return web.json_response({"status": "resolved", "steps_completed": steps})

@@ -1,0 +1,89 @@
+"""Submission: read the catalog entries a request names, plan it, and store it in one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from app.requests import secrets, store
+from app.requests.parameters import Problem
+from app.requests.plan import Plan, plan_bundle, plan_item
+
+
+class UnknownEntry(Exception):
+    """The request names an item or bundle the catalog does not have (or no longer has)."""
+
+
+@dataclass
+class Checked:
+    plan: Plan | None
+    problems: list[Problem]
+
+
+async def _entry(conn: asyncpg.Connection | asyncpg.Pool, table: str, name: str) -> dict[str, Any] | None:
+    extra = ", bundle_definition" if table == "catalog_bundles" else ""
+    row = await conn.fetchrow(
+        f"SELECT name, version, presentation, fulfillment{extra} FROM {table}"
+        " WHERE name = $1 AND is_active", name)
+    return dict(row) if row is not None else None
+
+
+async def check(conn: asyncpg.Connection | asyncpg.Pool, body: dict[str, Any]) -> Checked:
+    """Plan ``body`` against the current catalog; raises UnknownEntry or plan.CatalogConflict."""
+    item_name, bundle_name = body.get("catalog_item"), body.get("catalog_bundle")
+    if (item_name is None) == (bundle_name is None):
+        return Checked(None, [Problem("catalog_item", "required",
+                                      "give exactly one of catalog_item and catalog_bundle")])
+    if bundle_name is not None:
+        if not isinstance(bundle_name, str):
+            return Checked(None, [Problem("catalog_bundle", "type", "expected a bundle name")])
+        bundle = await _entry(conn, "catalog_bundles", bundle_name)
+        if bundle is None:
+            raise UnknownEntry(f"no bundle named {bundle_name!r} in the catalog")
+        definition = bundle.get("bundle_definition") or {}
+        names = [e["catalog_item"] for key in ("required_items", "optional_items")
+                 for e in definition.get(key) or []]
+        rows = await conn.fetch(
+            "SELECT name, version, presentation, fulfillment FROM catalog_items"
+            " WHERE name = ANY($1::text[]) AND is_active", names)
+        plan, problems = plan_bundle(body, bundle, {r["name"]: dict(r) for r in rows})
+        return Checked(plan, problems)
+    if not isinstance(item_name, str):
+        return Checked(None, [Problem("catalog_item", "type", "expected an item name")])
+    item = await _entry(conn, "catalog_items", item_name)
+    if item is None:
+        raise UnknownEntry(f"no item named {item_name!r} in the catalog")
+    plan, problems = plan_item(body, item)
+    return Checked(plan, problems)
+
+
+@dataclass
+class Submitted:
+    row: asyncpg.Record
+    created: bool  # False: an earlier submission with the same idempotency key
+    same_body: bool = True
+
+
+async def submit(pool: asyncpg.Pool, plan: Plan, *, requester: dict[str, Any], submitted_by: str,
+                 secret_key: str | None, idempotency_key: str | None, body: dict[str, Any]) -> Submitted:
+    """Store the planned request and start its first steps, or return the earlier one for this key."""
+    from app.requests.executor import start_request
+
+    digest = secrets.body_hash(secret_key, body) if idempotency_key else None
+    if idempotency_key:
+        earlier = await store.by_idempotency_key(pool, submitted_by, idempotency_key)
+        if earlier is not None:
+            return Submitted(earlier, False, earlier["body_hash"] == digest)
+    sealed = secrets.encrypt(secret_key, plan.secrets)
+    async with pool.acquire() as conn, conn.transaction():
+        row = await store.insert_request(conn, plan, requester=requester, submitted_by=submitted_by,
+                                         secrets=sealed, idempotency_key=idempotency_key, body_hash=digest)
+        if row is None:  # a concurrent retry with the same key won
+            assert idempotency_key is not None
+            earlier = await store.by_idempotency_key(conn, submitted_by, idempotency_key)
+            assert earlier is not None
+            return Submitted(earlier, False, earlier["body_hash"] == digest)
+        row = await start_request(conn, row)
+    return Submitted(row, True)
