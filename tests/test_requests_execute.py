@@ -136,7 +136,8 @@ async def test_the_event_stream_delivers_transitions_live_until_the_request_ends
     reader = asyncio.create_task(read_all())
     await wait_for(lambda: asyncio.sleep(0, any(e["to_status"] == "running" for e in seen)),
                    what="the running event on the stream")
-    assert not any(e["to_status"] == "completed" for e in seen)
+    # The independent "audit" step may complete meanwhile; the request itself may not.
+    assert not any(e["to_status"] == "completed" and e["step_id"] is None for e in seen)
     endpoint.hold["/create"].set()
     await asyncio.wait_for(reader, 20)  # the stream ends with the request
     assert seen[-1]["to_status"] == "completed" and seen[-1]["step_id"] is None

@@ -19,7 +19,6 @@ from gidgethub.aiohttp import GitHubAPI
 
 from app.console import registration
 from app.console.config import console_settings, github_web_url
-from app.console.crypto import SecretError
 from app.console.render import error_page, page
 from app.console.session import (
     SESSION_COOKIE,
@@ -31,6 +30,7 @@ from app.console.session import (
     set_session,
 )
 from app.console.setup import public_url
+from app.crypto import SecretError
 from app.github import USER_AGENT
 from app.log import register_secret
 from app.state import RUNTIME

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from app.console.config import console_settings
-from app.console.crypto import Keys, SecretError
+from app.crypto import Keys, SecretError
 from app.log import register_secret
 
 log = logging.getLogger(__name__)

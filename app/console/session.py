@@ -21,8 +21,8 @@ from aiohttp import web
 
 from app.console import registration
 from app.console.config import console_settings
-from app.console.crypto import SecretError
 from app.console.render import CONTEXT_PROVIDERS, error_page
+from app.crypto import SecretError
 from app.state import RUNTIME
 
 SESSION_COOKIE = "pao_session"

@@ -26,8 +26,8 @@ from gidgethub.aiohttp import GitHubAPI
 
 from app.console import registration
 from app.console.config import SECRET_KEY_ADVICE, console_settings, github_web_url
-from app.console.crypto import SecretError
 from app.console.render import error_page, page
+from app.crypto import SecretError
 from app.github import USER_AGENT
 from app.state import RUNTIME
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cryptography.fernet import Fernet
-
 from app.config import FEATURE_READERS, EnvReader
 from app.log import register_secret
 
@@ -71,15 +69,8 @@ def _credentials(r: EnvReader) -> tuple[HttpCredential, ...]:
 
 def read(r: EnvReader) -> RequestSettings:
     key = r.raw("PAO_SECRET_KEY")
-    if key is not None:
-        register_secret(key)
-        try:
-            Fernet(key.encode())
-        except (ValueError, TypeError):
-            r.problems.append("PAO_SECRET_KEY: expected 32 url-safe base64-encoded bytes (make one "
-                              "with: python -c 'from cryptography.fernet import Fernet; "
-                              "print(Fernet.generate_key().decode())')")
-            key = None
+    # Its form (length) is checked once, with the console's settings (app/console/config.py).
+    register_secret(key)
     jira_url = r.url("PAO_JIRA_URL")
     jira_token = r.raw("PAO_JIRA_TOKEN")
     if jira_url is not None and jira_token is None:

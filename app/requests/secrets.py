@@ -1,4 +1,5 @@
-"""Secret field values at rest: one Fernet token per request, keyed by ``PAO_SECRET_KEY``.
+"""Secret field values at rest: one token per request, with the key ``app.crypto`` derives
+from ``PAO_SECRET_KEY``.
 
 Values are decrypted only to render a step; the column is erased when the request ends.
 """
@@ -10,7 +11,7 @@ import hmac
 import json
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
+from app.crypto import Keys, SecretError
 
 
 class SecretKeyMissing(Exception):
@@ -24,7 +25,7 @@ def encrypt(key: str | None, values: dict[str, dict[str, Any]]) -> bytes | None:
     if not key:
         raise SecretKeyMissing("this request has secret fields, and PAO_SECRET_KEY is not set: "
                                "PAO cannot store them encrypted")
-    return Fernet(key.encode()).encrypt(json.dumps(values).encode())
+    return Keys(key).encrypt(json.dumps(values)).encode()
 
 
 def decrypt(key: str | None, token: bytes | None) -> dict[str, dict[str, Any]]:
@@ -33,8 +34,8 @@ def decrypt(key: str | None, token: bytes | None) -> dict[str, dict[str, Any]]:
     if not key:
         raise SecretKeyMissing("PAO_SECRET_KEY is not set: the request's secret fields cannot be read")
     try:
-        return json.loads(Fernet(key.encode()).decrypt(bytes(token)))
-    except InvalidToken:
+        return json.loads(Keys(key).decrypt(bytes(token).decode()))
+    except SecretError:
         raise SecretKeyMissing("the request's secret fields were encrypted with another "
                                "PAO_SECRET_KEY") from None
 

@@ -1,4 +1,5 @@
-"""Keys derived from ``PAO_SECRET_KEY``: encryption of stored App secrets, and signed values.
+"""Keys derived from ``PAO_SECRET_KEY``: encryption at rest (stored App secrets, requests'
+secret fields) and signed values (console sessions, CSRF tokens).
 
 One secret, separate keys per use (HKDF with a label each), so a signature can never
 be replayed as a ciphertext or the other way round.
@@ -23,7 +24,7 @@ class SecretError(Exception):
 
 def _derive(secret_key: str, label: str) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                info=f"pao-console:{label}".encode()).derive(secret_key.encode())
+                info=f"pao:{label}".encode()).derive(secret_key.encode())
 
 
 class Keys:
