@@ -133,8 +133,12 @@ def ensure_peers() -> None:
 
 
 def parse_ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    """wrk's latency figure (``812.00us``, ``1.52ms``, ``2.01s``, ``1.03m``) in ms."""
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    if match is None:
+        raise ValueError(f"unexpected wrk latency {text!r}")
+    units = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+    return float(match.group(1)) * units[match.group(2)]
 
 
 def run_wrk(wrk: str, work: Path, url: str, connections: int, seconds: int) -> WrkResult:
@@ -148,10 +152,13 @@ def run_wrk(wrk: str, work: Path, url: str, connections: int, seconds: int) -> W
     if non2xx or errors:
         print(out)
         raise SystemExit(f"{url}: not every delivery was accepted")
+    if "Latency Distribution" not in out:
+        print(out)
+        raise SystemExit(f"{url}: wrk printed no latency distribution")
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = parse_ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = parse_ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p50 = parse_ms(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = parse_ms(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     return WrkResult(requests, rate, p50, p99)
 
 
