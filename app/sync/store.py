@@ -229,7 +229,7 @@ async def finish_run(conn: asyncpg.Connection, run_id: int, *, repository: str, 
 
 SYNCED_FILES = """
 SELECT f.path, f.blob_oid, f.kind, f.identifier,
-       coalesce(i.document, b.document) AS document,
+       coalesce(i.document, b.document)::text AS document,
        coalesce(i.display_name, b.display_name) AS display_name
   FROM catalog_files f
   LEFT JOIN catalog_items i ON f.kind = 'item' AND i.name = f.identifier
@@ -260,6 +260,8 @@ async def load_synced_files(conn: asyncpg.Connection | asyncpg.Pool, repository:
     stored row (if any) is not what their current blob says.
     """
     rows = await conn.fetch(SYNCED_FILES, repository, list(paths))
+    # Documents come as text, decoded with orjson: several times quicker than the
+    # pool's jsonb codec for the thousands a check of a big catalog reads.
     return {r["path"]: SyncedFile(r["path"], r["blob_oid"], r["kind"], r["identifier"],
-                                  r["document"], r["display_name"])
+                                  orjson.loads(r["document"]), r["display_name"])
             for r in rows if r["document"] is not None and r["identifier"] is not None}
