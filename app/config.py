@@ -192,12 +192,6 @@ def default_data_dir() -> Path:
 
 # Each web process holds a pool of up to 10 connections; PostgreSQL allows 100 by default.
 MAX_WEB_PROCESSES = 64
-DEFAULT_WEB_PROCESSES_CAP = 8
-
-
-def default_web_processes() -> int:
-    """One web process per core (``pao serve``), at most ``DEFAULT_WEB_PROCESSES_CAP``."""
-    return max(1, min(os.cpu_count() or 1, DEFAULT_WEB_PROCESSES_CAP))
 
 
 @dataclass(frozen=True)
@@ -316,8 +310,10 @@ class Settings:
             log_level=r.choice("PAO_LOG_LEVEL", LOG_LEVELS, "INFO", ignore_case=True),
             log_format=r.choice("PAO_LOG_FORMAT", ("text", "json"), "text"),
             workers=r.int("PAO_WORKERS", 4, minimum=0, maximum=256),
-            web_processes=r.int("PAO_WEB_PROCESSES", default_web_processes(),
-                                minimum=1, maximum=MAX_WEB_PROCESSES),
+            # One by default: measured side by side (bench/webhook_ingest.py), two web
+            # processes on a busy 2-core host took 0.6-1.0x the deliveries of one, the
+            # database being the bottleneck and smaller group commits costing it more.
+            web_processes=r.int("PAO_WEB_PROCESSES", 1, minimum=1, maximum=MAX_WEB_PROCESSES),
             job_poll_interval=r.duration("PAO_JOB_POLL_INTERVAL", 2.0),
             job_stall_timeout=stall_timeout,
             admin_token=r.raw("PAO_ADMIN_TOKEN"),

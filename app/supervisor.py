@@ -1,9 +1,9 @@
 """The child processes of ``pao serve``: more web processes on the same port, and workers.
 
-One Python process runs on one core, so ``pao serve`` starts ``PAO_WEB_PROCESSES``
-web processes (itself and children) that share the listening port through
-SO_REUSEPORT, and its workers in a process of their own, so slow jobs never take
-CPU from intake. A child that dies is started again; on shutdown every child gets
+One Python process runs on one core, so with ``PAO_WEB_PROCESSES`` > 1 ``pao serve``
+starts that many web processes (itself and children) sharing the listening port
+through SO_REUSEPORT, and its workers in a process of their own, so slow jobs
+never take CPU from intake. A child that dies is started again; on shutdown every child gets
 SIGTERM (the graceful stop of ``pao serve`` / ``pao worker``) before the parent
 stops the embedded PostgreSQL they use.
 """

@@ -12,8 +12,8 @@ ratios and their medians.
                                    [--receivers pao,pao-1,probot-pgboss,probot]
 
 Receivers:
-  pao            ``pao serve --no-workers`` as shipped (its default web processes)
-  pao-1          the same with ``PAO_WEB_PROCESSES=1`` (one process, the old model)
+  pao            ``pao serve --no-workers`` as shipped (PAO_WEB_PROCESSES unset)
+  pao-N          the same with ``PAO_WEB_PROCESSES=N`` (N web processes on the port)
   probot-pgboss  Probot 14 + pg-boss 10: each push is a pg-boss job (durable)
   probot         Probot 14 alone: verifies and routes, stores nothing
 
@@ -202,10 +202,11 @@ def start_receiver(name: str, pao_dsn: str, boss_dsn: str, log_dir: Path) -> Rec
         env = {**os.environ, "PAO_DB_URL": pao_dsn, "PAO_PORT": str(port),
                "PAO_WEBHOOK_SECRET": SECRET, "PAO_REPO_URL": "https://github.com/acme/catalog.git",
                "PAO_LOG_LEVEL": "WARNING", "PAO_DATA_DIR": str(log_dir / name)}
+        env.pop("PAO_WEB_PROCESSES", None)
         label = "PAO pao serve, workers off"
-        if name == "pao-1":
-            env["PAO_WEB_PROCESSES"] = "1"
-            label = "PAO pao serve, 1 web process"
+        if name.startswith("pao-"):
+            env["PAO_WEB_PROCESSES"] = name.removeprefix("pao-")
+            label = f"PAO pao serve, workers off, {env['PAO_WEB_PROCESSES']} web processes"
         cmd = [sys.executable, "-m", "app", "serve", "--no-workers"]
         cwd = ROOT
     else:
@@ -228,7 +229,7 @@ async def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="wrk run time per receiver and round")
     parser.add_argument("--connections", "-c", type=int, default=32)
     parser.add_argument("--receivers", default="pao,probot-pgboss,probot",
-                        help="comma-separated: pao, pao-1, probot-pgboss, probot")
+                        help="comma-separated: pao, pao-N, probot-pgboss, probot")
     args = parser.parse_args()
     names = [n.strip() for n in args.receivers.split(",") if n.strip()]
 
@@ -300,16 +301,13 @@ def report(receivers: list[Receiver]) -> None:
               f"| {median(r.p99s):.1f} ({min(r.p99s):.1f}-{max(r.p99s):.1f}) |")
     by_name = {r.name: r for r in receivers}
     print()
-    for pao_name in ("pao", "pao-1"):
-        pao = by_name.get(pao_name)
-        if pao is None:
-            continue
-        for peer_name in ("probot-pgboss", "probot", "pao-1"):
-            peer = by_name.get(peer_name)
-            if peer is None or peer is pao:
+    paos = [r for r in receivers if r.name.startswith("pao")]
+    for pao in paos:
+        for peer in [by_name.get("probot-pgboss"), by_name.get("probot"), *paos]:
+            if peer is None or peer is pao or (peer.name.startswith("pao") and peer.name < pao.name):
                 continue
             ratios = [a / b for a, b in zip(pao.rates, peer.rates, strict=True)]
-            print(f"{pao_name} / {peer_name}: median {median(ratios):.2f}x  "
+            print(f"{pao.name} / {peer.name}: median {median(ratios):.2f}x  "
                   f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)})")
     print(GOAL)
 
