@@ -5,8 +5,9 @@ use, so the API serves only what passes it. It costs about 1.3 times a bare
 YAML load, which makes it the largest part of a full load.
 (A process pool was measured for 10,000-file loads and did not pay on a
 loaded 2-core host, so parsing stays in one thread.) The cyclic garbage
-collector is paused during a batch: the thousands of documents it builds are
-kept, and rescanning them on every collection nearly doubled a full load.
+collector is paused during a batch (and the engine pauses it for a whole sync):
+the thousands of documents it builds are kept, and rescanning them on every
+collection nearly doubled a full load's parse.
 
 YAML can carry values PostgreSQL cannot store (a NUL character, written ``"\\0"``,
 a lone surrogate, an integer beyond 64 bits): such a document is an error of its
