@@ -65,6 +65,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.host is not None:
         settings = _replace(settings, host=args.host)
     _setup_logging(settings)
+    if args.child:
+        # Started by `pao serve` with its settings: serve, nothing else.
+        run_service(service.serve(settings, with_workers=False, child=True))
+        return EXIT_OK
     from app.sync import demo  # with no PAO_REPO_URL, serve the example catalog
 
     settings, on_ready = demo.prepare(settings)
@@ -77,7 +81,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     _setup_logging(settings)
-    run_service(service.work(settings, args.concurrency))
+    run_service(service.work(settings, args.concurrency, child=args.child))
     return EXIT_OK
 
 
@@ -223,15 +227,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pao {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("serve", help="run the web server and in-process workers")
+    p = sub.add_parser("serve", help="run the web server (PAO_WEB_PROCESSES processes) "
+                                     "and workers")
     p.add_argument("--host", help="listen address (default PAO_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (default PAO_PORT or 8000)")
     p.add_argument("--no-workers", action="store_true", help="web server only")
+    # Internal: a process started by `pao serve` itself (app/supervisor.py).
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("worker", help="run job workers only")
     p.add_argument("--concurrency", type=_positive_int,
                    help="jobs at a time (default PAO_WORKERS)")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("migrate", help="apply database migrations")

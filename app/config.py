@@ -190,6 +190,10 @@ def default_data_dir() -> Path:
     return Path(base) / "pao"
 
 
+# Each web process holds a pool of up to 10 connections; PostgreSQL allows 100 by default.
+MAX_WEB_PROCESSES = 64
+
+
 @dataclass(frozen=True)
 class Settings:
     """Validated configuration for one PAO process."""
@@ -208,6 +212,7 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     workers: int = 4
+    web_processes: int = 1
     job_poll_interval: float = 2.0
     job_stall_timeout: float = 120.0
     admin_token: str | None = field(default=None, repr=False)
@@ -305,6 +310,10 @@ class Settings:
             log_level=r.choice("PAO_LOG_LEVEL", LOG_LEVELS, "INFO", ignore_case=True),
             log_format=r.choice("PAO_LOG_FORMAT", ("text", "json"), "text"),
             workers=r.int("PAO_WORKERS", 4, minimum=0, maximum=256),
+            # One by default: measured side by side (bench/webhook_ingest.py), two web
+            # processes on a busy 2-core host took 0.6-1.0x the deliveries of one, the
+            # database being the bottleneck and smaller group commits costing it more.
+            web_processes=r.int("PAO_WEB_PROCESSES", 1, minimum=1, maximum=MAX_WEB_PROCESSES),
             job_poll_interval=r.duration("PAO_JOB_POLL_INTERVAL", 2.0),
             job_stall_timeout=stall_timeout,
             admin_token=r.raw("PAO_ADMIN_TOKEN"),

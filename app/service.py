@@ -1,7 +1,8 @@
 """Process lifecycle: start the database, migrate, and run the web server and/or workers.
 
-``pao serve`` runs both in one process (enough for a small org); ``pao worker``
-runs workers only, and any number of them may join the same database.
+``pao serve`` runs ``PAO_WEB_PROCESSES`` web processes (default one) and its
+workers in a process of their own (with one web process, in that process);
+``pao worker`` runs workers only, and any number of them may join the same database.
 SIGTERM stops taking new work; running jobs get a grace period, then are released.
 """
 
@@ -12,6 +13,7 @@ import contextlib
 import gc
 import importlib
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from app.config import Settings
 from app.console.registration import apply_stored as apply_stored_registration
 from app.github import GitHubClients
 from app.log import register_secret
+from app.supervisor import Supervisor, child_env, stop_when_orphaned, web_child_args
 
 log = logging.getLogger(__name__)
 
@@ -109,31 +112,49 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
 
 
 async def serve(settings: Settings, *, with_workers: bool = True,
-                on_ready: Callable[[Runtime, str], Awaitable[None]] | None = None) -> None:
-    """Run the web server (and workers) until SIGTERM/SIGINT."""
+                on_ready: Callable[[Runtime, str], Awaitable[None]] | None = None,
+                child: bool = False) -> None:
+    """Run the web server (and workers) until SIGTERM/SIGINT.
+
+    With ``settings.web_processes`` > 1 this process also starts and supervises
+    the other web processes and, unless ``with_workers`` is false, one worker
+    process (see ``app.supervisor``); with 1 its workers run in this process.
+    ``child`` is a web process started that way: it serves and nothing else.
+    """
     stop = asyncio.Event()
     _install_signal_handlers(stop)
-    async with runtime(settings) as rt:
+    async with runtime(settings, run_migrations=not child) as rt:
         from app.web import AppRunner, create_app
 
         app = create_app(rt)
         runner = AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        # reuse_port: several `pao serve` processes may share one port (Linux spreads
-        # connections between them), which is how intake scales past one core.
+        # reuse_port: the web processes share one port (Linux spreads connections
+        # between them), which is how intake scales past one core.
         site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, reuse_port=True)
         await site.start()
         bound = runner.addresses[0] if runner.addresses else (settings.host, settings.port)
         url = f"http://{bound[0]}:{bound[1]}"
-        log.info("PAO listening on %s (webhooks at %s/api/v1/webhooks/github)", url, url)
-        metrics_runner = await metrics_endpoint.start_listener(rt)
-        worker = make_worker(rt) if with_workers and settings.workers > 0 else None
+        worker = None
+        children: Supervisor | None = None
+        watcher: asyncio.Task[None] | None = None
+        # A separate metrics address is served by the parent only (children would clash on it).
+        metrics_runner = None if child else await metrics_endpoint.start_listener(rt)
+        if child:
+            watcher = asyncio.create_task(stop_when_orphaned(stop))
+        else:
+            log.info("PAO listening on %s (webhooks at %s/api/v1/webhooks/github), "
+                     "%d web process(es)", url, url, settings.web_processes)
+            children = _start_children(rt, bound[0], bound[1], with_workers)
+            if children is None and with_workers and settings.workers > 0:
+                worker = make_worker(rt)
         worker_task = asyncio.create_task(worker.run()) if worker else None
-        await run_startup_hooks(rt)
+        if not child:
+            await run_startup_hooks(rt)
         # Everything loaded so far lives as long as the process: keep the cyclic
         # garbage collector from rescanning it on every collection (tail latency).
         gc.freeze()
-        if on_ready is not None:
+        if on_ready is not None and not child:
             await on_ready(rt, url)
         try:
             await stop.wait()
@@ -144,23 +165,52 @@ async def serve(settings: Settings, *, with_workers: bool = True,
             if worker is not None and worker_task is not None:
                 worker.stop()
                 await worker_task
+            if children is not None:
+                # Before the embedded PostgreSQL they use stops with this process.
+                await children.stop()
+            if watcher is not None:
+                watcher.cancel()
             await runner.cleanup()
             if metrics_runner is not None:
                 await metrics_runner.cleanup()
 
 
-async def work(settings: Settings, concurrency: int | None = None) -> None:
-    """Run workers only, until SIGTERM/SIGINT."""
+def _start_children(rt: Runtime, host: str, port: int, with_workers: bool) -> Supervisor | None:
+    """The other web processes and the worker process, started; None when there are none."""
+    settings = rt.settings
+    web_children = settings.web_processes - 1
+    worker_process = with_workers and settings.workers > 0 and settings.web_processes > 1
+    if web_children <= 0 and not worker_process:
+        return None
+    # Children use this process's database (embedded or not) and catalog repository
+    # (the example one on a first run); through the environment, never argv.
+    env = child_env(os.environ, {"PAO_DB_URL": rt.dsn, "PAO_REPO_URL": settings.repo_url,
+                                 "PAO_HOST": host, "PAO_PORT": str(port)})
+    children = Supervisor(env)
+    for n in range(web_children):
+        children.add(f"web process {n + 2}", *web_child_args(host, port))
+    if worker_process:
+        children.add("worker process", "worker", "--child")
+    children.start()
+    return children
+
+
+async def work(settings: Settings, concurrency: int | None = None, *,
+               child: bool = False) -> None:
+    """Run workers only, until SIGTERM/SIGINT (or, as ``pao serve``'s child, its exit)."""
     stop = asyncio.Event()
     _install_signal_handlers(stop)
-    async with runtime(settings) as rt:
-        metrics_runner = await metrics_endpoint.start_listener(rt)
+    async with runtime(settings, run_migrations=not child) as rt:
+        metrics_runner = None if child else await metrics_endpoint.start_listener(rt)
         worker = make_worker(rt, concurrency)
         worker_task = asyncio.create_task(worker.run())
         stopper = asyncio.create_task(stop.wait())
+        watcher = asyncio.create_task(stop_when_orphaned(stop)) if child else None
         await asyncio.wait({worker_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
         worker.stop()
         await worker_task
         stopper.cancel()
         if metrics_runner is not None:
             await metrics_runner.cleanup()
+        if watcher is not None:
+            watcher.cancel()

@@ -15,7 +15,9 @@ For each N it generates a catalog of N item files in a git repository, then:
   for the same change in a plain bare clone.
 
 Goals (issue 3): the one-file time does not grow with N and stays within 3x of
-its floor; the 10,000-file full load stays within 2x of its floor.
+its floor; the 10,000-file full load stays within 1.5x of its floor (issue 15).
+The full loads run in interleaved rounds with the floor (each into a fresh
+database and git cache); the ratio printed is the median of the rounds' ratios.
 Uses PAO_BENCH_DB_URL when set, else an embedded PostgreSQL in a temp dir.
 """
 
@@ -186,24 +188,56 @@ def signed(payload: dict) -> tuple[bytes, dict[str, str]]:
     }
 
 
-async def bench_size(n: int, pushes: int, db_url: str, scratch: Path) -> dict:
-    base = scratch / f"n{n}"
-    base.mkdir()
-    gen_start = time.perf_counter()
-    remote, work = make_repository(base, n)
-    gen = time.perf_counter() - gen_start
-    settings = Settings(db_url=db_url, data_dir=base / "data", webhook_secrets=(SECRET,),
-                        repo_url=remote.as_uri(), workers=1, job_poll_interval=0.5)
-    out: dict = {"n": n, "generate_s": gen}
+async def full_load(n: int, remote: Path, base: Path, db_url: str, tag: str) -> tuple[float, dict]:
+    """PAO's first sync of ``remote`` into an empty database with an empty git cache."""
+    settings = Settings(db_url=db_url, data_dir=base / f"data-{tag}", webhook_secrets=(SECRET,),
+                        repo_url=remote.as_uri())
     async with runtime(settings) as rt:
         source = catalog_source(settings)
         assert source is not None
         cache = GitCache(source, source.cache_dir(settings.data_dir))
         start = time.perf_counter()
         result = await sync_repository(rt.pool, source, cache, None)
-        out["full_load_s"] = time.perf_counter() - start
+        elapsed = time.perf_counter() - start
         assert result.counts["items_added"] == n, result.summary()
-        out["full_load_floor"] = full_load_floor(remote, base)
+    return elapsed, result.summary()["timings_ms"]
+
+
+async def bench_size(n: int, pushes: int, admin_url: str, scratch: Path, rounds: int) -> dict:
+    base = scratch / f"n{n}"
+    base.mkdir()
+    gen_start = time.perf_counter()
+    remote, work = make_repository(base, n)
+    gen = time.perf_counter() - gen_start
+    out: dict = {"n": n, "generate_s": gen, "full_load_rounds": [], "floor_rounds": []}
+    # Interleaved rounds, alternating which goes first: a shared machine's noise hits both.
+    for r in range(rounds):
+        db_url = await fresh_database(admin_url, f"pao_bench_sync_{n}_{r}")
+        floor = None
+        if r % 2 == 1:
+            floor = full_load_floor(remote, base)
+        elapsed, phases = await full_load(n, remote, base, db_url, f"r{r}")
+        if floor is None:
+            floor = full_load_floor(remote, base)
+        out["full_load_rounds"].append(elapsed)
+        out["floor_rounds"].append(floor)
+        out["full_load_phases_ms"] = phases
+        print(f"  round {r + 1}: full load {elapsed * 1000:.0f} ms, floor {floor['total'] * 1000:.0f} ms"
+              f" -> {elapsed / floor['total']:.2f}x", flush=True)
+    out["full_load_s"] = statistics.median(out["full_load_rounds"])
+    out["full_load_floor"] = {k: statistics.median(f[k] for f in out["floor_rounds"])
+                              for k in out["floor_rounds"][0]}
+    out["full_load_ratio"] = statistics.median(
+        a / f["total"] for a, f in zip(out["full_load_rounds"], out["floor_rounds"], strict=True))
+    db_url = await fresh_database(admin_url, f"pao_bench_sync_{n}")
+    settings = Settings(db_url=db_url, data_dir=base / "data", webhook_secrets=(SECRET,),
+                        repo_url=remote.as_uri(), workers=1, job_poll_interval=0.5)
+    async with runtime(settings) as rt:
+        source = catalog_source(settings)
+        assert source is not None
+        cache = GitCache(source, source.cache_dir(settings.data_dir))
+        result = await sync_repository(rt.pool, source, cache, None)
+        assert result.counts["items_added"] == n, result.summary()
 
         floor_repo = base / "floor-incremental.git"
         git(base, "clone", "-q", "--bare", remote.as_uri(), str(floor_repo))
@@ -249,7 +283,6 @@ async def bench_size(n: int, pushes: int, db_url: str, scratch: Path) -> dict:
             await runner.cleanup()
         out["one_change_s"] = ours
         out["one_change_floor_s"] = floors
-        out["full_load_phases_ms"] = result.summary()["timings_ms"]
         phases = [r["result"]["timings_ms"] for r in await rt.pool.fetch(
             "SELECT result FROM jobs WHERE task = 'sync_catalog' AND status = 'succeeded'")]
         out["one_change_phases_ms"] = {k: statistics.median(p[k] for p in phases) for k in phases[0]}
@@ -290,11 +323,13 @@ def report(r: dict) -> None:
     n = r["n"]
     f = r["full_load_floor"]
     print(f"\nN = {n:,} files (generated in {r['generate_s']:.1f}s)")
-    print(f"  full load, PAO           {r['full_load_s'] * 1000:9.1f} ms")
+    print(f"  full load, PAO           {r['full_load_s'] * 1000:9.1f} ms  (median of "
+          f"{len(r['full_load_rounds'])} rounds)")
     print(f"  full load, raw floor     {f['total'] * 1000:9.1f} ms  (clone {f['clone'] * 1000:.0f}, "
           f"ls-tree {f['ls_tree'] * 1000:.0f}, cat-file {f['cat_file'] * 1000:.0f}, "
           f"YAML parse {f['parse'] * 1000:.0f})")
-    print(f"  ratio                    {r['full_load_s'] / f['total']:9.2f}x   (goal <= 2x at 10,000)")
+    print(f"  ratio                    {r['full_load_ratio']:9.2f}x   (median of the rounds' ratios;"
+          " goal <= 1.5x at 10,000)")
     print(f"  same floor, validator instead of bare YAML {f['total_validated'] * 1000:9.1f} ms"
           f"  (validator {f['validate'] * 1000:.0f}); PAO / that = "
           f"{r['full_load_s'] / f['total_validated']:.2f}x")
@@ -317,6 +352,8 @@ async def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 10_000])
     parser.add_argument("--pushes", type=int, default=7, help="one-file pushes per size")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="full loads per size, interleaved with the floor")
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON too")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pao-bench-sync-") as tmp:
@@ -324,8 +361,7 @@ async def main() -> None:
         with database(scratch) as admin_url:
             results = []
             for n in args.sizes:
-                db_url = await fresh_database(admin_url, f"pao_bench_sync_{n}")
-                results.append(await bench_size(n, args.pushes, db_url, scratch))
+                results.append(await bench_size(n, args.pushes, admin_url, scratch, args.rounds))
                 report(results[-1])
             if args.json:
                 print(json.dumps(results, indent=2))

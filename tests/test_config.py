@@ -23,6 +23,14 @@ def test_defaults_need_no_configuration():
     assert not s.app_mode
 
 
+def test_web_processes_default_to_one_and_are_validated():
+    assert Settings.from_env({}).web_processes == 1
+    assert Settings.from_env({"PAO_WEB_PROCESSES": "4"}).web_processes == 4
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({"PAO_WEB_PROCESSES": "0"})
+    assert "PAO_WEB_PROCESSES: must be between 1 and 64, got 0" in str(err.value)
+
+
 def test_webhook_secret_list_allows_rotation():
     s = Settings.from_env({"PAO_WEBHOOK_SECRET": "old-secret, new-secret"})
     assert s.webhook_secrets == ("old-secret", "new-secret")

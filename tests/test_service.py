@@ -147,3 +147,98 @@ async def test_sigterm_during_a_burst_loses_no_acknowledged_delivery(db_dsn, poo
 
 async def _true(value: bool) -> bool:
     return value
+
+
+def _children(pid: int) -> dict[int, str]:
+    """Child pids of ``pid`` with their command lines (Linux /proc)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(stat[1]) == pid:
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return found
+
+
+async def test_serve_runs_web_processes_on_one_port_and_workers_apart(db_dsn, pool, tmp_path):
+    """PAO_WEB_PROCESSES=2: a second web process shares the port, jobs run in a worker
+    process of their own, a crashed child is started again, SIGTERM stops them all."""
+    from tests.support import webhook
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAO_")}
+    env.update({"PAO_DB_URL": db_dsn, "PAO_DATA_DIR": str(tmp_path), "PAO_PORT": str(port),
+                "PAO_WEBHOOK_SECRET": "test-webhook-secret", "PAO_WORKERS": "1",
+                "PAO_WEB_PROCESSES": "2", "PAO_JOB_POLL_INTERVAL": "1s",
+                "PAO_REPO_URL": str(tmp_path / "no-catalog")})
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", "serve", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def roles() -> dict[str, list[int]]:
+            found: dict[str, list[int]] = {"web": [], "worker": []}
+            for pid, cmdline in _children(proc.pid).items():
+                if "serve --child" in cmdline:
+                    found["web"].append(pid)
+                elif "worker --child" in cmdline:
+                    found["worker"].append(pid)
+            return found
+
+        async with aiohttp.ClientSession() as session:
+            async def ready():
+                try:
+                    async with session.get(url + "/readyz") as resp:
+                        return resp.status == 200 and len(roles()["web"]) == 1 \
+                            and len(roles()["worker"]) == 1
+                except aiohttp.ClientError:
+                    return False
+
+            await wait_for(ready, timeout=60, interval=0.2, what="pao serve and its children")
+            first = roles()
+            [worker_pid] = first["worker"]
+            [web_pid] = first["web"]
+
+            # The worker process, not the web process, runs the jobs.
+            job_id = (await db_enqueue(pool, "purge_history")).job_id
+
+            async def done():
+                return await pool.fetchrow(
+                    "SELECT status, worker_id FROM jobs WHERE id = $1 AND status = 'succeeded'",
+                    job_id)
+
+            row = await wait_for(done, timeout=60, what="the job to run")
+            assert row["worker_id"].split(":")[1] == str(worker_pid)
+
+            # A web process that dies is replaced; deliveries keep being accepted meanwhile.
+            os.kill(web_pid, signal.SIGKILL)
+            await wait_for(lambda: _true(roles()["web"] not in ([], [web_pid])), timeout=30,
+                           what="a new web process")
+            for n in range(20):
+                body, headers = webhook("ping", {"zen": f"n{n}"}, delivery_id=f"multi-{n}")
+                async with aiohttp.ClientSession() as fresh, \
+                        fresh.post(url + "/api/v1/webhooks/github", data=body,
+                                   headers=headers) as resp:
+                    assert resp.status == 200
+            children = [*roles()["web"], *roles()["worker"]]
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 90)
+    assert proc.returncode == 0, err.decode()
+    assert "exited with" in err.decode()  # the killed child was reported
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "children left behind"
+    stored = await pool.fetchval(
+        "SELECT count(*) FROM webhook_events WHERE delivery_id LIKE 'multi-%'")
+    assert stored == 20
+
+
+async def db_enqueue(pool: asyncpg.Pool, task: str):
+    from app import jobs
+
+    async with pool.acquire() as conn:
+        return await jobs.enqueue(conn, task, {})

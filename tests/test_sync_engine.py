@@ -387,3 +387,32 @@ async def test_a_number_json_cannot_hold_is_an_error_for_that_file_only(pool, re
     assert r.status == "completed_with_errors" and set(await items(pool)) == {"alpha"}
     [error] = await pool.fetch("SELECT path, message FROM catalog_sync_errors WHERE run_id = $1", r.run_id)
     assert error["path"] == "catalog/x/big.yaml" and "64-bit" in error["message"]
+
+
+async def test_a_sync_pauses_the_garbage_collector_and_always_turns_it_back_on(
+        pool, repo, source, cache):
+    import gc
+
+    class Watching(CountingCache):
+        collector_on_while_reading: bool | None = None
+
+        async def read_blobs(self, oids):  # type: ignore[override]
+            self.collector_on_while_reading = gc.isenabled()
+            return await super().read_blobs(oids)
+
+    watching = Watching(source, cache.path)
+    repo.write("catalog/a/one.yaml", item_yaml("one"))
+    repo.commit_push("one")
+    await sync(pool, source, watching)
+    assert watching.collector_on_while_reading is False
+    assert gc.isenabled()
+
+    class Failing(Watching):
+        async def read_blobs(self, oids):  # type: ignore[override]
+            raise RuntimeError("disk gone")
+
+    repo.write("catalog/a/two.yaml", item_yaml("two"))
+    repo.commit_push("two")
+    with pytest.raises(RuntimeError, match="disk gone"):
+        await sync(pool, source, Failing(source, cache.path))
+    assert gc.isenabled()

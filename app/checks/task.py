@@ -11,6 +11,7 @@ unless the check was rerequested.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,11 +22,16 @@ from app.git.catalog import RepoCache
 from app.git.run import GitAuthError, GitNotFoundError
 from app.jobs import JobContext, PermanentJobError, task
 from app.sync.source import catalog_source, full_name_of
+from app.sync.store import SyncedFile, load_synced_files
 
 log = logging.getLogger(__name__)
 
 TASK = "catalog_check"
 _cache = ParseCache()
+# Below this many files to parse, parsing is quicker than asking PostgreSQL.
+SYNCED_MIN_FILES = 200
+
+SyncedLookup = Callable[[list[str]], Awaitable[Mapping[str, SyncedFile]]]
 
 
 def queue_key(repository: str, pr_number: int) -> str:
@@ -185,13 +191,25 @@ async def _evaluate(ctx: JobContext, req: Any) -> tuple[Evaluation, str]:
     await cache.fetch_pull(number, req["base_ref"], req["head_ref"], req["head_sha"])
     head = req["head_sha"]
     base = await cache.merge_base(f"refs/pao/base/{number}", head)
-    return await evaluate_commits(cache, base, head), base
+
+    async def synced(paths: list[str]) -> Mapping[str, SyncedFile]:
+        return await load_synced_files(ctx.pool, source.key, paths)
+
+    return await evaluate_commits(cache, base, head, synced), base
 
 
-async def evaluate_commits(cache: RepoCache, base: str, head: str) -> Evaluation:
-    """Evaluate ``head`` against ``base``: parse what the parse cache lacks, in one batch."""
+async def evaluate_commits(cache: RepoCache, base: str, head: str,
+                           synced: SyncedLookup | None = None) -> Evaluation:
+    """Evaluate ``head`` against ``base``: parse what the parse cache lacks, in one batch.
+
+    With ``synced``, unchanged files whose blob the last catalog sync stored come
+    from PostgreSQL instead of being parsed (a cold start on a big catalog): a
+    stored document is what parsing that blob gives. Such files carry no line
+    marks, so the few the evaluation reports are parsed and it is done again.
+    """
     head_tree = {p: b for p, b in (await cache.tree(head)).items() if is_catalog_path(p)}
     changes = await cache.changes(base, head)
+    touched = {c.path for c in changes}
     changed_base_paths = {c.old_path or c.path for c in changes if c.status != "A"}
     base_tree = {p: b for p, b in (await cache.tree(base)).items()
                  if p in changed_base_paths and is_catalog_path(p)} if changed_base_paths else {}
@@ -204,12 +222,28 @@ async def evaluate_commits(cache: RepoCache, base: str, head: str) -> Evaluation
             parsed[(blob, path)] = hit
         else:
             missing.append((blob, path))
+    stored: set[str] = set()
+    if synced is not None and len(missing) >= SYNCED_MIN_FILES:
+        unchanged = {p: b for b, p in missing if p not in touched and head_tree.get(p) == b}
+        for path, row in (await synced(list(unchanged))).items():
+            if row.blob_oid == unchanged.get(path):
+                parsed[(row.blob_oid, path)] = ParsedFile(
+                    path, row.kind, row.identifier, row.document, [], row.display_name)
+                stored.add(path)
+        missing = [(b, p) for b, p in missing if (b, p) not in parsed]
     contents = await cache.blobs([b for b, _ in missing])
     for blob, path in missing:
         parsed[(blob, path)] = _cache.parse(blob, path, contents[blob])
     head_files = {p: parsed[(b, p)] for p, b in head_tree.items()}
     # The base catalog: unchanged files are the same blobs as at head.
-    touched = {c.path for c in changes}
     base_files = {p: pf for p, pf in head_files.items() if p not in touched}
     base_files.update({p: parsed[(b, p)] for p, b in base_tree.items()})
-    return evaluate(head_files, base_files, changes)
+    ev = evaluate(head_files, base_files, changes)
+    unmarked = [p for p in ev.reported if p in stored]
+    if unmarked:
+        contents = await cache.blobs([head_tree[p] for p in unmarked])
+        for path in unmarked:
+            pf = _cache.parse(head_tree[path], path, contents[head_tree[path]])
+            head_files[path] = base_files[path] = pf
+        ev = evaluate(head_files, base_files, changes)
+    return ev

@@ -21,7 +21,7 @@ from app.catalog.parse import Finding, ParsedFile
 from app.git.catalog import GitCache
 from app.sync import store
 from app.sync.changes import Change, changes_from_diff, changes_from_trees, files_changed, split_unstorable
-from app.sync.parsing import parse_many, storable_text
+from app.sync.parsing import collector_paused, parse_many, storable_text
 from app.sync.plan import Plan, affected_names, plan_sync
 from app.sync.source import CatalogSource
 
@@ -76,7 +76,10 @@ async def sync_repository(
     run_id = await store.start_run(pool, repository=source.key, branch=source.branch,
                                    triggered_by=triggered_by, delivery_id=delivery_id, job_id=job_id)
     try:
-        return await _sync(pool, source, cache, token, run_id, full=full)
+        # The sync holds every document it reads until it commits; rescanning them on
+        # each collection cost a full load of 10,000 files about a third of its time.
+        with collector_paused():
+            return await _sync(pool, source, cache, token, run_id, full=full)
     except BaseException as exc:
         # Cancelled or crashed mid-way: nothing of the sync was committed.
         await asyncio.shield(store.fail_run(pool, run_id, f"{type(exc).__name__}: {exc}"[:2000]))

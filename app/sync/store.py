@@ -225,3 +225,43 @@ async def finish_run(conn: asyncpg.Connection, run_id: int, *, repository: str, 
            ON CONFLICT (repository, branch) DO UPDATE SET last_processed_sha = EXCLUDED.last_processed_sha,
                processed_at = now(), last_run_id = EXCLUDED.last_run_id""",
         repository, branch, to_sha, run_id)
+
+
+SYNCED_FILES = """
+SELECT f.path, f.blob_oid, f.kind, f.identifier,
+       coalesce(i.document, b.document)::text AS document,
+       coalesce(i.display_name, b.display_name) AS display_name
+  FROM catalog_files f
+  LEFT JOIN catalog_items i ON f.kind = 'item' AND i.name = f.identifier
+                           AND i.source_file_path = f.path AND i.is_active
+  LEFT JOIN catalog_bundles b ON f.kind = 'bundle' AND b.name = f.identifier
+                             AND b.source_file_path = f.path AND b.is_active
+ WHERE f.repository = $1 AND f.path = ANY($2::text[]) AND f.error IS NULL
+"""
+
+
+@dataclass(frozen=True)
+class SyncedFile:
+    """A file as the last sync stored it: its blob and, as the holder of its name, its document."""
+
+    path: str
+    blob_oid: str
+    kind: str
+    identifier: str
+    document: dict[str, Any]
+    display_name: str | None
+
+
+async def load_synced_files(conn: asyncpg.Connection | asyncpg.Pool, repository: str,
+                            paths: Iterable[str]) -> dict[str, SyncedFile]:
+    """The valid files among ``paths`` whose item or bundle row the last sync wrote from them.
+
+    Files with an error, or whose name another file holds, are left out: their
+    stored row (if any) is not what their current blob says.
+    """
+    rows = await conn.fetch(SYNCED_FILES, repository, list(paths))
+    # Documents come as text, decoded with orjson: several times quicker than the
+    # pool's jsonb codec for the thousands a check of a big catalog reads.
+    return {r["path"]: SyncedFile(r["path"], r["blob_oid"], r["kind"], r["identifier"],
+                                  orjson.loads(r["document"]), r["display_name"])
+            for r in rows if r["document"] is not None and r["identifier"] is not None}
