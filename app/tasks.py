@@ -10,6 +10,7 @@ TASK_MODULES: tuple[str, ...] = (
     "app.sync.tasks",
     "app.mirror.tasks",
     "app.requests.executor",
+    "app.requests.github_runs",
 )
 
 for _name in TASK_MODULES:

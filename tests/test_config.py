@@ -110,10 +110,11 @@ def test_app_manifest_is_a_valid_github_app_manifest():
     assert manifest["name"] and manifest["url"].startswith("https://")
     assert manifest["hook_attributes"]["url"].endswith("/api/v1/webhooks/github")
     assert manifest["default_permissions"] == {
-        "contents": "read", "checks": "write", "metadata": "read", "pull_requests": "read"}
+        "contents": "write", "checks": "write", "metadata": "read", "pull_requests": "write",
+        "issues": "write", "actions": "write"}
     assert set(manifest["default_events"]) == {
         "push", "pull_request", "check_suite", "check_run", "watch", "installation",
-        "installation_repositories"}
+        "installation_repositories", "issues", "workflow_run"}
     # Only keys GitHub's manifest flow knows.
     known = {"name", "url", "hook_attributes", "redirect_url", "callback_urls", "setup_url",
              "description", "public", "default_events", "default_permissions",

@@ -187,6 +187,9 @@ class FakeGitHub:
         self._ids = itertools.count(1000)
         self._check_suites: dict[tuple[str, str], int] = {}
         self.backend = GitHttpBackend(self.git_root, self._authorize_git, realm="GitHub")
+        from tests.fakes.github_actions import FakeActions  # it builds on this module's helpers
+
+        self.actions = FakeActions(self)  # Actions, contents, refs, pulls (service-request steps)
         self.app = self._make_app()
 
     # ----- test helpers: state -------------------------------------------------------------
@@ -614,12 +617,13 @@ class FakeGitHub:
         r.add_post("/repos/{owner}/{repo}/issues", self._create_issue)
         r.add_get("/repos/{owner}/{repo}/issues", self._list_issues)
         r.add_get("/repos/{owner}/{repo}/issues/{number:\\d+}", self._get_issue)
+        self.actions.add_routes(r)
         r.add_route("*", r"/{repo:[^/]+/[^/]+\.git}/{tail:.*}", self._git, name="git")
         return app
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable) -> web.StreamResponse:
-        if request.match_info.route.name == "git":
+        if request.match_info.route.name in ("git", "artifact_blob"):  # not API calls
             return await handler(request)
         body: Any = None
         raw = await request.read()

@@ -32,6 +32,18 @@ class StepFailed(Exception):
         return {"type": self.type, "message": self.message, "details": self.details}
 
 
+class StepWaiting(Exception):
+    """The step's external work (a workflow run, a pull request) goes on: check again in ``delay`` s.
+
+    The step stays ``running``; a webhook saying the work finished runs the check sooner.
+    """
+
+    def __init__(self, reason: str, delay: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.delay = delay
+
+
 @dataclass
 class Ticket:
     system: str
