@@ -53,6 +53,10 @@ async def wake_step(conn: asyncpg.Connection, step_pk: int, delivery_id: str | N
     """Run a waiting step's check now (a webhook says its external work finished); the job's id."""
     queued = await enqueue(conn, TASK, {"step": step_pk}, queueing_lock=_lock_key(step_pk),
                            lock=_lock_key(step_pk), priority=10, delivery_id=delivery_id)
+    # The waiting twin may have been queued for the next poll after this statement's snapshot
+    # (a step going back to wait just now): make sure it is due now.
+    await conn.execute("UPDATE jobs SET scheduled_at = now() WHERE id = $1 AND status = 'todo'"
+                       " AND scheduled_at > now()", queued.job_id)
     return queued.job_id
 
 

@@ -64,8 +64,12 @@ async def run(ctx: StepContext) -> StepResult:
         await ctx.save_tracking(run_tracking(found))
     if run_id is None:
         run_id = await dispatch(ctx, client, workflow)
-        if run_id is None:
+    if run_id is None:  # a 204: the run is named after the step
+        found = await find_run(client, workflow, ctx.idempotency_key, time.time())
+        if found is None:
             raise StepWaiting("dispatched; looking for the run", FIND_RUN_DELAY)
+        run_id = found["id"]
+        await ctx.save_tracking(run_tracking(found))
     run = await guarded(client.api.getitem(f"/repos/{repository}/actions/runs/{run_id}"),
                         f"read workflow run {run_id}", PERMISSIONS)
     return StepResult(await finished_run_outputs(ctx, client, run))
