@@ -39,6 +39,11 @@ fulfillment:
       summary: "Create database {{ database_name }} by hand"
 '''
 
+# The same, committed straight to the default branch.
+APP_DATABASE_DIRECT = APP_DATABASE.replace(
+    'name: "app-database"', 'name: "app-database-direct"').replace(
+    'path: "databases/', 'mode: "commit"\n          path: "databases/')
+
 # Dashboards by a dispatched workflow; a ticket when the workflow fails.
 APP_DASHBOARDS = '''\
 name: "app-dashboards"
@@ -105,6 +110,7 @@ PERMISSIONS = {"metadata": "read", "contents": "write", "pull_requests": "write"
 async def catalog(tmp_path, settings, pool, runtime):
     return await sync_catalog(tmp_path, settings, pool, runtime, {
         "catalog/databases/app-database.yaml": APP_DATABASE,
+        "catalog/databases/app-database-direct.yaml": APP_DATABASE_DIRECT,
         "catalog/observability/app-dashboards.yaml": APP_DASHBOARDS,
         "catalog/bundles/db-with-dashboard.yaml": DB_WITH_DASHBOARD})
 
@@ -282,3 +288,69 @@ async def test_an_uninstalled_repository_or_a_missing_permission_is_a_clear_perm
     failure = step["attempts"][0]["error"]
     assert failure["type"] == "permission_missing" and "actions: write" in failure["message"]
     assert len(step["attempts"]) == 2  # not retried: the second attempt is the fallback ticket
+
+
+async def test_a_retry_after_a_lost_dispatch_answer_finds_the_run_instead_of_dispatching_again(
+        gh, github_fake, worker, runtime):
+    poll_every(runtime, 0.2)
+    actions = github_fake.actions
+    actions.lose_next_answer.add("dispatch")  # the run starts, PAO sees a 502
+    _, created = await gh.call("POST", "/api/v1/requests", DASHBOARDS)
+
+    async def tracked():
+        step = await step_of(gh, created["href"], "app-dashboards.create")
+        return step["job_tracking"].get("run_id") if step["job_tracking"] else None
+    run_id = await wait_for(tracked, what="the run found after the lost answer")
+    [run] = actions.runs_of("dashboards.yml")
+    assert run_id == run["id"]
+    actions.complete_run(run["id"], "success", outputs={"dashboard_url": "https://grafana/d/1"})
+    done = await status_of(gh, created["href"], "completed")
+    assert done["outputs"] == {"app-dashboards": {"dashboard_url": "https://grafana/d/1"}}
+    assert len(github_fake.api_requests("POST", "/repos/platform/observability/actions/workflows")) == 1
+    _, step = await gh.call("GET", created["href"] + "/steps/app-dashboards.create")
+    assert step["attempts"][0]["status"] == "retrying"
+    assert step["attempts"][0]["error"]["type"] == "github_error"
+
+
+async def test_a_retry_after_a_lost_pull_request_answer_opens_no_second_one(
+        gh, github_fake, worker, runtime):
+    poll_every(runtime, 0.2)
+    actions = github_fake.actions
+    infra = github_fake.repo("platform/infrastructure")
+    actions.lose_next_answer.add("pull")
+    _, created = await gh.call("POST", "/api/v1/requests",
+                               {"catalog_item": "app-database", "parameters": {"database_name": "ledger"}})
+
+    async def tracked():
+        step = await step_of(gh, created["href"], "app-database.provision")
+        return (step["job_tracking"] or {}).get("pull_number")
+    assert await wait_for(tracked, what="the pull request found by its branch") == 1
+    actions.merge_pull("platform/infrastructure", 1)  # no webhook: polling notices
+    apply = actions.start_run(infra, "apply.yml", head_sha=infra.sha("main"))
+    actions.complete_run(apply["id"], "success", outputs={"connection_string": "postgresql://db/ledger"})
+    done = await status_of(gh, created["href"], "completed")
+    assert done["outputs"] == {"app-database": {"connection_string": "postgresql://db/ledger"}}
+    assert len(actions.pulls["platform/infrastructure"]) == 1
+    assert len(github_fake.api_requests("POST", "/repos/platform/infrastructure/pulls")) == 1
+    assert len(github_fake.api_requests("PUT", "/repos/platform/infrastructure/contents/")) == 1
+
+
+async def test_commit_mode_writes_the_default_branch_and_a_failed_apply_names_its_run(
+        gh, github_fake, worker, runtime):
+    poll_every(runtime, 0.2)
+    actions = github_fake.actions
+    infra = github_fake.repo("platform/infrastructure")
+    body = {"catalog_item": "app-database-direct", "parameters": {"database_name": "audit"}}
+    _, created = await gh.call("POST", "/api/v1/requests", body)
+
+    async def committed():
+        return infra.read("databases/audit.tf")
+    assert b'module "audit"' in await wait_for(committed, what="the commit on main")
+    assert not actions.pulls.get("platform/infrastructure")
+    apply = actions.start_run(infra, "apply.yml", head_sha=infra.sha("main"))
+    actions.complete_run(apply["id"], "failure")
+    await status_of(gh, created["href"], "waiting_manual")  # the fallback ticket
+    _, step = await gh.call("GET", created["href"] + "/steps/app-database-direct.provision")
+    failure = next(a["error"] for a in step["attempts"] if a["status"] == "failed")
+    assert failure["type"] == "workflow_failed"
+    assert failure["details"]["run_url"].endswith(f"/actions/runs/{apply['id']}")

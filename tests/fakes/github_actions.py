@@ -13,6 +13,7 @@ Test-facing API:
 - ``start_run(repo, workflow, head_sha=..., event="push")`` -> run; ``runs`` (id -> run).
 - ``complete_run(run_id, "success", outputs={...})`` -> a ``workflow_run`` ``completed``
   delivery; outputs become a ``pao-outputs`` artifact (a zip holding ``outputs.json``).
+- ``lose_next_answer.add("dispatch" | "pull")``: the next such call does its work and answers 502.
 - ``pulls`` (full name -> number -> pull); ``merge_pull(full_name, number)`` /
   ``close_pull(...)`` -> a ``pull_request`` ``closed`` delivery.
 """
@@ -54,6 +55,8 @@ class FakeActions:
         self.blob_requests: list[dict[str, Any]] = []
         self.dispatch_returns_run_details = True
         self.run_names: dict[tuple[str, int], str] = {}
+        # "dispatch" / "pull": do the work once, then answer 502 as if the answer was lost.
+        self.lose_next_answer: set[str] = set()
         self._ids = itertools.count(70000)
 
     # ----- test helpers -----------------------------------------------------------------
@@ -270,6 +273,13 @@ class FakeActions:
         r.add_post(base + "/pulls", self._create_pull)
         r.add_get(base + "/pulls/{number:\\d+}", self._get_pull)
 
+    def _maybe_lose(self, what: str) -> None:
+        from tests.fakes.github import ApiError
+
+        if what in self.lose_next_answer:
+            self.lose_next_answer.discard(what)
+            raise ApiError(502, "Server Error")
+
     def _repo(self, request: web.Request, permission: str, level: str) -> tuple[FakeRepo, Principal]:
         """The repository, if the caller may use ``permission`` at ``level`` (read or write) on it."""
         from tests.fakes.github import ApiError
@@ -302,6 +312,7 @@ class FakeActions:
             raise ApiError(422, f"you may only define up to {MAX_INPUTS} `inputs` for a workflow_dispatch "
                                 "event")
         run = self.start_run(repo, found[0], head_branch=branch, event="workflow_dispatch", inputs=inputs)
+        self._maybe_lose("dispatch")
         if self.dispatch_returns_run_details and body.get("return_run_details"):
             return _json({"workflow_run_id": run["id"],
                           "run_url": f"{self.fake.url}/repos/{repo.full_name}/actions/runs/{run['id']}",
@@ -495,6 +506,7 @@ class FakeActions:
                 "base_sha": repo.sha(f"refs/heads/{base}"), "state": "open", "merged": False,
                 "merge_commit_sha": None, "created_at": time.time(), "closed_at": None}
         pulls[number] = pull
+        self._maybe_lose("pull")
         return _json(self.pull_json(repo, pull), status=201)
 
     async def _get_pull(self, request: web.Request) -> web.StreamResponse:
