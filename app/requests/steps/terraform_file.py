@@ -13,6 +13,7 @@ closed, ``workflow_run`` completed) wake the step; polling is the fallback.
 from __future__ import annotations
 
 import base64
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -29,6 +30,10 @@ from app.requests.steps import StepContext, StepFailed, StepResult, StepWaiting
 
 PERMISSIONS = "contents: write, pull_requests: write and actions: read"
 MODES = ("pull_request", "commit")
+# GitHub starts push workflows within seconds of a merge; a step with no outputs whose commit
+# has no run after this long is applied some other way (Atlantis...) and completes.
+NO_RUN_GRACE = 120.0
+NO_RUN_CHECK = 30.0
 
 
 def branch_name(ctx: StepContext) -> str:
@@ -53,8 +58,9 @@ async def run(ctx: StepContext) -> StepResult:
             sha = await put_file(ctx, client, path, content, target)
         else:
             sha = await follow_pull_request(ctx, client, path, content, target, tracking)
-        await ctx.save_tracking({"applied_sha": sha})
-    return StepResult(await apply_outputs(ctx, client, sha))
+        tracking["applied_at"] = time.time()
+        await ctx.save_tracking({"applied_sha": sha, "applied_at": tracking["applied_at"]})
+    return StepResult(await apply_outputs(ctx, client, sha, float(tracking.get("applied_at") or 0)))
 
 
 async def follow_pull_request(ctx: StepContext, client: RepoClient, path: str, content: str, target: str,
@@ -130,7 +136,7 @@ async def put_file(ctx: StepContext, client: RepoClient, path: str, content: str
     return str(answer["commit"]["sha"])
 
 
-async def apply_outputs(ctx: StepContext, client: RepoClient, sha: str) -> dict[str, Any]:
+async def apply_outputs(ctx: StepContext, client: RepoClient, sha: str, applied_at: float) -> dict[str, Any]:
     """Wait for the workflow runs on ``sha``; outputs from the one with a ``pao-outputs`` artifact."""
     runs: list[dict[str, Any]] = []
 
@@ -141,9 +147,10 @@ async def apply_outputs(ctx: StepContext, client: RepoClient, sha: str) -> dict[
 
     await guarded(collect(), f"list the workflow runs on {sha[:12]}", PERMISSIONS)
     if not runs:
-        if not ctx.outputs_declared:
+        if not ctx.outputs_declared and time.time() - applied_at > NO_RUN_GRACE:
             return {}  # nothing applies by Actions here, and nothing is expected back
-        raise StepWaiting(f"no workflow run on {sha[:12]} yet")
+        raise StepWaiting(f"no workflow run on {sha[:12]} yet",
+                          None if ctx.outputs_declared else NO_RUN_CHECK)
     waiting = [r for r in runs if r.get("status") != "completed"]
     if waiting:
         raise StepWaiting(f"{len(waiting)} workflow run(s) on {sha[:12]} still running")
