@@ -354,3 +354,53 @@ async def test_commit_mode_writes_the_default_branch_and_a_failed_apply_names_it
     failure = next(a["error"] for a in step["attempts"] if a["status"] == "failed")
     assert failure["type"] == "workflow_failed"
     assert failure["details"]["run_url"].endswith(f"/actions/runs/{apply['id']}")
+
+
+def _step_context(config: dict, outputs: list[str] | None = None):
+    from app.requests.config import RequestSettings
+    from app.requests.steps import StepContext
+
+    async def save(_: dict) -> None:
+        return None
+    return StepContext("req-1", "item.step", config, outputs or [], None, RequestSettings(), None, save)
+
+
+def test_workflow_inputs_are_strings_with_the_correlation_input_and_at_most_25():
+    from app.requests.steps import StepFailed
+    from app.requests.steps.github_workflow import dispatch_inputs
+
+    ctx = _step_context({"inputs": {"n": 3, "ha": True, "zones": ["a", "b"], "none": None}})
+    assert dispatch_inputs(ctx) == {"n": "3", "ha": "true", "zones": '["a", "b"]', "none": "",
+                                    "pao_step_id": "req-1/item.step"}
+    too_many = _step_context({"inputs": {f"i{n}": "x" for n in range(25)}})
+    with pytest.raises(StepFailed) as failed:
+        dispatch_inputs(too_many)
+    assert failed.value.type == "bad_config" and "at most 25" in failed.value.message
+
+
+def test_the_outputs_artifact_must_be_a_zip_holding_one_json_object():
+    import io
+    import zipfile
+
+    from app.requests.github_runs import _artifact_json
+    from app.requests.steps import StepFailed
+
+    def zipped(files: dict[str, str]) -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for name, text in files.items():
+                archive.writestr(name, text)
+        return buffer.getvalue()
+    run = {"html_url": "https://github.example/o/r/actions/runs/1"}
+    assert _artifact_json(zipped({"outputs.json": '{"a": 1}'}), run) == {"a": 1}
+    for bad in (b"not a zip", zipped({"a.json": "{}", "b.json": "{}"}), zipped({"outputs.json": "{nope"})):
+        with pytest.raises(StepFailed) as failed:
+            _artifact_json(bad, run)
+        assert failed.value.type == "bad_output" and run["html_url"] in failed.value.message
+
+
+async def test_a_workflow_run_no_step_waits_on_is_ignored(gh, github_fake):
+    obs = github_fake.repo("platform/observability")
+    run = github_fake.actions.start_run(obs, "dashboards.yml")
+    answer = await deliver(gh, "workflow_run", github_fake.actions.complete_run(run["id"], "success"))
+    assert answer["status"] == "ignored" and str(run["id"]) in answer["reason"]

@@ -38,7 +38,8 @@ async def workflow_run_completed(event: Event, gh: Any, *args: Any, intake: Inta
     rows = await intake.conn.fetch(
         f"""SELECT id FROM request_steps WHERE {_WAITING}
               AND (job_tracking->>'run_id' = $1
-                   OR (job_tracking->>'applied_sha' = $2 AND lower(config->>'repository') = lower($3)))""",
+                   OR (job_tracking->>'applied_sha' = $2
+                       AND lower(job_tracking->>'apply_repository') = lower($3)))""",
         str(run_id), head_sha, repository)
     await _wake(intake, rows, f"workflow run {run_id}")
     if not rows:

@@ -11,6 +11,7 @@ the run's ``pao-outputs`` artifact; any other conclusion fails the step with the
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -40,10 +41,12 @@ def dispatch_inputs(ctx: StepContext) -> dict[str, str]:
 
 
 def _as_text(value: Any) -> str:
-    import json
-
-    return "" if value is None else str(value).lower() if isinstance(value, bool) else (
-        json.dumps(value) if isinstance(value, dict | list) else str(value))
+    """GitHub takes string inputs: booleans as true/false, lists and mappings as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return json.dumps(value) if isinstance(value, dict | list) else str(value)
 
 
 async def run(ctx: StepContext) -> StepResult:

@@ -59,7 +59,8 @@ async def run(ctx: StepContext) -> StepResult:
         else:
             sha = await follow_pull_request(ctx, client, path, content, target, tracking)
         tracking["applied_at"] = time.time()
-        await ctx.save_tracking({"applied_sha": sha, "applied_at": tracking["applied_at"]})
+        await ctx.save_tracking({"applied_sha": sha, "applied_at": tracking["applied_at"],
+                                 "apply_repository": repository})
     return StepResult(await apply_outputs(ctx, client, sha, float(tracking.get("applied_at") or 0)))
 
 
