@@ -404,3 +404,15 @@ async def test_a_workflow_run_no_step_waits_on_is_ignored(gh, github_fake):
     run = github_fake.actions.start_run(obs, "dashboards.yml")
     answer = await deliver(gh, "workflow_run", github_fake.actions.complete_run(run["id"], "success"))
     assert answer["status"] == "ignored" and str(run["id"]) in answer["reason"]
+
+
+async def test_a_repository_without_the_app_is_a_permanent_error_saying_to_install_it(
+        gh, github_fake, worker):
+    for inst in github_fake.installations.values():
+        inst.repos.discard("platform/observability")
+    _, created = await gh.call("POST", "/api/v1/requests", DASHBOARDS)
+    await status_of(gh, created["href"], "waiting_manual")  # the fallback ticket still opens
+    _, step = await gh.call("GET", created["href"] + "/steps/app-dashboards.create")
+    failure = step["attempts"][0]["error"]
+    assert failure["type"] == "not_installed" and "install it there" in failure["message"]
+    assert "platform/observability" in failure["message"] and "actions: write" in failure["message"]

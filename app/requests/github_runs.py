@@ -20,7 +20,7 @@ from gidgethub import BadRequest, GitHubBroken, RateLimitExceeded
 from gidgethub.abc import GitHubAPI
 
 from app.github import GitHubAuthError
-from app.jobs import JobContext, enqueue, task
+from app.jobs import JobContext, PermanentJobError, enqueue, task
 from app.requests.steps import StepContext, StepFailed, declared_outputs
 from app.sync.tasks import repository_installation
 
@@ -168,11 +168,15 @@ async def queue_cancel(conn: Any, step: Any) -> None:
 @task(CANCEL_TASK, max_attempts=5, retry_base=5.0)
 async def cancel_run(ctx: JobContext, repository: str, run_id: int) -> dict[str, Any]:
     """``POST .../actions/runs/{id}/cancel``; a run already finished (409) needs nothing."""
-    client = await repo_client(ctx.github, repository, "GitHubWorkflow", "actions: write")
     try:
+        client = await repo_client(ctx.github, repository, "GitHubWorkflow", "actions: write")
         await client.api.post(f"/repos/{repository}/actions/runs/{run_id}/cancel", data=b"")
     except BadRequest as exc:
         if int(exc.status_code) == 409:
             return {"already_finished": run_id}
         raise
+    except StepFailed as exc:
+        if exc.retryable:
+            raise
+        raise PermanentJobError(exc.message) from None
     return {"cancelled": run_id}
