@@ -60,6 +60,7 @@ OPERATIONS = [
     "GET /repos/{owner}/{repo}/pulls",
     "POST /repos/{owner}/{repo}/pulls",
     "GET /repos/{owner}/{repo}/pulls/{pull_number}",
+    "GET /repos/{owner}/{repo}/commits/{ref}/check-suites",
 ]
 
 # Schema keywords that only document; dropping them keeps the subset small.

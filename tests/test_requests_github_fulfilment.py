@@ -44,6 +44,11 @@ APP_DATABASE_DIRECT = APP_DATABASE.replace(
     'name: "app-database"', 'name: "app-database-direct"').replace(
     'path: "databases/', 'mode: "commit"\n          path: "databases/')
 
+# Committed straight, applied by another App's checks (Atlantis), nothing expected back.
+APP_DATABASE_ATLANTIS = APP_DATABASE_DIRECT.replace(
+    'name: "app-database-direct"', 'name: "app-database-atlantis"').replace(
+    '        outputs: ["connection_string"]\n', '')
+
 # Dashboards by a dispatched workflow; a ticket when the workflow fails.
 APP_DASHBOARDS = '''\
 name: "app-dashboards"
@@ -103,7 +108,7 @@ fulfillment:
 '''
 
 PERMISSIONS = {"metadata": "read", "contents": "write", "pull_requests": "write", "actions": "write",
-               "issues": "write"}
+               "issues": "write", "checks": "write"}
 
 
 @pytest.fixture
@@ -111,6 +116,7 @@ async def catalog(tmp_path, settings, pool, runtime):
     return await sync_catalog(tmp_path, settings, pool, runtime, {
         "catalog/databases/app-database.yaml": APP_DATABASE,
         "catalog/databases/app-database-direct.yaml": APP_DATABASE_DIRECT,
+        "catalog/databases/app-database-atlantis.yaml": APP_DATABASE_ATLANTIS,
         "catalog/observability/app-dashboards.yaml": APP_DASHBOARDS,
         "catalog/bundles/db-with-dashboard.yaml": DB_WITH_DASHBOARD})
 
@@ -416,3 +422,28 @@ async def test_a_repository_without_the_app_is_a_permanent_error_saying_to_insta
     failure = step["attempts"][0]["error"]
     assert failure["type"] == "not_installed" and "install it there" in failure["message"]
     assert "platform/observability" in failure["message"] and "actions: write" in failure["message"]
+
+
+async def test_a_commit_applied_by_another_apps_check_suite_completes_when_the_suite_succeeds(
+        gh, github_fake, worker, runtime):
+    poll_every(runtime, 0.2)
+    actions = github_fake.actions
+    infra = github_fake.repo("platform/infrastructure")
+    body = {"catalog_item": "app-database-atlantis", "parameters": {"database_name": "events"}}
+    _, created = await gh.call("POST", "/api/v1/requests", body)
+
+    async def committed():
+        return infra.read("databases/events.tf")
+    await wait_for(committed, what="the commit on main")
+    suite = actions.add_check_suite(infra, infra.sha("main"), app_slug="atlantis")
+
+    async def checked():
+        return [r for r in github_fake.api_requests("GET", "/repos/platform/infrastructure/commits/")
+                if r.path.endswith("/check-suites")]
+    await wait_for(checked, what="PAO to look at the check suites")
+    suite["status"] = "in_progress"
+    _, waiting = await gh.call("GET", created["href"])
+    assert waiting["status"] == "in_progress"
+    suite["status"], suite["conclusion"] = "completed", "success"
+    done = await status_of(gh, created["href"], "completed")
+    assert done["outputs"] == {}

@@ -14,6 +14,7 @@ Test-facing API:
 - ``complete_run(run_id, "success", outputs={...})`` -> a ``workflow_run`` ``completed``
   delivery; outputs become a ``pao-outputs`` artifact (a zip holding ``outputs.json``).
 - ``lose_next_answer.add("dispatch" | "pull")``: the next such call does its work and answers 502.
+- ``add_check_suite(repo, sha, app_slug="atlantis")`` -> suite (set ``status``/``conclusion``).
 - ``pulls`` (full name -> number -> pull); ``merge_pull(full_name, number)`` /
   ``close_pull(...)`` -> a ``pull_request`` ``closed`` delivery.
 """
@@ -51,6 +52,7 @@ class FakeActions:
         self.workflows: dict[str, dict[str, int]] = {}  # full name -> file name -> id
         self.runs: dict[int, dict[str, Any]] = {}
         self.pulls: dict[str, dict[int, dict[str, Any]]] = {}
+        self.check_suites: list[dict[str, Any]] = []  # other Apps' suites (Atlantis...)
         self.blobs: dict[str, bytes] = {}  # signed blob token -> zip bytes
         self.blob_requests: list[dict[str, Any]] = []
         self.dispatch_returns_run_details = True
@@ -94,6 +96,31 @@ class FakeActions:
         run["display_title"] = title if inputs and "${{" not in title else found[0]
         self.runs[run_id] = run
         return run
+
+    def add_check_suite(self, repo: FakeRepo, head_sha: str, *, app_slug: str = "atlantis") -> dict[str, Any]:
+        """Another App's check suite on a commit (an apply that is not a workflow run)."""
+        suite = {"id": next(self._ids), "repository": repo.full_name, "head_sha": head_sha,
+                 "app_slug": app_slug, "status": "queued", "conclusion": None, "created_at": time.time()}
+        self.check_suites.append(suite)
+        return suite
+
+    def check_suite_json(self, repo: FakeRepo, suite: dict[str, Any]) -> dict[str, Any]:
+        app = dict(self.fake.app_json())
+        app.update(id=suite["id"] % 1000 + 1, slug=suite["app_slug"], name=suite["app_slug"].title(),
+                   node_id=_node_id("Integration", suite["id"] % 1000 + 1))
+        api = f"{self.fake.url}/repos/{repo.full_name}/check-suites/{suite['id']}"
+        commit = repo.commit_payload(suite["head_sha"])
+        return {"id": suite["id"], "node_id": _node_id("CheckSuite", suite["id"]),
+                "head_branch": repo.default_branch, "head_sha": suite["head_sha"], "status": suite["status"],
+                "conclusion": suite["conclusion"], "url": api, "before": None, "after": suite["head_sha"],
+                "pull_requests": [], "app": app, "repository": repo.to_json(),
+                "created_at": _iso(suite["created_at"]), "updated_at": _iso(suite["created_at"]),
+                "latest_check_runs_count": 1, "check_runs_url": f"{api}/check-runs",
+                "head_commit": {"id": suite["head_sha"], "tree_id": commit["tree_id"],
+                                "message": commit["message"], "timestamp": commit["timestamp"],
+                                "author": {"name": "Test Author", "email": "author@example.com"},
+                                "committer": {"name": "Test Author", "email": "author@example.com"}},
+                "rerequestable": True, "runs_rerequestable": True}
 
     def runs_of(self, workflow: str) -> list[dict[str, Any]]:
         return [r for r in self.runs.values() if r["workflow"] == workflow]
@@ -269,6 +296,7 @@ class FakeActions:
         r.add_put(base + "/contents/{path:.+}", self._put_contents)
         r.add_get(base + "/git/ref/{ref:.+}", self._get_ref)
         r.add_post(base + "/git/refs", self._create_ref)
+        r.add_get(base + "/commits/{ref}/check-suites", self._check_suites)
         r.add_get(base + "/pulls", self._list_pulls)
         r.add_post(base + "/pulls", self._create_pull)
         r.add_get(base + "/pulls/{number:\\d+}", self._get_pull)
@@ -472,6 +500,18 @@ class FakeActions:
             raise ApiError(422, "Object does not exist")
         repo.set_ref(ref, sha)
         return _json(self._ref_json(repo, ref, sha), status=201)
+
+    async def _check_suites(self, request: web.Request) -> web.StreamResponse:
+        from tests.fakes.github import ApiError, _json, _paginate
+
+        repo, _ = self._repo(request, "checks", "read")
+        sha = repo.sha(request.match_info["ref"])
+        if sha is None:
+            raise ApiError(422, f"No commit found for SHA: {request.match_info['ref']}")
+        found = [s for s in self.check_suites if s["repository"] == repo.full_name and s["head_sha"] == sha]
+        page, links = _paginate(request, found)
+        return _json({"total_count": len(found),
+                      "check_suites": [self.check_suite_json(repo, s) for s in page]}, headers=links)
 
     async def _list_pulls(self, request: web.Request) -> web.StreamResponse:
         from tests.fakes.github import _json, _paginate

@@ -28,7 +28,7 @@ from app.requests.github_runs import (
 )
 from app.requests.steps import StepContext, StepFailed, StepResult, StepWaiting
 
-PERMISSIONS = "contents: write, pull_requests: write and actions: read"
+PERMISSIONS = "contents: write, pull_requests: write, actions: read and checks: read"
 MODES = ("pull_request", "commit")
 # GitHub starts push workflows within seconds of a merge; a step with no outputs whose commit
 # has no run after this long is applied some other way (Atlantis...) and completes.
@@ -137,6 +137,37 @@ async def put_file(ctx: StepContext, client: RepoClient, path: str, content: str
     return str(answer["commit"]["sha"])
 
 
+async def apply_checks(ctx: StepContext, client: RepoClient, sha: str, applied_at: float) -> dict[str, Any]:
+    """No workflow run: follow other Apps' check suites on ``sha`` (Atlantis...); they carry no outputs."""
+    suites: list[dict[str, Any]] = []
+
+    async def collect() -> None:
+        async for found in client.api.getiter(f"/repos/{client.repository}/commits/{sha}/check-suites",
+                                              iterable_key="check_suites"):
+            if (found.get("app") or {}).get("slug") != "github-actions":
+                suites.append(found)
+
+    await guarded(collect(), f"list the check suites on {sha[:12]}", PERMISSIONS)
+    if not suites:
+        if not ctx.outputs_declared and time.time() - applied_at > NO_RUN_GRACE:
+            return {}  # nothing applies it that GitHub knows of, and nothing is expected back
+        delay = None if ctx.outputs_declared else min(NO_RUN_CHECK, ctx.settings.ticket_poll_interval)
+        raise StepWaiting(f"no workflow run or check suite on {sha[:12]} yet", delay)
+    if any(s.get("status") != "completed" for s in suites):
+        raise StepWaiting(f"check suites on {sha[:12]} still running")
+    failed = [s for s in suites if s.get("conclusion") not in NOT_FAILURES]
+    if failed:
+        app = (failed[0].get("app") or {}).get("slug")
+        raise StepFailed("checks_failed", f"the {app} check suite on {sha[:12]} concluded "
+                         f"{failed[0].get('conclusion')}", {"check_suite": failed[0].get("url"),
+                                                            "conclusion": failed[0].get("conclusion")})
+    if ctx.outputs_declared:
+        raise StepFailed("missing_output", f"{sha[:12]} was applied by check suites, which carry no "
+                         f"{OUTPUTS_ARTIFACT} artifact for the declared outputs "
+                         f"{', '.join(ctx.outputs_declared)}")
+    return {}
+
+
 async def apply_outputs(ctx: StepContext, client: RepoClient, sha: str, applied_at: float) -> dict[str, Any]:
     """Wait for the workflow runs on ``sha``; outputs from the one with a ``pao-outputs`` artifact."""
     runs: list[dict[str, Any]] = []
@@ -148,10 +179,7 @@ async def apply_outputs(ctx: StepContext, client: RepoClient, sha: str, applied_
 
     await guarded(collect(), f"list the workflow runs on {sha[:12]}", PERMISSIONS)
     if not runs:
-        if not ctx.outputs_declared and time.time() - applied_at > NO_RUN_GRACE:
-            return {}  # nothing applies by Actions here, and nothing is expected back
-        raise StepWaiting(f"no workflow run on {sha[:12]} yet",
-                          None if ctx.outputs_declared else NO_RUN_CHECK)
+        return await apply_checks(ctx, client, sha, applied_at)
     waiting = [r for r in runs if r.get("status") != "completed"]
     if waiting:
         raise StepWaiting(f"{len(waiting)} workflow run(s) on {sha[:12]} still running")
