@@ -55,24 +55,11 @@ async def run(ctx: StepContext) -> StepResult:
     client = await repo_client(ctx.github, repository, "GitHubWorkflow", PERMISSIONS)
     tracking = dict(ctx.tracking or {})
     run_id = tracking.get("run_id")
-    if run_id is None and tracking.get("dispatched_at") is not None:
-        found = await find_run(client, workflow, ctx.idempotency_key, float(tracking["dispatched_at"]))
-        if found is None:
-            if time.time() - float(tracking["dispatched_at"]) > FIND_RUN_FOR:
-                raise StepFailed("run_not_found", f"workflow {workflow} in {repository} was dispatched but "
-                                 f"no run named {ctx.idempotency_key} appeared; does the workflow set "
-                                 f"run-name from inputs.{CORRELATION_INPUT}?")
-            raise StepWaiting("looking for the dispatched run", FIND_RUN_DELAY)
-        run_id = found["id"]
-        await ctx.save_tracking(run_tracking(found))
-    if run_id is None:
-        run_id = await dispatch(ctx, client, workflow)
-    if run_id is None:  # a 204: the run is named after the step
-        found = await find_run(client, workflow, ctx.idempotency_key, time.time())
-        if found is None:
-            raise StepWaiting("dispatched; looking for the run", FIND_RUN_DELAY)
-        run_id = found["id"]
-        await ctx.save_tracking(run_tracking(found))
+    if run_id is None and tracking.get("dispatched_at") is None:
+        tracking["dispatched_at"] = time.time()
+        run_id = await dispatch(ctx, client, workflow, tracking["dispatched_at"])
+    if run_id is None:  # a 204, or an earlier attempt's answer was lost: the run is named after the step
+        run_id = await started_run(ctx, client, workflow, float(tracking["dispatched_at"]))
     run = await guarded(client.api.getitem(f"/repos/{repository}/actions/runs/{run_id}"),
                         f"read workflow run {run_id}", PERMISSIONS)
     return StepResult(await finished_run_outputs(ctx, client, run))
@@ -87,7 +74,20 @@ async def finished_run_outputs(ctx: StepContext, client: RepoClient, run: dict[s
     return await run_outputs(ctx, client, run)
 
 
-async def dispatch(ctx: StepContext, client: RepoClient, workflow: str) -> int | None:
+async def started_run(ctx: StepContext, client: RepoClient, workflow: str, dispatched_at: float) -> int:
+    """The id of the run this step dispatched, found by its name; waits a while for it to show up."""
+    found = await find_run(client, workflow, ctx.idempotency_key, dispatched_at)
+    if found is None:
+        if time.time() - dispatched_at > FIND_RUN_FOR:
+            raise StepFailed("run_not_found", f"workflow {workflow} in {client.repository} was dispatched "
+                             f"but no run named {ctx.idempotency_key} appeared; does the workflow set "
+                             f"run-name from inputs.{CORRELATION_INPUT}?")
+        raise StepWaiting("looking for the dispatched run", FIND_RUN_DELAY)
+    await ctx.save_tracking(run_tracking(found))
+    return int(found["id"])
+
+
+async def dispatch(ctx: StepContext, client: RepoClient, workflow: str, dispatched_at: float) -> int | None:
     """Dispatch the workflow; the run id when GitHub gives it (200), else None (204)."""
     repository = client.repository
     ref = ctx.config.get("ref")
@@ -96,7 +96,7 @@ async def dispatch(ctx: StepContext, client: RepoClient, workflow: str) -> int |
         ref = repo["default_branch"]
     inputs = dispatch_inputs(ctx)
     # Saved first: if the answer is lost, the next attempt looks for the run instead of dispatching again.
-    await ctx.save_tracking({"dispatched_at": time.time(), "run_repository": repository})
+    await ctx.save_tracking({"dispatched_at": dispatched_at, "run_repository": repository})
     answer = await guarded(client.api.post(
         f"/repos/{repository}/actions/workflows/{quote(workflow, safe='')}/dispatches",
         data={"ref": str(ref), "inputs": inputs, "return_run_details": True}),
