@@ -12,6 +12,7 @@ TASK_MODULES: tuple[str, ...] = (
     "app.deliveries.tasks",
     "app.notify.tasks",
     "app.requests.executor",
+    "app.requests.github_runs",
 )
 
 for _name in TASK_MODULES:

@@ -26,9 +26,7 @@ from gidgethub import routing
 from gidgethub.sansio import Event
 
 from app import metrics
-
-# ``require`` is re-exported for handlers written before it moved to app.intake.
-from app.intake import BIGINT_MAX, Intake, PayloadError, optional, require  # noqa: F401
+from app.intake import BIGINT_MAX, Intake, PayloadError, optional
 from app.log import delivery_id_var, scrub
 from app.state import RUNTIME
 

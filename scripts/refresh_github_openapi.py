@@ -51,6 +51,22 @@ OPERATIONS = [
     "POST /repos/{owner}/{repo}/issues",
     "GET /repos/{owner}/{repo}/issues",
     "GET /repos/{owner}/{repo}/issues/{issue_number}",
+    # Service request steps GitHubWorkflow and TerraformFile (app/requests/steps/).
+    "POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches",
+    "GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs",
+    "GET /repos/{owner}/{repo}/actions/runs",
+    "GET /repos/{owner}/{repo}/actions/runs/{run_id}",
+    "POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel",
+    "GET /repos/{owner}/{repo}/actions/runs/{run_id}/artifacts",
+    "GET /repos/{owner}/{repo}/actions/artifacts/{artifact_id}/{archive_format}",
+    "GET /repos/{owner}/{repo}/contents/{path}",
+    "PUT /repos/{owner}/{repo}/contents/{path}",
+    "GET /repos/{owner}/{repo}/git/ref/{ref}",
+    "POST /repos/{owner}/{repo}/git/refs",
+    "GET /repos/{owner}/{repo}/pulls",
+    "POST /repos/{owner}/{repo}/pulls",
+    "GET /repos/{owner}/{repo}/pulls/{pull_number}",
+    "GET /repos/{owner}/{repo}/commits/{ref}/check-suites",
 ]
 
 # Schema keywords that only document; dropping them keeps the subset small.

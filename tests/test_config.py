@@ -118,12 +118,12 @@ def test_app_manifest_is_a_valid_github_app_manifest():
     assert manifest["name"] and manifest["url"].startswith("https://")
     assert manifest["hook_attributes"]["url"].endswith("/api/v1/webhooks/github")
     assert manifest["default_permissions"] == {
-        "contents": "read", "checks": "write", "metadata": "read", "pull_requests": "read",
+        "contents": "write", "checks": "write", "metadata": "read", "pull_requests": "write",
         "members": "read",  # members: sign-in reads the user's teams
-        "issues": "write"}  # issues: manual steps of service requests open issues
+        "issues": "write", "actions": "write"}
     assert set(manifest["default_events"]) == {
         "push", "pull_request", "check_suite", "check_run", "star", "watch", "installation",
-        "installation_repositories", "issues"}
+        "installation_repositories", "issues", "workflow_run"}
     # Only keys GitHub's manifest flow knows.
     known = {"name", "url", "hook_attributes", "redirect_url", "callback_urls", "setup_url",
              "description", "public", "default_events", "default_permissions",

@@ -144,8 +144,8 @@ async def test_the_event_stream_delivers_transitions_live_until_the_request_ends
     assert [e["id"] for e in seen] == sorted(e["id"] for e in seen)
 
 
-async def test_unsupported_step_types_fall_back_to_the_manual_ticket_or_fail_clearly(rapi, worker, pool):
-    # Our example eks item writes Terraform (not supported yet) with on_failure: manual (jira),
+async def test_a_step_that_cannot_run_falls_back_to_the_manual_ticket_or_fails_clearly(rapi, worker, pool):
+    # Our example eks item writes Terraform (no GitHub App configured here) with on_failure: manual (jira),
     # and PAO_JIRA_URL is unset here: the fallback fails and says why.
     body = {"catalog_item": "eks-container-app",
             "parameters": {"app_name": "shop", "environment": "dev"}}
@@ -153,7 +153,8 @@ async def test_unsupported_step_types_fall_back_to_the_manual_ticket_or_fail_cle
     await status_of(rapi, created["href"], "failed")
     _, step = await rapi.call("GET", created["href"] + "/steps/eks-container-app.provision_eks_app")
     errors = [a["error"] for a in step["attempts"]]
-    assert errors[0]["type"] == "not_supported" and "TerraformFile" in errors[0]["message"]
+    assert errors[0]["type"] == "not_configured" and "TerraformFile" in errors[0]["message"]
+    assert "PAO_APP_ID" in errors[0]["message"]  # no GitHub credentials here: says what to set
     assert errors[-1]["type"] == "not_configured" and "PAO_JIRA_URL" in errors[-1]["message"]
     assert step["manual_fallback_available"] is True
 

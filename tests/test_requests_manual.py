@@ -85,7 +85,7 @@ async def test_a_failing_step_falls_back_to_a_ticket_and_waits_for_its_outputs(w
     await status_of(wired, created["href"], "waiting_manual")
     url = created["href"] + "/steps/postgres-database.provision_postgres"
     _, step = await wired.call("GET", url)
-    assert step["attempts"][0]["error"]["type"] == "not_supported"
+    assert step["attempts"][0]["error"]["type"] == "not_configured"  # no GitHub App here
     assert step["tickets"][0]["type"] == "fallback"
     [issue] = jira.issues.values()
     assert issue.fields["summary"] == "Create PostgreSQL database orders"

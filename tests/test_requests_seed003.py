@@ -70,7 +70,7 @@ async def test_seed_003_end_to_end(portal, endpoint, jira, worker):
     _, postgres = await portal.call("GET", href + "/steps/postgres-database.provision_postgres")
     assert postgres["type"] == "TerraformFile" and postgres["status"] == "waiting_manual"
     first = postgres["attempts"][0]
-    assert first["status"] == "failed" and first["error"]["type"] == "not_supported"
+    assert first["status"] == "failed" and first["error"]["type"] == "not_configured"
     assert postgres["manual_fallback_available"] is True
     [ticket] = postgres["tickets"]
     assert ticket["system"] == "jira" and ticket["type"] == "fallback" and ticket["status"] == "open"

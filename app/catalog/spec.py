@@ -171,13 +171,16 @@ STEP_CONFIGS: dict[str, Obj] = {
         "repository": Key(NONEMPTY, "owner/name of the repository holding the workflow.", True),
         "workflow": Key(NONEMPTY, "Workflow file name or id, e.g. deploy.yml.", True),
         "ref": Key(NONEMPTY, "Branch or tag to run on (default: the default branch)."),
-        "inputs": Key(MapOf(ANY), "workflow_dispatch inputs (templates)."),
+        "inputs": Key(MapOf(ANY), "workflow_dispatch inputs (templates; sent as strings, at most 24: "
+                      "PAO adds pao_step_id)."),
     }),
     "TerraformFile": Obj("TerraformFile config", {
         "repository": Key(NONEMPTY, "owner/name of the infrastructure repository.", True),
         "path": Key(NONEMPTY, "File to write, e.g. stacks/{{ app_name }}/main.tf (template).", True),
         "template": Key(NONEMPTY, "File content (template).", True),
         "branch": Key(NONEMPTY, "Target branch (default: the default branch)."),
+        "mode": Key(Scalar("string", enum=("pull_request", "commit")),
+                    "pull_request (default): a branch and a pull request; commit: straight to the branch."),
     }),
 }
 

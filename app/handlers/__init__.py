@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from gidgethub import routing
 
-from app.handlers import catalog_push, checks, installation, mirror, requests
+from app.handlers import catalog_push, checks, fulfilment, installation, mirror, requests
 
 router = routing.Router(
     installation.router,
@@ -19,4 +19,5 @@ router = routing.Router(
     catalog_push.router,
     mirror.router,
     requests.router,
+    fulfilment.router,
 )

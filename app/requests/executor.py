@@ -16,11 +16,12 @@ import asyncpg
 
 from app.jobs import JobContext, RetryJob, enqueue, task
 from app.log import register_secret, scrub
-from app.requests import secrets, store
+from app.requests import github_runs, secrets, store
 from app.requests.config import request_settings
 from app.requests.plan import manual_for
 from app.requests.render import RenderError, render_value, variables
-from app.requests.steps import StepContext, StepFailed, StepResult, runners
+from app.requests.steps import runners
+from app.requests.steps.base import StepContext, StepFailed, StepResult, StepWaiting
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,17 @@ async def queue_ready(conn: asyncpg.Connection, request_pk: int, actor: str = "p
     await store.add_step_events(conn, request_pk, [r["step_id"] for r in rows], "pending", "queued",
                                 actor)
     return [r["step_id"] for r in rows]
+
+
+async def wake_step(conn: asyncpg.Connection, step_pk: int, delivery_id: str | None = None) -> int:
+    """Run a waiting step's check now (a webhook says its external work finished); the job's id."""
+    queued = await enqueue(conn, TASK, {"step": step_pk}, queueing_lock=_lock_key(step_pk),
+                           lock=_lock_key(step_pk), priority=10, delivery_id=delivery_id)
+    # The waiting twin may have been queued for the next poll after this statement's snapshot
+    # (a step going back to wait just now): make sure it is due now.
+    await conn.execute("UPDATE jobs SET scheduled_at = now() WHERE id = $1 AND status = 'todo'"
+                       " AND scheduled_at > now()", queued.job_id)
+    return queued.job_id
 
 
 async def _enqueue_step(conn: asyncpg.Connection, step_pk: int) -> None:
@@ -205,6 +217,15 @@ async def run_step(ctx: JobContext, step: int) -> dict[str, Any]:
                            [] if fallback else list(st["outputs_declared"]), ctx.http, settings,
                            tracking, save_tracking, github=ctx.github)
         result = await runners()[step_type](sctx)
+    except StepWaiting as waiting:
+        # Not done yet (a workflow run, a pull request): look again later; a webhook wakes it sooner.
+        await ctx.pool.execute(
+            """UPDATE request_step_attempts SET status = 'waiting', completed_at = now()
+                WHERE step_pk = $1 AND attempt_number = $2""", step, attempt)
+        await enqueue(ctx.pool, TASK, {"step": step}, queueing_lock=_lock_key(step), lock=_lock_key(step),
+                      priority=10, delay=waiting.delay if waiting.delay is not None
+                      else settings.ticket_poll_interval)
+        return {"waiting": waiting.reason}
     except StepFailed as failure:
         if failure.retryable and not ctx.last_attempt:
             await _attempt_failed(ctx.pool, step, attempt, failure, "retrying")
@@ -339,6 +360,7 @@ async def cancel_request(pool: asyncpg.Pool, request_pk: int, actor: str) -> asy
         for st in await store.get_steps(conn, request_pk):
             if st["status"] in OPEN_STEP:
                 await _set_step(conn, req, st, "cancelled", actor=actor)
+                await github_runs.queue_cancel(conn, st)
                 await conn.execute("UPDATE jobs SET status = 'cancelled', finished_at = now()"
                                    " WHERE queueing_lock = $1 AND status = 'todo'", _lock_key(st["id"]))
         row = await conn.fetchrow(

@@ -251,6 +251,9 @@ class FakeGitHub:
         self.registered_webhook_secret: str | None = None
         self.teams: dict[tuple[str, str], set[str]] = {}  # (org, slug) -> member logins
         self.backend = GitHttpBackend(self.git_root, self._authorize_git, realm="GitHub")
+        from tests.fakes.github_actions import FakeActions  # it builds on this module's helpers
+
+        self.actions = FakeActions(self)  # Actions, contents, refs, pulls (service-request steps)
         self.app = self._make_app()
 
     # ----- test helpers: state -------------------------------------------------------------
@@ -772,6 +775,7 @@ class FakeGitHub:
         r.add_post("/repos/{owner}/{repo}/issues", self._create_issue)
         r.add_get("/repos/{owner}/{repo}/issues", self._list_issues)
         r.add_get("/repos/{owner}/{repo}/issues/{number:\\d+}", self._get_issue)
+        self.actions.add_routes(r)
         r.add_route("*", r"/{repo:[^/]+/[^/]+\.git}/{tail:.*}", self._git, name="git")
         # github.com pages, answered in HTML (not API operations: no OpenAPI check).
         r.add_post("/settings/apps/new", self._new_app_page, name="web-new-app")
@@ -785,7 +789,7 @@ class FakeGitHub:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable) -> web.StreamResponse:
         name = request.match_info.route.name or ""
-        if name == "git" or name.startswith("web-"):
+        if name in ("git", "artifact_blob") or name.startswith("web-"):  # not API calls
             return await handler(request)
         body: Any = None
         raw = await request.read()

@@ -38,7 +38,7 @@ def _templates() -> list[tuple[re.Pattern[str], str]]:
         method, template = key.split(" ", 1)
         # {ref} may hold slashes (heads/main); other parameters are one path segment.
         pattern = re.sub(r"\\\{(\w+)\\\}",
-                         lambda m: f"(?P<{m.group(1)}>{'.+' if m.group(1) == 'ref' else '[^/]+'})",
+                         lambda m: f"(?P<{m.group(1)}>{'.+' if m.group(1) in ('ref', 'path') else '[^/]+'})",
                          re.escape(template))
         compiled.append((re.compile(f"{method} {pattern}"), key))
     # Literal segments beat parameters (/repos/{o}/{r}/installation vs /repos/{o}/{r}).

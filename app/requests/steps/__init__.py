@@ -8,88 +8,11 @@ ticket to wait on. It raises ``StepFailed`` with a typed error; ``retryable`` on
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
-
-import aiohttp
-
-from app.log import scrub
-from app.requests.config import RequestSettings
-
-
-class StepFailed(Exception):
-    """A typed step error: ``type`` (http_error, timeout, render_error...), message, details."""
-
-    def __init__(self, type: str, message: str, details: dict[str, Any] | None = None, *,
-                 retryable: bool = False):
-        super().__init__(message)
-        self.type = type
-        self.message = message
-        self.details = details or {}
-        self.retryable = retryable
-
-    def as_dict(self) -> dict[str, Any]:
-        """The error as stored and shown, with every known secret (secret fields too) scrubbed."""
-        details = json.loads(scrub(json.dumps(self.details, default=str)))
-        return {"type": self.type, "message": scrub(self.message), "details": details}
-
-
-@dataclass
-class Ticket:
-    system: str
-    ticket_id: str
-    url: str | None = None
-
-
-@dataclass
-class StepResult:
-    outputs: dict[str, Any] = field(default_factory=dict)
-    ticket: Ticket | None = None  # set: the step waits for the ticket to be resolved
-
-
-@dataclass
-class StepContext:
-    request_id: str
-    step_id: str
-    config: dict[str, Any]  # rendered
-    outputs_declared: list[str]
-    http: aiohttp.ClientSession
-    settings: RequestSettings
-    tracking: dict[str, Any] | None  # what an earlier attempt saved (e.g. a poll URL)
-    save_tracking: Callable[[dict[str, Any]], Awaitable[None]]
-    github: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def idempotency_key(self) -> str:
-        return f"{self.request_id}/{self.step_id}"
-
-    @property
-    def label(self) -> str:
-        """A ticket label naming this step, so a retry finds the ticket it already opened."""
-        return "pao-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in self.idempotency_key)
-
-
-def declared_outputs(ctx: StepContext, body: Any) -> dict[str, Any]:
-    """The declared outputs from a JSON object; a missing one fails the step."""
-    if not ctx.outputs_declared:
-        return {}
-    if not isinstance(body, dict):
-        raise StepFailed("missing_output", "the answer is not a JSON object, so it has none of the "
-                         f"declared outputs {', '.join(ctx.outputs_declared)}")
-    missing = [n for n in ctx.outputs_declared if n not in body]
-    if missing:
-        raise StepFailed("missing_output", f"the answer lacks the declared output(s) {', '.join(missing)}",
-                         {"missing": missing})
-    return {n: body[n] for n in ctx.outputs_declared}
-
-
-Runner = Callable[[StepContext], Awaitable[StepResult]]
+from app.requests.steps.base import Runner
 
 
 def runners() -> dict[str, Runner]:
+    # Imported here: step modules import app.requests.steps.base, which runs this package first.
     from app.requests.steps import github_workflow, http_post, manual, terraform_file
 
     return {"HttpPost": http_post.run, "GitHubWorkflow": github_workflow.run,

@@ -16,7 +16,7 @@ from urllib.parse import urljoin
 
 import aiohttp
 
-from app.requests.steps import StepContext, StepFailed, StepResult, declared_outputs
+from app.requests.steps.base import StepContext, StepFailed, StepResult, declared_outputs
 
 DONE = ("done", "completed", "succeeded", "success")
 FAILED = ("failed", "error", "cancelled")

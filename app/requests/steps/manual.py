@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from app.requests.steps import StepContext, StepFailed, StepResult
+from app.requests.steps.base import StepContext, StepFailed, StepResult
 
 # One module per ticket system under app/requests/tickets/, each with ``async def open(ctx)``.
 SYSTEMS = {"jira": "app.requests.tickets.jira", "email": "app.requests.tickets.email",

@@ -14,7 +14,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 
 from app.requests.config import RequestSettings
-from app.requests.steps import StepContext, StepFailed, Ticket
+from app.requests.steps.base import StepContext, StepFailed, Ticket
 
 KNOWN = ("summary", "to", "cc", "body", "description")
 

@@ -14,7 +14,7 @@ from gidgethub import BadRequest, GitHubBroken, RateLimitExceeded
 from gidgethub.abc import GitHubAPI
 
 from app.requests.config import RequestSettings
-from app.requests.steps import StepContext, StepFailed, Ticket
+from app.requests.steps.base import StepContext, StepFailed, Ticket
 from app.sync.tasks import repository_installation
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 
 from app.requests.config import RequestSettings
-from app.requests.steps import StepContext, StepFailed, Ticket
+from app.requests.steps.base import StepContext, StepFailed, Ticket
 
 # Template keys that map to Jira fields; everything else goes into the description.
 KNOWN = ("summary", "project", "issue_type", "description", "labels", "priority")

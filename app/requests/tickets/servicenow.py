@@ -14,7 +14,7 @@ from urllib.parse import quote
 import aiohttp
 
 from app.requests.config import RequestSettings
-from app.requests.steps import StepContext, StepFailed, Ticket
+from app.requests.steps.base import StepContext, StepFailed, Ticket
 
 KNOWN = ("summary", "description", "table")
 DEFAULT_TABLE = "incident"

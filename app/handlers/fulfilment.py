@@ -1,0 +1,58 @@
+"""``workflow_run`` completed and ``pull_request`` closed: wake the request steps waiting on them.
+
+``GitHubWorkflow`` and ``TerraformFile`` steps wait on a workflow run or a pull request
+(``job_tracking``); these deliveries run the waiting step's check now instead of at its
+next poll. The step's job reads the outcome from GitHub itself, so a forged or replayed
+delivery can only make PAO look early.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gidgethub import routing
+from gidgethub.sansio import Event
+
+from app.intake import Intake, require
+from app.requests.executor import wake_step
+
+router = routing.Router()
+
+_WAITING = "status = 'running' AND step_type IN ('GitHubWorkflow', 'TerraformFile')"
+
+
+async def _wake(intake: Intake, rows: list[Any], what: str) -> None:
+    for row in rows:
+        job_id = await wake_step(intake.conn, row["id"], intake.delivery_id)
+        if job_id not in intake.job_ids:
+            intake.job_ids.append(job_id)
+    if rows:
+        intake.handled(f"{what}: woke {len(rows)} request step(s)")
+
+
+@router.register("workflow_run", action="completed")
+async def workflow_run_completed(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs: Any) -> None:
+    run_id = require(event.data, "workflow_run.id", int)
+    head_sha = require(event.data, "workflow_run.head_sha", str)
+    repository = require(event.data, "repository.full_name", str)
+    rows = await intake.conn.fetch(
+        f"""SELECT id FROM request_steps WHERE {_WAITING}
+              AND (job_tracking->>'run_id' = $1
+                   OR (job_tracking->>'applied_sha' = $2
+                       AND lower(job_tracking->>'apply_repository') = lower($3)))""",
+        str(run_id), head_sha, repository)
+    await _wake(intake, rows, f"workflow run {run_id}")
+    if not rows:
+        intake.ignore(f"no request step waits on workflow run {run_id}")
+
+
+@router.register("pull_request", action="closed")
+async def pull_request_closed(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs: Any) -> None:
+    number = require(event.data, "pull_request.number", int)
+    repository = require(event.data, "repository.full_name", str)
+    rows = await intake.conn.fetch(
+        f"""SELECT id FROM request_steps WHERE {_WAITING}
+              AND job_tracking->>'pull_number' = $1
+              AND lower(job_tracking->>'pull_repository') = lower($2)""",
+        str(number), repository)
+    await _wake(intake, rows, f"pull request {repository}#{number}")
