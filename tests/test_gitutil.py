@@ -127,9 +127,9 @@ async def test_helpers_outliving_a_killed_worker_are_stopped_before_the_next_wri
             f"asyncio.run(run_git({SLOW_REMOTE!r}, timeout=60))")
     worker = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
     try:
-        # git's remote helper, and the "remote" it runs, are up.
-        await wait_for(lambda: asyncio.to_thread(lambda: len(owned_by(worker.pid)) >= 2),
-                       what="git and its helpers")
+        # git's remote helper, and the "remote" it runs (`sleep`, the last to start), are up.
+        await wait_for(lambda: asyncio.to_thread(lambda: any(
+            _comm(p) == "sleep" for p in owned_by(worker.pid))), what="git and its helpers")
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait()
         await asyncio.sleep(0.5)
@@ -141,6 +141,13 @@ async def test_helpers_outliving_a_killed_worker_are_stopped_before_the_next_wri
     finally:
         if worker.poll() is None:
             worker.kill()
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def owned_by(pid: int) -> list[int]:
