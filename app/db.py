@@ -196,8 +196,7 @@ class EmbeddedPostgres:
                 # (pgserver checks its state with assert, e.g. a server found running but not
                 # ready, and its error path reads the server's log, which may not exist yet.)
                 # pgserver gives `pg_ctl start` 10 s, which a loaded machine can exceed while
-                # the server goes on starting; initdb can fail for want of a transient
-                # resource. Both succeed on a second try, once the half-started server is up.
+                # the server goes on starting: wait for it, and the next try finds it running.
                 self._forget_failed_server()
                 if attempt == EMBEDDED_START_ATTEMPTS:
                     raise RuntimeError(
