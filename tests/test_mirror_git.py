@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from app.mirror import git
@@ -57,4 +59,7 @@ async def test_git_timeout_is_retried_then_completes(make_env):
     [first] = await wait_for(retrying, timeout=20, what="a timed-out attempt")
     assert "timed out" in first["error"] and "PAO_MIRROR_TIMEOUT" in first["error"]
     env.onedev.push_delay = 0.0
+    # The retry's clone and push must not race the 1 s limit on a loaded machine.
+    settings = env.runtime.settings.extra["mirror"]
+    env.runtime.settings.extra["mirror"] = dataclasses.replace(settings, timeout=60.0)
     await env.wait_status("octo/hello", "completed", timeout=30)

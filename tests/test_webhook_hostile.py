@@ -13,7 +13,7 @@ import pytest
 
 from app import webhooks
 from app.web import create_app
-from tests.support import raw_request, read_response, serve, sign, webhook
+from tests.support import raw_request, read_response, serve, sign, wait_for, webhook
 
 URL = "/api/v1/webhooks/github"
 
@@ -66,7 +66,10 @@ async def stall(addr: tuple[str, int], *, chunked: bool,
 
 async def test_stalled_uploads_never_keep_a_large_signed_delivery_waiting(client, pool):
     stalled = [(await stall(address(client), chunked=i % 2 == 0))[1] for i in range(12)]
-    await asyncio.sleep(0.2)  # they are all inside the handler, reading
+    budget = client.server.app[webhooks.LARGE_BODY_BUDGET]
+    # They are all inside the handler, reading: each holds its first 5 bytes.
+    await wait_for(lambda: asyncio.sleep(0, budget.available == budget.capacity - 12 * 5),
+                   what="the stalled uploads to be read")
     body, headers = webhook("ping", {"zen": "x" * (2 * 1024 * 1024)}, delivery_id="big-one")
     # GitHub gives up after 10 s; the answer must come well before, stalled peers or not.
     resp = await asyncio.wait_for(client.post(URL, data=body, headers=headers), 8)
@@ -91,22 +94,23 @@ async def test_a_body_that_does_not_arrive_in_time_is_408_and_frees_its_bytes(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-async def test_an_abandoned_upload_logs_one_warning_and_no_traceback(served, caplog):
+async def test_an_abandoned_upload_logs_one_warning_and_no_traceback(runtime, caplog):
     caplog.set_level(logging.DEBUG)
-    _, writer = await stall(served, chunked=False)
-    await asyncio.sleep(0.2)
-    writer.close()
+    app = create_app(runtime)
+    budget = app[webhooks.LARGE_BODY_BUDGET]
+    async with serve(app) as addr:
+        _, writer = await stall(addr, chunked=False)
+        # Abandon it once the handler reads it (holds its first bytes), not before it got there.
+        await wait_for(lambda: asyncio.sleep(0, budget.available < budget.capacity),
+                       what="the upload to be read")
+        writer.close()
 
-    def warned() -> bool:
-        return any("abandoned" in r.getMessage() for r in caplog.records
-                   if r.levelno == logging.WARNING)
+        async def warned() -> bool:
+            return any("abandoned" in r.getMessage() for r in caplog.records
+                       if r.levelno == logging.WARNING)
 
-    for _ in range(100):
-        if warned():
-            break
-        await asyncio.sleep(0.05)
+        await wait_for(warned, what="the abandoned upload's warning")
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
-    assert warned()
 
 
 async def test_a_flood_of_forged_deliveries_logs_a_bounded_number_of_warnings(client, caplog):
