@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import tarfile
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from npm_json import load_package_json
 
 PACKAGE = "@octokit/webhooks-examples"
 MEMBER = "package/api.github.com/index.json"
@@ -43,18 +42,7 @@ EVENTS: dict[str, tuple[str, ...] | None] = {
 
 
 def load_examples(source: str | None) -> list[dict[str, Any]]:
-    if source and source.endswith(".json"):
-        return json.loads(Path(source).read_text())
-    with tempfile.TemporaryDirectory() as tmp:
-        if source is None:
-            out = subprocess.run(["npm", "pack", PACKAGE, "--silent"], cwd=tmp, check=True,
-                                 capture_output=True, text=True).stdout.strip().splitlines()[-1]
-            source = str(Path(tmp) / out)
-        with tarfile.open(source) as tar:
-            member = tar.extractfile(MEMBER)
-            if member is None:
-                raise SystemExit(f"{source}: no {MEMBER}")
-            return json.load(member)
+    return load_package_json(PACKAGE, MEMBER, source)
 
 
 def select(examples: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
