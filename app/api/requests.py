@@ -17,8 +17,7 @@ from app.api.params import DEFAULT_LIMIT, MAX_LIMIT, BadParameter, decode_cursor
 from app.requests import events_stream, executor, store, views
 from app.requests.config import request_settings
 from app.requests.plan import CatalogConflict, Plan, manual_for
-from app.requests.secrets import SecretKeyMissing
-from app.requests.submit import UnknownEntry, check, submit
+from app.requests.submit import UnknownEntry, check, submit_answer
 from app.state import RUNTIME
 
 routes = web.RouteTableDef()
@@ -89,8 +88,7 @@ async def _plan(request: web.Request, body: dict[str, Any]) -> Plan:
 
 
 def _visible(caller: Caller, row: Any) -> bool:
-    return caller.is_admin or caller.user_id in (row["requester_user_id"], row["submitted_by"]) or (
-        caller.team is not None and caller.team == row["requester_team"])
+    return store.may_see(row, user_id=caller.user_id, team=caller.team, is_admin=caller.is_admin)
 
 
 async def visible_request(request: web.Request) -> Any:
@@ -111,19 +109,11 @@ async def submit_request(request: web.Request) -> web.Response:
                     "printable characters")
     body = await _body(request)
     requester = _requester(caller, body)
-    plan = await _plan(request, body)
     secret_key = request_settings(request.app[RUNTIME].settings).secret_key
-    try:
-        done = await submit(request.app[RUNTIME].pool, plan, requester=requester,
-                            submitted_by=caller.user_id, secret_key=secret_key,
-                            idempotency_key=key, body=body)
-    except SecretKeyMissing as exc:
-        raise _fail(503, "secret storage unavailable", str(exc)) from None
-    if not done.same_body:
-        raise _fail(409, "conflict", f"Idempotency-Key {key!r} was used for another request body "
-                    f"({done.row['request_id']}); use a new key for a new request",
-                    request_id=done.row["request_id"])
-    return _json(views.created(done.row), 201)
+    status, answer = await submit_answer(request.app[RUNTIME].pool, body, requester=requester,
+                                         submitted_by=caller.user_id, secret_key=secret_key,
+                                         idempotency_key=key)
+    return _json(answer, status)
 
 
 @routes.post("/api/v1/requests/validate")
