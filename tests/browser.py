@@ -55,6 +55,9 @@ VOLATILE = [
     (r"\b\d{2}:\d{2}:\d{2}\b", "03:04:05"),
     (r"req-\d{8}-[a-z0-9]{8}", "req-20260102-k3x9q2ma"),
     (r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "8f1c2d3e-4b5a-4c6d-9e8f-0a1b2c3d4e5f"),
+    # git commits (their ids change with the commit time): in full, and as the pages shorten them
+    (r"\b[0-9a-f]{40}\b", "3f2a9c1e7b4d5a6f8e0c1b2a3d4e5f6a7b8c9d0e"),
+    (r"\b[0-9a-f]{12}\b", "3f2a9c1e7b4d"),
 ]
 
 # Replace volatile text in every text node (remembering it), or put it back.
