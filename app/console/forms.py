@@ -131,6 +131,8 @@ def build_form(sections: Mapping[str, Iterable[Mapping[str, Any]]], *,
             html_name = f"{section}.{name}"
             widget = INPUT_TYPES.get(kind, "text")
             value = submitted.get(html_name, spec.get("default"))
+            if kind == "boolean" and submitted:
+                value = html_name in submitted  # a browser posts nothing for an unticked checkbox
             if kind == "secret":
                 value = None  # a secret is never echoed back into the page
             elif kind == "json" and value is not None and not isinstance(value, str):
