@@ -88,6 +88,14 @@ async def test_a_valid_item_request_is_stored_for_the_signed_in_person_and_leads
     again = await client.post(path, data=data, allow_redirects=False)
     assert again.headers["Location"] == resp.headers["Location"]
     assert await runtime.pool.fetchval("SELECT count(*) FROM service_requests") == 1
+    # Back, a value changed, the same form sent again: it says so, and a new key makes a new request.
+    changed = await client.post(path, data={**data, "parameters.replicas": "4"}, allow_redirects=False)
+    assert changed.status == 409 and request_id in await changed.text()
+    new_key = re.search(r'name="form_key" value="([^"]+)"', await changed.text()).group(1)
+    assert new_key != form_key
+    third = await client.post(path, data={**data, "parameters.replicas": "4", "form_key": new_key},
+                              allow_redirects=False)
+    assert third.status == 303 and third.headers["Location"] != resp.headers["Location"]
 
 
 async def test_the_services_422_lands_on_the_field_it_names(client, runtime):

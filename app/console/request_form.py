@@ -174,6 +174,11 @@ async def submit(request: web.Request) -> web.Response:
     if status == 409 and answer.get("current_version"):
         return again(409, [], notice=f"The catalog changed while you filled in the form: version "
                      f"{answer['current_version']} is current. Check the fields and submit again.")
+    if status == 409 and answer.get("request_id"):
+        # The form was sent before (then changed, e.g. after going back): a new key makes a new request.
+        form_key = None
+        return again(409, [], notice=f"This form was already sent as request {answer['request_id']} "
+                     "(see My team's requests). Submit again to make another request with these values.")
     if status >= 400:
         return error_page(request, status,
                           str(answer.get("detail") or answer.get("error") or "request refused"))
