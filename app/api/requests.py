@@ -16,8 +16,8 @@ from app.api.auth import CALLER, Caller
 from app.api.params import DEFAULT_LIMIT, MAX_LIMIT, BadParameter, decode_cursor, encode_cursor, single, text
 from app.requests import events_stream, executor, store, views
 from app.requests.config import request_settings
-from app.requests.plan import CatalogConflict, Plan, manual_for
-from app.requests.submit import UnknownEntry, check, submit_answer
+from app.requests.plan import Plan, manual_for
+from app.requests.submit import plan_answer, submit_answer
 from app.state import RUNTIME
 
 routes = web.RouteTableDef()
@@ -75,16 +75,11 @@ def _requester(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _plan(request: web.Request, body: dict[str, Any]) -> Plan:
-    try:
-        checked = await check(request.app[RUNTIME].pool, body)
-    except UnknownEntry as exc:
-        raise _fail(404, "not found", str(exc)) from None
-    except CatalogConflict as exc:
-        extra = {"current_version": exc.current_version} if exc.current_version else {}
-        raise _fail(409, "conflict", str(exc), **extra) from None
-    if checked.problems or checked.plan is None:
-        raise _fail(422, "validation failed", errors=[p.as_dict() for p in checked.problems])
-    return checked.plan
+    plan = await plan_answer(request.app[RUNTIME].pool, body)
+    if isinstance(plan, tuple):
+        status, answer = plan
+        raise _fail(status, answer.pop("error"), answer.pop("detail", None), **answer)
+    return plan
 
 
 def _visible(caller: Caller, row: Any) -> bool:

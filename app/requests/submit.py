@@ -90,13 +90,11 @@ async def submit(pool: asyncpg.Pool, plan: Plan, *, requester: dict[str, Any], s
     return Submitted(row, True)
 
 
-async def submit_answer(pool: asyncpg.Pool, body: dict[str, Any], *, requester: dict[str, Any],
-                        submitted_by: str, secret_key: str | None,
-                        idempotency_key: str | None) -> tuple[int, dict[str, Any]]:
-    """Check, plan and store ``body``: (status, JSON body) exactly as ``POST /api/v1/requests`` answers.
+Answer = tuple[int, dict[str, Any]]  # (HTTP status, JSON body) as the REST API answers
 
-    The REST API and the console's request form both submit through here.
-    """
+
+async def plan_answer(pool: asyncpg.Pool, body: dict[str, Any]) -> Plan | Answer:
+    """``body`` planned against the current catalog, or the API's refusal (404, 409, 422)."""
     try:
         checked = await check(pool, body)
     except UnknownEntry as exc:
@@ -106,8 +104,20 @@ async def submit_answer(pool: asyncpg.Pool, body: dict[str, Any], *, requester: 
         return 409, {"error": "conflict", "detail": str(exc), **extra}
     if checked.problems or checked.plan is None:
         return 422, {"error": "validation failed", "errors": [p.as_dict() for p in checked.problems]}
+    return checked.plan
+
+
+async def submit_answer(pool: asyncpg.Pool, body: dict[str, Any], *, requester: dict[str, Any],
+                        submitted_by: str, secret_key: str | None, idempotency_key: str | None) -> Answer:
+    """Check, plan and store ``body``: (status, JSON body) exactly as ``POST /api/v1/requests`` answers.
+
+    The REST API and the console's request form both submit through here.
+    """
+    plan = await plan_answer(pool, body)
+    if isinstance(plan, tuple):
+        return plan
     try:
-        done = await submit(pool, checked.plan, requester=requester, submitted_by=submitted_by,
+        done = await submit(pool, plan, requester=requester, submitted_by=submitted_by,
                             secret_key=secret_key, idempotency_key=idempotency_key, body=body)
     except SecretKeyMissing as exc:
         return 503, {"error": "secret storage unavailable", "detail": str(exc)}
