@@ -23,7 +23,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "app.api.openapi", "app.api.catalog", "app.api.sync", "app.mirror.api", "app.api.requests",
     "app.api.jira_webhook",
     "app.console.catalog", "app.console.setup", "app.console.login", "app.console.admin",
-    "app.console.request_form",
+    "app.console.request_form", "app.console.request_pages",
 )
 
 

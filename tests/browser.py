@@ -5,7 +5,9 @@ distribution's ``chromium`` (or says how to). Without a Chromium these tests fai
 with that advice: a browser test that silently skips would prove nothing.
 
 - ``browser_page``: a fresh Chromium page (1280x800, light colour scheme).
-- ``screenshot(page, name)``: saves ``docs/screenshots/<name>.png`` for the README.
+- ``screenshot(page, name)``: saves ``docs/screenshots/<name>.png`` for the README, only when
+  the page looks different: times, dates, request ids and GUIDs are drawn as fixed stand-ins,
+  so a test run leaves the work tree clean unless a page changed.
 """
 
 from __future__ import annotations
@@ -47,7 +49,38 @@ async def browser_page() -> AsyncIterator[Any]:
             await browser.close()
 
 
+# Text that differs on every run, and the fixed stand-in drawn in its place (same shape).
+VOLATILE = [
+    (r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2}|Z)?)?", "2026-01-02 03:04"),
+    (r"\b\d{2}:\d{2}:\d{2}\b", "03:04:05"),
+    (r"req-\d{8}-[a-z0-9]{8}", "req-20260102-k3x9q2ma"),
+    (r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "8f1c2d3e-4b5a-4c6d-9e8f-0a1b2c3d4e5f"),
+    # git commits (their ids change with the commit time): in full, and as the pages shorten them
+    (r"\b[0-9a-f]{40}\b", "3f2a9c1e7b4d5a6f8e0c1b2a3d4e5f6a7b8c9d0e"),
+    (r"\b[0-9a-f]{12}\b", "3f2a9c1e7b4d"),
+]
+
+# Replace volatile text in every text node (remembering it), or put it back.
+_STABILISE = """([patterns, restore]) => {
+  if (restore) { for (const [node, text] of window.__paoVolatile || []) node.nodeValue = text; return; }
+  window.__paoVolatile = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    let text = node.nodeValue;
+    for (const [pattern, stand_in] of patterns) text = text.replace(new RegExp(pattern, "g"), stand_in);
+    if (text !== node.nodeValue) { window.__paoVolatile.push([node, node.nodeValue]); node.nodeValue = text; }
+  }
+}"""
+
+
 async def screenshot(page: Any, name: str) -> None:
-    """Keep the README's screenshot ``name`` current."""
+    """Keep the README's screenshot ``name`` current, rewriting the file only when the page changed."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    await page.evaluate(_STABILISE, [VOLATILE, False])
+    try:
+        png = await page.screenshot(full_page=True, animations="disabled", caret="hide")
+    finally:
+        await page.evaluate(_STABILISE, [VOLATILE, True])
+    path = SCREENSHOTS / f"{name}.png"
+    if not path.exists() or path.read_bytes() != png:
+        path.write_bytes(png)

@@ -17,10 +17,14 @@ from tests.sync_helpers import CatalogRepo
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "catalog"
 
 
-async def sync_examples(runtime: Any, tmp_path: Path, **settings_changes: Any) -> CatalogRepo:
-    """Commit examples/catalog to a new repository and sync it into the runtime's database."""
+async def sync_examples(runtime: Any, tmp_path: Path, extra_files: dict[str, str] | None = None,
+                        **settings_changes: Any) -> CatalogRepo:
+    """Commit examples/catalog (and ``extra_files``, path -> text) to a new repository and sync it
+    into the runtime's database."""
     repo = CatalogRepo(tmp_path / "catalog-repo")
     shutil.copytree(EXAMPLES, repo.work / "catalog")
+    for path, text in (extra_files or {}).items():
+        repo.write(path, text)
     repo.commit_push("catalog")
     runtime.settings = with_settings(runtime.settings, repo_url=repo.url, **settings_changes)
     source = catalog_source(runtime.settings)

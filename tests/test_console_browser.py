@@ -5,6 +5,8 @@ Kept to a few journeys; each also refreshes the README's screenshots.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from app.console import registration
@@ -18,7 +20,11 @@ from tests.console_support import sync_examples, with_console
 @pytest.fixture
 async def pao_url(aiohttp_server, runtime, github_fake, tmp_path) -> str:
     """PAO without a GitHub App yet, its catalog synced, GitHub played by the fake."""
-    await sync_examples(runtime, tmp_path)
+    return await start_pao(aiohttp_server, runtime, github_fake, tmp_path)
+
+
+async def start_pao(aiohttp_server, runtime, github_fake, tmp_path, extra_files=None) -> str:
+    await sync_examples(runtime, tmp_path, extra_files)
     runtime.settings = with_console(with_settings(runtime.settings, github_api_url=github_fake.url),
                                     github_url=github_fake.url, admin_teams=frozenset({"acme/platform"}))
     runtime.github = GitHubClients.from_settings(runtime.settings, runtime.http)
@@ -115,3 +121,90 @@ async def test_an_admin_retries_a_failed_job_and_reads_the_sync_runs(pao_url, ru
     assert "completed" in await page.locator("main").inner_text()
     await page.get_by_role("navigation", name="Main").get_by_role("link", name="Deliveries").click()
     await screenshot(page, "admin-deliveries")
+
+
+def hook_site(base: str) -> str:
+    """An item provisioned by one HttpPost to ``base`` (the test's endpoint)."""
+    return f'''\
+name: "hook-site"
+version: "1.0.0"
+description: "A web site provisioned over HTTP"
+owner: "platform-web-team"
+presentation:
+  fields:
+    - {{name: "site_name", type: "string", required: true, help_text: "The site's name"}}
+fulfillment:
+  automation:
+    steps:
+      - id: "create"
+        type: "HttpPost"
+        config:
+          url: "{base}/sites"
+          body: {{name: "{{{{ site_name }}}}", team: "{{{{ requester.team }}}}"}}
+        outputs: ["url"]
+'''
+
+
+HOOK_STACK = '''\
+name: "hook-stack"
+version: "1.0.0"
+description: "A web site, with a cache if you want one"
+owner: "platform-web-team"
+bundle:
+  required_items:
+    - catalog_item: "hook-site"
+      version: ">=1.0.0"
+  optional_items:
+    - catalog_item: "redis-cache"
+      version: ">=1.0.0"
+      default_enabled: false
+presentation:
+  bundle_fields:
+    - {name: "solution_name", type: "string", required: true, regexp: "^[a-z][a-z0-9-]*$",
+       help_text: "Lower-case letters, digits and dashes"}
+'''
+
+
+@pytest.fixture
+async def hooks_pao_url(aiohttp_server, runtime, github_fake, tmp_path, endpoint) -> str:
+    """PAO as ``pao_url``, its catalog with a bundle whose item is provisioned over HTTP."""
+    return await start_pao(aiohttp_server, runtime, github_fake, tmp_path, {
+        "catalog/web/hook-site.yaml": hook_site(endpoint.url), "catalog/bundles/hook-stack.yaml": HOOK_STACK})
+
+
+async def test_a_bundle_request_corrected_then_watched_to_completion(hooks_pao_url, runtime, endpoint,
+                                                                     worker, browser_page):
+    page, pao_url = browser_page, hooks_pao_url
+    endpoint.answer("/sites", (200, {"url": "https://portal.example.com"}))
+    endpoint.hold["/sites"] = asyncio.Event()  # the step runs until the test lets it finish
+    await set_up_and_sign_in(page, pao_url, runtime, "sarah")
+    await page.get_by_role("link", name="Bundles", exact=True).click()
+    await page.locator('a[href="/catalog/bundles/hook-stack"]').click()
+    await page.get_by_role("link", name="Request this bundle").click()
+    # The bundle's field, its item's, and the optional item behind its checkbox (left out).
+    await page.get_by_label("solution_name").fill("Portal!")
+    await page.get_by_label("site_name").fill("portal")
+    assert not await page.get_by_label("Include redis-cache").is_checked()
+    await page.get_by_role("button", name="Submit request").click()
+    # The service refuses the name; the error is on its field, the rest is kept.
+    solution = page.get_by_label("solution_name")
+    assert await solution.get_attribute("aria-invalid") == "true"
+    assert "does not match" in await page.locator("#f-bundle_parameters-solution_name-error").inner_text()
+    assert await page.get_by_label("site_name").input_value() == "portal"
+    await screenshot(page, "request-form-error")
+    await solution.fill("portal")
+    await page.get_by_role("button", name="Submit request").click()
+    await page.wait_for_url(pao_url + "/requests/req-*")
+    status = page.locator("#request-status")
+    assert await status.inner_text() in ("submitted", "in_progress")
+    # The page follows the request live (no reload): the step finishes, the page says so.
+    endpoint.hold["/sites"].set()
+    await page.locator("#request-status", has_text="completed").wait_for()
+    assert await page.get_by_role("link", name="https://portal.example.com").count() == 1
+    assert await page.get_by_role("status").inner_text() == "Request status: completed"
+    await screenshot(page, "request-detail")
+    await page.get_by_role("navigation", name="Main").get_by_role("link", name="Requests").click()
+    assert "completed" in await page.locator("tbody tr").first.inner_text()
+    await screenshot(page, "requests")
+    [call] = endpoint.calls_to("/sites")
+    assert call["json"] == {"name": "portal", "team": "customer-experience"}

@@ -81,3 +81,18 @@ def test_submission_is_typed_and_bad_numbers_or_json_are_reported_on_their_field
 
 def test_constraints_in_words():
     assert describe_constraints(EKS_FIELDS[2]) == "≥ 1; ≤ 10; default 2"
+
+
+def test_a_bundle_form_places_errors_on_member_item_fields_and_keeps_unticked_boxes_unticked():
+    sections = {"bundle_parameters": [{"name": "solution_name", "type": "string"}],
+                "item_parameters.redis-cache": [{"name": "enabled", "type": "boolean", "default": True},
+                                                {"name": "replicas", "type": "integer"}],
+                "item_parameters.redis": [{"name": "replicas", "type": "integer"}]}
+    submitted = {"bundle_parameters.solution_name": "x"}  # the box left unticked: not posted
+    form = build_form(sections, submitted=submitted, errors=[
+        {"path": "item_parameters.redis-cache.replicas", "code": "max_value", "message": "too many"},
+        {"path": "item_parameters.redis.replicas", "code": "min_value", "message": "too few"}])
+    assert by_name(form, "item_parameters.redis-cache.replicas").errors == ["too many"]
+    assert by_name(form, "item_parameters.redis.replicas").errors == ["too few"]
+    assert by_name(form, "item_parameters.redis-cache.enabled").value is False
+    assert by_name(build_form(sections), "item_parameters.redis-cache.enabled").value is True

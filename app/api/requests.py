@@ -16,9 +16,8 @@ from app.api.auth import CALLER, Caller
 from app.api.params import DEFAULT_LIMIT, MAX_LIMIT, BadParameter, decode_cursor, encode_cursor, single, text
 from app.requests import events_stream, executor, store, views
 from app.requests.config import request_settings
-from app.requests.plan import CatalogConflict, Plan, manual_for
-from app.requests.secrets import SecretKeyMissing
-from app.requests.submit import UnknownEntry, check, submit
+from app.requests.plan import Plan, manual_for
+from app.requests.submit import plan_answer, submit_answer
 from app.state import RUNTIME
 
 routes = web.RouteTableDef()
@@ -76,21 +75,15 @@ def _requester(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _plan(request: web.Request, body: dict[str, Any]) -> Plan:
-    try:
-        checked = await check(request.app[RUNTIME].pool, body)
-    except UnknownEntry as exc:
-        raise _fail(404, "not found", str(exc)) from None
-    except CatalogConflict as exc:
-        extra = {"current_version": exc.current_version} if exc.current_version else {}
-        raise _fail(409, "conflict", str(exc), **extra) from None
-    if checked.problems or checked.plan is None:
-        raise _fail(422, "validation failed", errors=[p.as_dict() for p in checked.problems])
-    return checked.plan
+    plan = await plan_answer(request.app[RUNTIME].pool, body)
+    if isinstance(plan, tuple):
+        status, answer = plan
+        raise _fail(status, answer.pop("error"), answer.pop("detail", None), **answer)
+    return plan
 
 
 def _visible(caller: Caller, row: Any) -> bool:
-    return caller.is_admin or caller.user_id in (row["requester_user_id"], row["submitted_by"]) or (
-        caller.team is not None and caller.team == row["requester_team"])
+    return store.may_see(row, user_id=caller.user_id, team=caller.team, is_admin=caller.is_admin)
 
 
 async def visible_request(request: web.Request) -> Any:
@@ -111,19 +104,11 @@ async def submit_request(request: web.Request) -> web.Response:
                     "printable characters")
     body = await _body(request)
     requester = _requester(caller, body)
-    plan = await _plan(request, body)
     secret_key = request_settings(request.app[RUNTIME].settings).secret_key
-    try:
-        done = await submit(request.app[RUNTIME].pool, plan, requester=requester,
-                            submitted_by=caller.user_id, secret_key=secret_key,
-                            idempotency_key=key, body=body)
-    except SecretKeyMissing as exc:
-        raise _fail(503, "secret storage unavailable", str(exc)) from None
-    if not done.same_body:
-        raise _fail(409, "conflict", f"Idempotency-Key {key!r} was used for another request body "
-                    f"({done.row['request_id']}); use a new key for a new request",
-                    request_id=done.row["request_id"])
-    return _json(views.created(done.row), 201)
+    status, answer = await submit_answer(request.app[RUNTIME].pool, body, requester=requester,
+                                         submitted_by=caller.user_id, secret_key=secret_key,
+                                         idempotency_key=key)
+    return _json(answer, status)
 
 
 @routes.post("/api/v1/requests/validate")

@@ -23,7 +23,8 @@ INPUT_TYPES = {"string": "text", "secret": "password", "integer": "number", "num
 class FormField:
     """One input of the form, ready for the template."""
 
-    name: str  # the HTML name: "fields.app_name" or "bundle_fields.solution_name"
+    # The HTML name, "<section>.<field>": "parameters.app_name", "item_parameters.redis-cache.enabled".
+    name: str
     label: str
     widget: str  # text, password, number, checkbox, select, textarea
     required: bool
@@ -91,21 +92,30 @@ def describe_constraints(spec: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def _error_target(path: str) -> tuple[str, str] | None:
-    """(section, field) named by an error path such as ``/fields/app_name``,
-    ``fields.app_name``, ``bundle_fields.solution_name`` or ``fields.app_name[0]``."""
-    parts = [p for p in path.replace("/", ".").split(".") if p]
-    if len(parts) >= 2 and parts[0] in ("fields", "bundle_fields"):
-        return parts[0], parts[1].split("[", 1)[0]
-    if len(parts) == 1:
-        return "fields", parts[0]
+def _error_target(path: str, sections: Iterable[str]) -> tuple[str, str] | None:
+    """(section, field) named by an error path such as ``/parameters/app_name``,
+    ``bundle_parameters.solution_name``, ``item_parameters.redis-cache.cache_name`` or
+    ``parameters.zones[0]``: the longest section the path starts with, then the field.
+    A bare ``app_name`` gives ("", "app_name")."""
+    dotted = ".".join(p for p in path.replace("/", ".").split(".") if p)
+    for section in sorted(sections, key=len, reverse=True):
+        if dotted.startswith(section + "."):
+            return section, dotted[len(section) + 1:].split(".", 1)[0].split("[", 1)[0]
+    if dotted and "." not in dotted:
+        return "", dotted.split("[", 1)[0]
     return None
+
+
+def section_of(f: FormField) -> str:
+    """The section a field belongs to: its HTML name without the field's own name."""
+    return f.name.rpartition(".")[0]
 
 
 def build_form(sections: Mapping[str, Iterable[Mapping[str, Any]]], *,
                submitted: Mapping[str, Any] | None = None,
                errors: Iterable[Mapping[str, Any]] = ()) -> Form:
-    """The form for ``sections`` (``{"fields": [...], "bundle_fields": [...]}``).
+    """The form for ``sections`` (``{"parameters": [...]}``; a bundle: ``{"bundle_parameters": [...],
+    "item_parameters.<item>": [...], ...}``), each field's HTML name ``<section>.<field>``.
 
     ``submitted`` maps HTML names to what was posted (kept in the inputs, never for
     secrets); ``errors`` are the ``errors`` of a 422 answer, each shown on its field
@@ -121,6 +131,8 @@ def build_form(sections: Mapping[str, Iterable[Mapping[str, Any]]], *,
             html_name = f"{section}.{name}"
             widget = INPUT_TYPES.get(kind, "text")
             value = submitted.get(html_name, spec.get("default"))
+            if kind == "boolean" and submitted:
+                value = html_name in submitted  # a browser posts nothing for an unticked checkbox
             if kind == "secret":
                 value = None  # a secret is never echoed back into the page
             elif kind == "json" and value is not None and not isinstance(value, str):
@@ -139,10 +151,10 @@ def build_form(sections: Mapping[str, Iterable[Mapping[str, Any]]], *,
     loose: list[str] = []
     for problem in errors:
         message = str(problem.get("message") or problem.get("code") or "invalid")
-        target = _error_target(str(problem.get("path") or ""))
+        target = _error_target(str(problem.get("path") or ""), sections.keys())
         found = by_key.get(target) if target else None
-        if found is None and target is not None:
-            # An error on "/app_name" of a bundle form: the one field with that name, if unique.
+        if found is None and target is not None and not target[0]:
+            # An error on a bare "app_name": the one field with that name, if unique.
             matches = [f for (s, n), f in by_key.items() if n == target[1]]
             found = matches[0] if len(matches) == 1 else None
         if found is not None:

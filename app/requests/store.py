@@ -115,6 +115,12 @@ async def get_events(conn: asyncpg.Connection | asyncpg.Pool, request_pk: int, *
         request_pk, after, limit)
 
 
+def may_see(row: asyncpg.Record, *, user_id: str, team: str | None, is_admin: bool) -> bool:
+    """Whether someone may see a request: their own, their team's, or (admins) any; as ``list_requests``."""
+    return is_admin or user_id in (row["requester_user_id"], row["submitted_by"]) or (
+        team is not None and team == row["requester_team"])
+
+
 async def list_requests(conn: asyncpg.Connection | asyncpg.Pool, *, filters: dict[str, str | None],
                         visible_to: tuple[str, str | None] | None, before: int | None,
                         limit: int) -> list[asyncpg.Record]:

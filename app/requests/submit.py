@@ -7,9 +7,10 @@ from typing import Any
 
 import asyncpg
 
-from app.requests import secrets, store
+from app.requests import secrets, store, views
 from app.requests.parameters import Problem
-from app.requests.plan import Plan, plan_bundle, plan_item
+from app.requests.plan import CatalogConflict, Plan, plan_bundle, plan_item
+from app.requests.secrets import SecretKeyMissing
 
 
 class UnknownEntry(Exception):
@@ -87,3 +88,41 @@ async def submit(pool: asyncpg.Pool, plan: Plan, *, requester: dict[str, Any], s
             return Submitted(earlier, False, earlier["body_hash"] == digest)
         row = await start_request(conn, row)
     return Submitted(row, True)
+
+
+Answer = tuple[int, dict[str, Any]]  # (HTTP status, JSON body) as the REST API answers
+
+
+async def plan_answer(pool: asyncpg.Pool, body: dict[str, Any]) -> Plan | Answer:
+    """``body`` planned against the current catalog, or the API's refusal (404, 409, 422)."""
+    try:
+        checked = await check(pool, body)
+    except UnknownEntry as exc:
+        return 404, {"error": "not found", "detail": str(exc)}
+    except CatalogConflict as exc:
+        extra = {"current_version": exc.current_version} if exc.current_version else {}
+        return 409, {"error": "conflict", "detail": str(exc), **extra}
+    if checked.problems or checked.plan is None:
+        return 422, {"error": "validation failed", "errors": [p.as_dict() for p in checked.problems]}
+    return checked.plan
+
+
+async def submit_answer(pool: asyncpg.Pool, body: dict[str, Any], *, requester: dict[str, Any],
+                        submitted_by: str, secret_key: str | None, idempotency_key: str | None) -> Answer:
+    """Check, plan and store ``body``: (status, JSON body) exactly as ``POST /api/v1/requests`` answers.
+
+    The REST API and the console's request form both submit through here.
+    """
+    plan = await plan_answer(pool, body)
+    if isinstance(plan, tuple):
+        return plan
+    try:
+        done = await submit(pool, plan, requester=requester, submitted_by=submitted_by,
+                            secret_key=secret_key, idempotency_key=idempotency_key, body=body)
+    except SecretKeyMissing as exc:
+        return 503, {"error": "secret storage unavailable", "detail": str(exc)}
+    if not done.same_body:
+        return 409, {"error": "conflict", "request_id": done.row["request_id"],
+                     "detail": f"Idempotency-Key {idempotency_key!r} was used for another request body "
+                     f"({done.row['request_id']}); use a new key for a new request"}
+    return 201, views.created(done.row)
