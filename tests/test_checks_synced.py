@@ -30,6 +30,25 @@ def generated(i: int) -> str:
     return f"catalog/generated/item-{i:02d}.yaml"
 
 
+async def check(tmp_path: Path, repo: CatalogRepo, head: str, synced: task.SyncedLookup | None,
+                monkeypatch: pytest.MonkeyPatch) -> tuple[list[tuple], set[str]]:
+    """A first check of PR 1 after a start: its findings and the paths it parsed."""
+    monkeypatch.setattr(task, "_cache", ParseCache())  # a cold start
+    cache = RepoCache(tmp_path / f"checks-{synced is not None}.git", repo.url, None)
+    await cache.ensure()
+    await cache.fetch_pull(1, "main", "feature", head)
+    base = await cache.merge_base("refs/pao/base/1", head)
+    ev = await task.evaluate_commits(cache, base, head, synced)
+    parsed = {path for _, path in task._cache._items}
+    return [(f.path, f.line, f.col, f.code) for f in ev.all_findings], parsed
+
+
+def lookup(pool, repository: str) -> task.SyncedLookup:
+    async def synced(paths: list[str]):
+        return await load_synced_files(pool, repository, paths)
+    return synced
+
+
 async def test_unchanged_files_come_from_the_synced_catalog_with_the_same_findings(
         tmp_path, pool, monkeypatch):
     monkeypatch.setattr(task, "SYNCED_MIN_FILES", 1)
@@ -55,21 +74,8 @@ async def test_unchanged_files_come_from_the_synced_catalog_with_the_same_findin
     head = repo.commit("feature")
     repo.push(branch="feature")
 
-    async def check(synced: task.SyncedLookup | None) -> tuple[list[tuple], set[str]]:
-        monkeypatch.setattr(task, "_cache", ParseCache())  # a cold start
-        cache = RepoCache(tmp_path / f"checks-{synced is not None}.git", repo.url, None)
-        await cache.ensure()
-        await cache.fetch_pull(1, "main", "feature", head)
-        base = await cache.merge_base("refs/pao/base/1", head)
-        ev = await task.evaluate_commits(cache, base, head, synced)
-        parsed = {path for _, path in task._cache._items}
-        return [(f.path, f.line, f.col, f.code) for f in ev.all_findings], parsed
-
-    async def synced(paths: list[str]):
-        return await load_synced_files(pool, source.key, paths)
-
-    parsing_all, parsed_all = await check(None)
-    from_db, parsed = await check(synced)
+    parsing_all, parsed_all = await check(tmp_path, repo, head, None, monkeypatch)
+    from_db, parsed = await check(tmp_path, repo, head, lookup(pool, source.key), monkeypatch)
 
     assert from_db == parsing_all
     # The bundle's finding sits on its reference's line, though the bundle came from the database.
@@ -99,4 +105,30 @@ async def test_synced_files_leave_out_files_with_errors_and_names_held_elsewhere
     # item-02.yaml is broken, or claims a name item-01.yaml holds: its row says nothing of it.
     assert list(found) == [generated(1)]
     assert found[generated(1)].identifier == "item-01"
-    assert found[generated(1)].document["version"] == "1.0.0"
+    # An item comes as the outline cross-file rules read: its version and its fields' names.
+    assert found[generated(1)].outline == {"version": "1.0.0", "presentation": {"fields": [{"name": "n"}]}}
+
+
+async def test_a_file_sharing_a_name_with_a_changed_file_is_parsed_whole(tmp_path, pool, monkeypatch):
+    """The version rule compares a changed item with the base's holder of its name, whole:
+    a copy of an unchanged item under a new path is a duplicate name, not an unbumped change."""
+    monkeypatch.setattr(task, "SYNCED_MIN_FILES", 1)
+    repo = CatalogRepo(tmp_path / "repo")
+    for i in range(6):
+        repo.write(generated(i), item_yaml(f"item-{i:02d}"))
+    repo.commit_push("catalog")
+    settings = Settings(repo_url=repo.url, data_dir=tmp_path / "data")
+    source = catalog_source(settings)
+    assert source is not None
+    await sync_repository(pool, source, GitCache(source, source.cache_dir(settings.data_dir)), None)
+    git(repo.work, "checkout", "-q", "-b", "feature")
+    repo.write("catalog/zz-copies/item-02.yaml", item_yaml("item-02"))
+    head = repo.commit("copy item-02")
+    repo.push(branch="feature")
+
+    parsing_all, _ = await check(tmp_path, repo, head, None, monkeypatch)
+    from_db, parsed = await check(tmp_path, repo, head, lookup(pool, source.key), monkeypatch)
+
+    assert from_db == parsing_all
+    assert [code for *_, code in from_db] == ["PAO040"]
+    assert parsed == {"catalog/zz-copies/item-02.yaml", generated(2)}

@@ -58,6 +58,28 @@ async def test_seed_003_submission_is_stored_with_its_plan(rapi, pool):
     assert next(tuple(e) for e in events) == ("submitted", "submitted", "sarah-123")
 
 
+async def test_a_request_id_already_taken_is_drawn_again_leaving_nothing_half_written(
+        rapi, pool, monkeypatch):
+    from app.requests import store
+
+    status, first = await rapi.call("POST", "/api/v1/requests", seed_body())
+    assert status == 201, first
+    draws = iter([first["request_id"], first["request_id"], "req-20260101-abcdefgh"])
+    monkeypatch.setattr(store, "new_request_id", lambda: next(draws))
+
+    status, second = await rapi.call("POST", "/api/v1/requests", seed_body())
+
+    assert status == 201, second
+    assert second["request_id"] == "req-20260101-abcdefgh"
+    # The two collisions left no steps or events behind: each request has its own six steps.
+    counts = await pool.fetch("SELECT r.request_id, count(DISTINCT s.id) AS steps,"
+                              " count(DISTINCT e.id) FILTER (WHERE e.event = 'submitted') AS submitted"
+                              " FROM service_requests r JOIN request_steps s ON s.request_id = r.id"
+                              " JOIN request_events e ON e.request_id = r.id GROUP BY r.request_id")
+    assert sorted(tuple(c) for c in counts) == sorted(
+        [(first["request_id"], 6, 1), ("req-20260101-abcdefgh", 6, 1)])
+
+
 async def test_optional_items_follow_default_enabled_and_required_items_cannot_be_disabled(rapi):
     body = seed_body()
     del body["item_parameters"]["redis-cache"]  # default_enabled: false

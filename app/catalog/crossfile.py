@@ -126,7 +126,8 @@ def check_versions(files: Mapping[str, ParsedFile], base: Mapping[str, ParsedFil
             if pf.kind != kind or pf.identifier is None or pf.document is None:
                 continue
             old = before.get(pf.identifier)
-            if old is not None:
+            # The same file at base and head (a PR's unchanged files) has nothing to compare.
+            if old is not None and old is not pf:
                 findings += guarded(pf.path, "comparing the version of",
                                     lambda pf=pf, old=old: _check_version(pf, old))
     return findings

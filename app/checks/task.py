@@ -21,6 +21,7 @@ from app.checks.evaluate import Evaluation, ParseCache, evaluate
 from app.git.catalog import RepoCache
 from app.git.run import GitAuthError, GitNotFoundError
 from app.jobs import JobContext, PermanentJobError, task
+from app.sync.parsing import collector_paused
 from app.sync.source import catalog_source, full_name_of
 from app.sync.store import SyncedFile, load_synced_files
 
@@ -203,10 +204,18 @@ async def evaluate_commits(cache: RepoCache, base: str, head: str,
     """Evaluate ``head`` against ``base``: parse what the parse cache lacks, in one batch.
 
     With ``synced``, unchanged files whose blob the last catalog sync stored come
-    from PostgreSQL instead of being parsed (a cold start on a big catalog): a
-    stored document is what parsing that blob gives. Such files carry no line
-    marks, so the few the evaluation reports are parsed and it is done again.
+    from PostgreSQL instead of being parsed (a cold start on a big catalog), as
+    outlines: what cross-file rules read of them, no line marks. The files an
+    outline would not do for are parsed: those sharing a name with a changed file
+    (the version rule compares whole documents), and those the evaluation reports
+    (for their lines; the evaluation is then done again).
     """
+    with collector_paused():  # thousands of documents held: collections would rescan them
+        return await _evaluate_commits(cache, base, head, synced)
+
+
+async def _evaluate_commits(cache: RepoCache, base: str, head: str,
+                            synced: SyncedLookup | None) -> Evaluation:
     head_tree = {p: b for p, b in (await cache.tree(head)).items() if is_catalog_path(p)}
     changes = await cache.changes(base, head)
     touched = {c.path for c in changes}
@@ -222,28 +231,44 @@ async def evaluate_commits(cache: RepoCache, base: str, head: str,
             parsed[(blob, path)] = hit
         else:
             missing.append((blob, path))
-    stored: set[str] = set()
+    outlines: dict[str, SyncedFile] = {}
+    outlined: set[str] = set()  # paths evaluated from their outline
     if synced is not None and len(missing) >= SYNCED_MIN_FILES:
         unchanged = {p: b for b, p in missing if p not in touched and head_tree.get(p) == b}
-        for path, row in (await synced(list(unchanged))).items():
-            if row.blob_oid == unchanged.get(path):
+        outlines = {path: row for path, row in (await synced(list(unchanged))).items()
+                    if row.blob_oid == unchanged.get(path)}
+        missing = [(b, p) for b, p in missing if p not in outlines]
+    await _parse_missing(cache, missing, parsed)
+    if outlines:
+        changed_names = {(pf.kind, pf.identifier) for (_, path), pf in parsed.items()
+                         if path in touched or path in base_tree}
+        full = [(row.blob_oid, path) for path, row in outlines.items()
+                if (row.kind, row.identifier) in changed_names]
+        await _parse_missing(cache, full, parsed)
+        for path, row in outlines.items():
+            if (row.blob_oid, path) not in parsed:
                 parsed[(row.blob_oid, path)] = ParsedFile(
-                    path, row.kind, row.identifier, row.document, [], row.display_name)
-                stored.add(path)
-        missing = [(b, p) for b, p in missing if (b, p) not in parsed]
-    contents = await cache.blobs([b for b, _ in missing])
-    for blob, path in missing:
-        parsed[(blob, path)] = _cache.parse(blob, path, contents[blob])
+                    path, row.kind, row.identifier, row.outline, [], row.display_name)
+                outlined.add(path)
     head_files = {p: parsed[(b, p)] for p, b in head_tree.items()}
     # The base catalog: unchanged files are the same blobs as at head.
     base_files = {p: pf for p, pf in head_files.items() if p not in touched}
     base_files.update({p: parsed[(b, p)] for p, b in base_tree.items()})
     ev = evaluate(head_files, base_files, changes)
-    unmarked = [p for p in ev.reported if p in stored]
+    unmarked = [p for p in ev.reported if p in outlined]
     if unmarked:
-        contents = await cache.blobs([head_tree[p] for p in unmarked])
+        await _parse_missing(cache, [(head_tree[p], p) for p in unmarked], parsed)
         for path in unmarked:
-            pf = _cache.parse(head_tree[path], path, contents[head_tree[path]])
-            head_files[path] = base_files[path] = pf
+            head_files[path] = base_files[path] = parsed[(head_tree[path], path)]
         ev = evaluate(head_files, base_files, changes)
     return ev
+
+
+async def _parse_missing(cache: RepoCache, wanted: list[tuple[str, str]],
+                         parsed: dict[tuple[str, str], ParsedFile]) -> None:
+    """Parse the (blob, path) pairs of ``wanted`` into ``parsed`` (and the parse cache)."""
+    if not wanted:
+        return
+    contents = await cache.blobs([b for b, _ in wanted])
+    for blob, path in wanted:
+        parsed[(blob, path)] = _cache.parse(blob, path, contents[blob])

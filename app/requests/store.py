@@ -39,42 +39,59 @@ async def add_step_events(conn: asyncpg.Connection, request_pk: int, step_ids: l
             [(request_pk, sid, from_status, to_status, actor) for sid in step_ids])
 
 
+# The request, its steps and its "submitted" event in one statement: one round trip
+# where five were (a savepoint, three inserts, its release), ~30% of a submission.
+INSERT_REQUEST = """
+WITH r AS (
+    INSERT INTO service_requests
+      (request_id, catalog_item, catalog_bundle, catalog_version, bundle_parameters,
+       item_parameters, secrets, snapshot, requester_user_id, requester_team,
+       requester_email, submitted_by, idempotency_key, body_hash)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+    ON CONFLICT (submitted_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING *
+), steps AS (
+    INSERT INTO request_steps (request_id, step_id, owner_name, name, step_type, config,
+                               depends_on, outputs_declared, on_failure, position)
+    SELECT r.id, s.step_id, s.owner_name, s.name, s.step_type, s.config, s.depends_on,
+           s.outputs_declared, s.on_failure, s.position
+      FROM r, jsonb_to_recordset($15::jsonb) AS s(step_id text, owner_name text, name text,
+           step_type text, config jsonb, depends_on text[], outputs_declared text[],
+           on_failure text, position integer)
+), submitted AS (
+    INSERT INTO request_events (request_id, event, to_status, actor, detail)
+    SELECT r.id, 'submitted', 'submitted', $12, $16 FROM r
+)
+SELECT * FROM r
+"""
+
+
+class RequestIdTaken(Exception):
+    """The random request id drawn is already in use: draw another (in a new transaction)."""
+
+
 async def insert_request(conn: asyncpg.Connection, plan: Plan, *, requester: dict[str, Any],
                          submitted_by: str, secrets: bytes | None, idempotency_key: str | None,
                          body_hash: str | None) -> asyncpg.Record | None:
-    """Insert the request and its steps; None when the idempotency key is already taken."""
-    for _ in range(5):
-        try:
-            async with conn.transaction():
-                row = await conn.fetchrow(
-                    """INSERT INTO service_requests
-                         (request_id, catalog_item, catalog_bundle, catalog_version, bundle_parameters,
-                          item_parameters, secrets, snapshot, requester_user_id, requester_team,
-                          requester_email, submitted_by, idempotency_key, body_hash)
-                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-                       ON CONFLICT (submitted_by, idempotency_key) WHERE idempotency_key IS NOT NULL
-                       DO NOTHING
-                       RETURNING *""",
-                    new_request_id(), plan.name if plan.kind == "item" else None,
-                    plan.name if plan.kind == "bundle" else None, plan.version, plan.bundle_values,
-                    plan.item_values, secrets, plan.snapshot, requester["user_id"], requester.get("team"),
-                    requester.get("email"), submitted_by, idempotency_key, body_hash)
-                if row is None:
-                    return None
-                await conn.executemany(
-                    """INSERT INTO request_steps (request_id, step_id, owner_name, name, step_type, config,
-                                                  depends_on, outputs_declared, on_failure, position)
-                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
-                    [(row["id"], s.step_id, s.owner, s.name, s.type, s.config, s.depends_on, s.outputs,
-                      s.on_failure, i + 1) for i, s in enumerate(plan.steps)])
-                await add_event(conn, row["id"], "submitted", to_status="submitted", actor=submitted_by,
-                                detail={"steps": len(plan.steps)})
-                return row
-        except asyncpg.UniqueViolationError as exc:
-            if exc.constraint_name != "service_requests_request_id_key":
-                raise
-            continue  # a random id collided: draw another
-    raise RuntimeError("could not draw a unique request id")
+    """Insert the request and its steps; None when the idempotency key is already taken.
+
+    Raises RequestIdTaken when the random id collides (the transaction is then aborted).
+    """
+    steps = [{"step_id": s.step_id, "owner_name": s.owner, "name": s.name, "step_type": s.type,
+              "config": s.config, "depends_on": s.depends_on, "outputs_declared": s.outputs,
+              "on_failure": s.on_failure, "position": i + 1} for i, s in enumerate(plan.steps)]
+    try:
+        return await conn.fetchrow(
+            INSERT_REQUEST,
+            new_request_id(), plan.name if plan.kind == "item" else None,
+            plan.name if plan.kind == "bundle" else None, plan.version, plan.bundle_values,
+            plan.item_values, secrets, plan.snapshot, requester["user_id"], requester.get("team"),
+            requester.get("email"), submitted_by, idempotency_key, body_hash, steps,
+            {"steps": len(plan.steps)})
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == "service_requests_request_id_key":
+            raise RequestIdTaken() from None
+        raise
 
 
 async def by_idempotency_key(conn: asyncpg.Connection | asyncpg.Pool, submitted_by: str,

@@ -78,16 +78,22 @@ async def submit(pool: asyncpg.Pool, plan: Plan, *, requester: dict[str, Any], s
         if earlier is not None:
             return Submitted(earlier, False, earlier["body_hash"] == digest)
     sealed = secrets.encrypt(secret_key, plan.secrets)
-    async with pool.acquire() as conn, conn.transaction():
-        row = await store.insert_request(conn, plan, requester=requester, submitted_by=submitted_by,
-                                         secrets=sealed, idempotency_key=idempotency_key, body_hash=digest)
-        if row is None:  # a concurrent retry with the same key won
-            assert idempotency_key is not None
-            earlier = await store.by_idempotency_key(conn, submitted_by, idempotency_key)
-            assert earlier is not None
-            return Submitted(earlier, False, earlier["body_hash"] == digest)
-        row = await start_request(conn, row)
-    return Submitted(row, True)
+    for _ in range(5):
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                row = await store.insert_request(conn, plan, requester=requester, submitted_by=submitted_by,
+                                                 secrets=sealed, idempotency_key=idempotency_key,
+                                                 body_hash=digest)
+                if row is None:  # a concurrent retry with the same key won
+                    assert idempotency_key is not None
+                    earlier = await store.by_idempotency_key(conn, submitted_by, idempotency_key)
+                    assert earlier is not None
+                    return Submitted(earlier, False, earlier["body_hash"] == digest)
+                row = await start_request(conn, row)
+            return Submitted(row, True)
+        except store.RequestIdTaken:
+            continue  # nothing was written: draw another id
+    raise RuntimeError("could not draw a unique request id")
 
 
 Answer = tuple[int, dict[str, Any]]  # (HTTP status, JSON body) as the REST API answers

@@ -154,6 +154,11 @@ async def _sync(pool: asyncpg.Pool, source: CatalogSource, cache: GitCache, toke
         await store.finish_run(conn, run_id, repository=source.key, branch=source.branch,
                                from_sha=last, to_sha=head, mode=mode, status=status,
                                files_changed=n_files, counts=counts, plan=plan)
+    if mode in ("full", "reconcile"):
+        # Thousands of rows just arrived: without fresh statistics the planner still
+        # sees empty tables and reads them by nested loops (a PR check's read of
+        # 10,000 files took 1-2.8 s instead of 0.2 s) until autovacuum comes round.
+        await store.refresh_statistics(pool)
     clock.lap("write")
     result = SyncResult(run_id, status, mode, last, head, n_files, counts, plan.errors, clock.laps)
     log.info("catalog sync %s %s..%s (%s): %s", source.key, (last or "")[:12], head[:12], mode,
