@@ -77,6 +77,8 @@ async def screenshot(page: Any, name: str) -> None:
     """Keep the README's screenshot ``name`` current, rewriting the file only when the page changed."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.evaluate(_STABILISE, [VOLATILE, False])
+    # A focused input's caret can still show (it blinks): no focus, no caret.
+    await page.evaluate("document.activeElement && document.activeElement.blur()")
     try:
         png = await page.screenshot(full_page=True, animations="disabled", caret="hide")
     finally:
