@@ -28,6 +28,7 @@ from app.config import Settings
 from app.console.registration import apply_stored as apply_stored_registration
 from app.github import GitHubClients
 from app.log import register_secret
+from app.secret_key import with_secret_key
 from app.supervisor import Supervisor, child_env, stop_when_orphaned, web_child_args
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class Runtime:
 async def runtime(settings: Settings, *, run_migrations: bool = True,
                   pool_size: int = 10) -> AsyncIterator[Runtime]:
     """Start everything a PAO process needs; stop it all on exit."""
+    settings = with_secret_key(settings)
     for secret in (*settings.webhook_secrets, settings.repo_token, settings.admin_token):
         register_secret(secret)
     async with db.database_url(settings) as dsn:
