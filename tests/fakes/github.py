@@ -763,6 +763,7 @@ class FakeGitHub:
         r.add_get("/installation/repositories", self._installation_repositories)
         r.add_get("/repos/{owner}/{repo}/installation", self._repo_installation)
         r.add_get("/repos/{owner}/{repo}", self._get_repo)
+        r.add_get("/repositories/{repository_id:\\d+}", self._get_repo_by_id)
         r.add_get("/users/{username}/starred", self._starred)
         r.add_post("/repos/{owner}/{repo}/check-runs", self._create_check_run)
         r.add_get("/repos/{owner}/{repo}/check-runs/{check_run_id:\\d+}", self._get_check_run)
@@ -1105,9 +1106,20 @@ class FakeGitHub:
             raise ApiError(404, "Not Found")
         return _json(self.installation_json(inst))
 
+    async def _get_repo_by_id(self, request: web.Request) -> web.StreamResponse:
+        """``GET /repositories/{id}``: the repository whatever its name is now (renames, transfers)."""
+        principal = self._require(request, "installation", "user")
+        wanted = int(request.match_info["repository_id"])
+        repo = next((r for r in self.repos.values() if r.id == wanted), None)
+        if repo is None or not self.can_see(principal, repo):
+            raise not_found()
+        return self._repo_answer(request, principal, repo)
+
     async def _get_repo(self, request: web.Request) -> web.StreamResponse:
         principal = self._require(request, "installation", "user")
-        repo = self._visible_repo(request, principal)
+        return self._repo_answer(request, principal, self._visible_repo(request, principal))
+
+    def _repo_answer(self, request: web.Request, principal: Principal, repo: FakeRepo) -> web.StreamResponse:
         data = repo.to_json()
         if principal.kind == "user":
             data["permissions"] = {"admin": True, "maintain": True, "push": True, "triage": True,
