@@ -132,6 +132,38 @@ async def catalog_repository(settings: Settings, github: Any, pool: Any) -> list
                             f"{source.url} readable, {source.branch} at {head[:12]}")]
 
 
+async def delivery_log(settings: Settings, github: Any) -> list[Finding]:
+    """Missed-delivery recovery can read its webhook's delivery log (App's, or token mode's
+    repository or organisation webhook, found by PAO's URL unless PAO_DELIVERY_HOOK names it)."""
+    from app.deliveries.config import recovery_settings
+    from app.deliveries.hooks import HookNotFound, resolve
+
+    check = "webhook deliveries"
+    if not recovery_settings(settings).interval:
+        return [Finding(check, True, "missed-delivery recovery is off (PAO_DELIVERY_RECOVERY_INTERVAL)")]
+    token_fix = ("PAO_REPO_TOKEN must be allowed to read the webhook (classic token: scope "
+                 "admin:repo_hook, admin:org_hook for an organisation's; fine-grained: the repository's "
+                 "or organisation's \"Webhooks\" permission, read and write to redeliver)")
+    try:
+        log = await resolve(settings, github)
+        if log is None:
+            return [Finding(check, True, "no webhook log to read, so missed deliveries are not "
+                            "recovered; in token mode set PAO_DELIVERY_HOOK to recover them")]
+        async for _ in log.deliveries():
+            break
+    except HookNotFound as exc:
+        return [_fail(check, str(exc), "point the webhook at PAO's /api/v1/webhooks/github, or set "
+                                       "PAO_DELIVERY_HOOK to the one that does")]
+    except gidgethub.BadRequest as exc:
+        return [_fail(check, f"GitHub answered {exc.status_code} listing deliveries: {exc}",
+                      token_fix if not github.app_mode else
+                      "check that the App's webhook is set on its settings page")]
+    except (gidgethub.GitHubException, aiohttp.ClientError, TimeoutError) as exc:
+        return [_fail(check, f"GitHub unreachable: {type(exc).__name__}: {_scrubbed(exc)}",
+                      "check PAO_GITHUB_API_URL and the network path to it")]
+    return [Finding(check, True, f"missed deliveries are recovered from {log.name}")]
+
+
 async def onedev(settings: Settings, http: aiohttp.ClientSession) -> list[Finding]:
     """OneDev answers, accepts the token, and has the parent project."""
     from app.mirror.config import mirror_settings
@@ -188,6 +220,7 @@ async def diagnose(env: Mapping[str, str]) -> list[Finding]:
                 found += await catalog_repository(settings, github, pool)
             finally:
                 await pool.close()
+            found += await delivery_log(settings, github)
         found += await onedev(settings, http)
     return found
 

@@ -33,8 +33,23 @@ async def test_a_healthy_setup_passes_every_check(env):
     findings = await doctor.diagnose(env)
     assert failures(findings) == []
     assert {f.check for f in findings} == {"configuration", "database", "GitHub App",
-                                           "catalog repository", "OneDev"}
+                                           "catalog repository", "webhook deliveries", "OneDev"}
     assert "all checks passed" in doctor.report(findings)
+
+
+async def test_token_mode_checks_the_repository_webhook_recovery_reads(env, github_fake):
+    token_env = {k: v for k, v in env.items() if k not in ("PAO_APP_ID", "PAO_PRIVATE_KEY")}
+    token_env.update({"PAO_REPO_TOKEN": github_fake.personal_token,
+                      "PAO_PUBLIC_URL": "https://pao.acme.dev"})
+    findings = await doctor.diagnose(token_env)
+    [missing] = failures(findings)
+    assert missing[0] == "webhook deliveries" and "PAO_DELIVERY_HOOK=repos/acme/catalog/hooks/" in missing[1]
+    hook = github_fake.add_hook("acme", "catalog", "https://pao.acme.dev/api/v1/webhooks/github",
+                                WEBHOOK_SECRET)
+    findings = await doctor.diagnose(token_env)
+    assert failures(findings) == []
+    [ok] = [f for f in findings if f.check == "webhook deliveries"]
+    assert ok.detail.endswith(f"repos/acme/catalog/hooks/{hook.id}")
 
 
 async def test_invalid_configuration_names_each_variable_and_stops_there(env):
