@@ -155,7 +155,7 @@ async def test_redelivery_refused_by_github_is_reported_and_tried_again_later(pa
     await github_fake.wait_for_redeliveries()
 
 
-async def test_cli_recover_redelivers_and_refuses_token_mode(pao, github_fake, pool, monkeypatch,
+async def test_cli_recover_redelivers_and_refuses_without_credentials(pao, github_fake, pool, monkeypatch,
                                                              capsys):
     github_fake.hook_url = "http://127.0.0.1:9/unreachable"
     failed = github_fake.record_hook_delivery("ping", ping(), status_code=500)
