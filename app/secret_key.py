@@ -33,9 +33,19 @@ def key_path(data_dir: Path) -> Path:
     return data_dir / KEY_FILE
 
 
+def _unusable(path: Path, exc: OSError) -> ConfigError:
+    return ConfigError([f"PAO_SECRET_KEY: unset, and {path}: {exc.strerror or exc}; fix the file's "
+                        "permissions (PAO must read it), or set PAO_SECRET_KEY"])
+
+
 def _read(path: Path) -> str:
     """The key in ``path``; ConfigError naming the file when it cannot serve as one."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:  # a symbolic link, no permission
+        raise _unusable(path, exc) from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -58,11 +68,16 @@ def load_or_create(data_dir: Path) -> tuple[str, bool]:
     path = key_path(data_dir)
     with contextlib.suppress(FileNotFoundError):
         return _read(path), False
-    # The directory keeps its usual mode: the embedded PostgreSQL's own user must traverse it.
-    data_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)  # 384 bits
     temporary = data_dir / f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(6)}"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        # The directory keeps its usual mode: the embedded PostgreSQL's own user must traverse it.
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:  # a read-only or foreign data dir
+        problem = (f"PAO_SECRET_KEY: unset, and no key can be created in {data_dir}: "
+                   f"{exc.strerror or exc}; make PAO_DATA_DIR writable, or set PAO_SECRET_KEY")
+        raise ConfigError([problem]) from None
     try:
         try:
             os.write(fd, (key + "\n").encode())

@@ -78,6 +78,21 @@ def test_a_damaged_key_file_is_an_error_naming_it_never_replaced(tmp_path):
     assert (data_dir / KEY_FILE).read_text() == "short\n"
 
 
+def test_a_key_file_pao_cannot_read_or_create_is_an_error_naming_it(tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (tmp_path / "elsewhere").write_text("k" * 64)
+    (data_dir / KEY_FILE).symlink_to(tmp_path / "elsewhere")  # never followed
+    with pytest.raises(ConfigError) as info:
+        load_or_create(data_dir)
+    assert str(data_dir / KEY_FILE) in str(info.value)
+    blocked = tmp_path / "not-a-dir"  # PAO_DATA_DIR naming a file
+    blocked.write_text("")
+    with pytest.raises(ConfigError) as info:
+        load_or_create(blocked)
+    assert str(blocked) in str(info.value) and "Not a directory" in str(info.value)
+
+
 async def test_a_first_start_without_a_secret_key_opens_setup(db_dsn, tmp_path, aiohttp_client):
     settings = Settings.from_env({"PAO_DB_URL": db_dsn, "PAO_DATA_DIR": str(tmp_path / "data")})
     async with service.runtime(settings) as rt:
