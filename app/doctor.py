@@ -55,6 +55,24 @@ def configuration(env: Mapping[str, str]) -> tuple[Settings | None, list[Finding
     return settings, found
 
 
+def secret_key(settings: Settings) -> list[Finding]:
+    """Where the secret key comes from; a key file PAO could not use is a failure."""
+    from app.console.config import console_settings
+    from app.secret_key import key_path, read_key
+
+    if console_settings(settings).secret_key is not None:
+        return [Finding("secret key", True, "from PAO_SECRET_KEY")]
+    path = key_path(settings.data_dir)
+    try:
+        read_key(path)
+    except FileNotFoundError:
+        return [Finding("secret key", True, f"{path} is generated at the first start (back it up)")]
+    except ConfigError as exc:
+        return [_fail("secret key", exc.problems[0], "restore the file from a backup (stored App "
+                      "secrets need the same key), or set PAO_SECRET_KEY")]
+    return [Finding("secret key", True, f"from {path} (PAO_SECRET_KEY is unset; back the file up)")]
+
+
 def _database_failure(settings: Settings, exc: BaseException) -> Finding:
     where = "PAO_DB_URL" if settings.db_url else f"the embedded server in {settings.data_dir}"
     return _fail("database", f"cannot connect: {type(exc).__name__}: {_scrubbed(exc)}",
@@ -198,6 +216,7 @@ async def diagnose(env: Mapping[str, str]) -> list[Finding]:
     settings, found = configuration(env)
     if settings is None:
         return found
+    found += secret_key(settings)
     for secret in (*settings.webhook_secrets, settings.repo_token, settings.admin_token):
         register_secret(secret)
     async with contextlib.AsyncExitStack() as stack:

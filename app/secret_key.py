@@ -38,7 +38,7 @@ def _unusable(path: Path, exc: OSError) -> ConfigError:
                         "permissions (PAO must read it), or set PAO_SECRET_KEY"])
 
 
-def _read(path: Path) -> str:
+def read_key(path: Path) -> str:
     """The key in ``path``; ConfigError naming the file when it cannot serve as one."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -67,7 +67,7 @@ def load_or_create(data_dir: Path) -> tuple[str, bool]:
     """The key stored in ``data_dir``, created first when there is none; True when created here."""
     path = key_path(data_dir)
     with contextlib.suppress(FileNotFoundError):
-        return _read(path), False
+        return read_key(path), False
     key = secrets.token_urlsafe(48)  # 384 bits
     temporary = data_dir / f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(6)}"
     try:
@@ -99,7 +99,7 @@ def load_or_create(data_dir: Path) -> tuple[str, bool]:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-    return _read(path), created
+    return read_key(path), created
 
 
 def with_secret_key(settings: Any) -> Any:

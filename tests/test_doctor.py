@@ -32,9 +32,25 @@ def failures(findings: list[doctor.Finding]) -> list[tuple[str, str, str]]:
 async def test_a_healthy_setup_passes_every_check(env):
     findings = await doctor.diagnose(env)
     assert failures(findings) == []
-    assert {f.check for f in findings} == {"configuration", "database", "GitHub App",
+    assert {f.check for f in findings} == {"configuration", "secret key", "database", "GitHub App",
                                            "catalog repository", "webhook deliveries", "OneDev"}
     assert "all checks passed" in doctor.report(findings)
+
+
+async def test_the_secret_keys_source_and_a_damaged_key_file(env, tmp_path):
+    from app.secret_key import KEY_FILE
+
+    data_dir = tmp_path / "doctor-data"
+    env = {**env, "PAO_DATA_DIR": str(data_dir)}
+    [before] = [f for f in await doctor.diagnose(env) if f.check == "secret key"]
+    assert before.ok and "generated at the first start" in before.detail
+    data_dir.mkdir(exist_ok=True)
+    (data_dir / KEY_FILE).write_text("cut short\n")
+    [damaged] = [f for f in failures(await doctor.diagnose(env)) if f[0] == "secret key"]
+    assert str(data_dir / KEY_FILE) in damaged[1] and "backup" in damaged[2]
+    [explicit] = [f for f in await doctor.diagnose({**env, "PAO_SECRET_KEY": "k" * 40})
+                  if f.check == "secret key"]
+    assert explicit.ok and explicit.detail == "from PAO_SECRET_KEY"
 
 
 async def test_token_mode_checks_the_repository_webhook_recovery_reads(env, github_fake):
