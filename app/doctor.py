@@ -159,9 +159,9 @@ async def delivery_log(settings: Settings, github: Any) -> list[Finding]:
     check = "webhook deliveries"
     if not recovery_settings(settings).interval:
         return [Finding(check, True, "missed-delivery recovery is off (PAO_DELIVERY_RECOVERY_INTERVAL)")]
-    token_fix = ("PAO_REPO_TOKEN must be allowed to read the webhook (classic token: scope "
-                 "admin:repo_hook, admin:org_hook for an organisation's; fine-grained: the repository's "
-                 "or organisation's \"Webhooks\" permission, read and write to redeliver)")
+    token_fix = ("PAO_REPO_TOKEN must be a repository admin's (organisation owner's) and allowed "
+                 "webhooks (classic token: scope repo or admin:repo_hook, admin:org_hook for an "
+                 "organisation's; fine-grained: the \"Webhooks\" permission, write to redeliver)")
     try:
         log = await resolve(settings, github)
         if log is None:
