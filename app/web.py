@@ -14,7 +14,7 @@ from app import metrics, metrics_endpoint, webhooks
 from app.api.auth import api_auth_middleware
 from app.db import pending_migrations
 from app.handlers import router as handlers
-from app.state import RUNTIME
+from app.state import RUNTIME, WEBHOOK_PATHS
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,8 @@ def create_app(state: Any) -> web.Application:
     app[webhooks.LARGE_BODY_BUDGET] = webhooks.ByteBudget(webhooks.LARGE_BODY_BUDGET_BYTES)
     app.on_startup.append(webhooks.start_intake)
     app.on_cleanup.append(webhooks.stop_intake)
-    app.router.add_post("/api/v1/webhooks/github", receive_counted)
-    app.router.add_post("/webhooks/github", receive_counted)
+    for path in WEBHOOK_PATHS:
+        app.router.add_post(path, receive_counted)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint.metrics_endpoint)  # not REST API: its own token

@@ -15,13 +15,13 @@ from urllib.parse import urlparse
 
 from app.console.config import console_settings
 from app.deliveries.config import HookTarget, recovery_settings
-
-# The paths PAO receives deliveries on (app/web.py).
-WEBHOOK_PATHS = ("/api/v1/webhooks/github", "/webhooks/github")
+from app.state import WEBHOOK_PATHS
 
 
 class HookNotFound(Exception):
     """No single webhook of the repository or organisation points at PAO (the message says how to fix)."""
+
+
 def points_at_pao(hook_url: str, public_url: str | None) -> bool:
     """True when a webhook's URL is PAO's endpoint: under PAO_PUBLIC_URL when it is set."""
     url = hook_url.rstrip("/")
