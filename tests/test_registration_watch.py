@@ -63,7 +63,6 @@ async def test_a_running_worker_adopts_the_app_at_the_setup_notify(pao, runtime,
     # An hour between re-checks: only the NOTIFY can wake it within the test.
     watch = start_watching(other, interval=3600)
     try:
-        await asyncio.sleep(0)  # let it LISTEN
         await register(pao, runtime)
         await wait_for(lambda: _true(other.github.app_mode), what="the second process in App mode")
         assert github_fake.registered_webhook_secret in other.settings.webhook_secrets
