@@ -90,6 +90,10 @@ def load_or_create(data_dir: Path) -> tuple[str, bool]:
             created = True
         except FileExistsError:
             created = False
+        except OSError as exc:  # a file system without hard links: no race-free way to create it
+            problem = (f"PAO_SECRET_KEY: unset, and {path} cannot be created safely in {data_dir} "
+                       f"({exc.strerror or exc}); set PAO_SECRET_KEY, or put PAO_DATA_DIR elsewhere")
+            raise ConfigError([problem]) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
