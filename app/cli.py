@@ -291,6 +291,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = asyncio.run(result)
     except KeyboardInterrupt:
         return 130
+    except ConfigError as exc:  # found at start, after the environment (the data dir's key file)
+        print(f"pao: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return int(result or 0)
 
 

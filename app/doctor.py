@@ -55,6 +55,24 @@ def configuration(env: Mapping[str, str]) -> tuple[Settings | None, list[Finding
     return settings, found
 
 
+def secret_key(settings: Settings) -> list[Finding]:
+    """Where the secret key comes from; a key file PAO could not use is a failure."""
+    from app.console.config import console_settings
+    from app.secret_key import key_path, read_key
+
+    if console_settings(settings).secret_key is not None:
+        return [Finding("secret key", True, "from PAO_SECRET_KEY")]
+    path = key_path(settings.data_dir)
+    try:
+        read_key(path)
+    except FileNotFoundError:
+        return [Finding("secret key", True, f"{path} is generated at the first start (back it up)")]
+    except ConfigError as exc:
+        return [_fail("secret key", exc.problems[0], "restore the file from a backup (stored App "
+                      "secrets need the same key), or set PAO_SECRET_KEY")]
+    return [Finding("secret key", True, f"from {path} (PAO_SECRET_KEY is unset; back the file up)")]
+
+
 def _database_failure(settings: Settings, exc: BaseException) -> Finding:
     where = "PAO_DB_URL" if settings.db_url else f"the embedded server in {settings.data_dir}"
     return _fail("database", f"cannot connect: {type(exc).__name__}: {_scrubbed(exc)}",
@@ -132,6 +150,38 @@ async def catalog_repository(settings: Settings, github: Any, pool: Any) -> list
                             f"{source.url} readable, {source.branch} at {head[:12]}")]
 
 
+async def delivery_log(settings: Settings, github: Any) -> list[Finding]:
+    """Missed-delivery recovery can read its webhook's delivery log (App's, or token mode's
+    repository or organisation webhook, found by PAO's URL unless PAO_DELIVERY_HOOK names it)."""
+    from app.deliveries.config import recovery_settings
+    from app.deliveries.hooks import HookNotFound, resolve
+
+    check = "webhook deliveries"
+    if not recovery_settings(settings).interval:
+        return [Finding(check, True, "missed-delivery recovery is off (PAO_DELIVERY_RECOVERY_INTERVAL)")]
+    token_fix = ("PAO_REPO_TOKEN must be a repository admin's (organisation owner's) and allowed "
+                 "webhooks (classic token: scope repo or admin:repo_hook, admin:org_hook for an "
+                 "organisation's; fine-grained: the \"Webhooks\" permission, write to redeliver)")
+    try:
+        log = await resolve(settings, github)
+        if log is None:
+            return [Finding(check, True, "no webhook log to read, so missed deliveries are not "
+                            "recovered; in token mode set PAO_DELIVERY_HOOK to recover them")]
+        async for _ in log.deliveries():
+            break
+    except HookNotFound as exc:
+        return [_fail(check, str(exc), "point the webhook at PAO's /api/v1/webhooks/github, or set "
+                                       "PAO_DELIVERY_HOOK to the one that does")]
+    except gidgethub.BadRequest as exc:
+        return [_fail(check, f"GitHub answered {exc.status_code} listing deliveries: {exc}",
+                      token_fix if not github.app_mode else
+                      "check that the App's webhook is set on its settings page")]
+    except (gidgethub.GitHubException, aiohttp.ClientError, TimeoutError) as exc:
+        return [_fail(check, f"GitHub unreachable: {type(exc).__name__}: {_scrubbed(exc)}",
+                      "check PAO_GITHUB_API_URL and the network path to it")]
+    return [Finding(check, True, f"missed deliveries are recovered from {log.name}")]
+
+
 async def onedev(settings: Settings, http: aiohttp.ClientSession) -> list[Finding]:
     """OneDev answers, accepts the token, and has the parent project."""
     from app.mirror.config import mirror_settings
@@ -166,6 +216,7 @@ async def diagnose(env: Mapping[str, str]) -> list[Finding]:
     settings, found = configuration(env)
     if settings is None:
         return found
+    found += secret_key(settings)
     for secret in (*settings.webhook_secrets, settings.repo_token, settings.admin_token):
         register_secret(secret)
     async with contextlib.AsyncExitStack() as stack:
@@ -188,6 +239,7 @@ async def diagnose(env: Mapping[str, str]) -> list[Finding]:
                 found += await catalog_repository(settings, github, pool)
             finally:
                 await pool.close()
+            found += await delivery_log(settings, github)
         found += await onedev(settings, http)
     return found
 

@@ -43,6 +43,13 @@ REQUEST_SECONDS = Histogram("pao_service_request_duration_seconds",
 REQUEST_STEP_SECONDS = Histogram("pao_service_request_step_duration_seconds",
                                  "Service request fulfillment steps, by step and outcome",
                                  ["step", "outcome"], buckets=_SLOW)
+WEBHOOK_ANSWERS = Counter("pao_webhook_answers_total",
+                          "Every answer the webhook endpoint gave, by HTTP status code", ["code"])
+# The codes intake answers with (docs/ARCHITECTURE.md), each its own series from the start so
+# rate() sees the first one; anything else is "other", so the label set stays bounded.
+_ANSWER_CODES = (200, 202, 400, 401, 408, 413, 415, 500)
+_ANSWERS = {code: WEBHOOK_ANSWERS.labels(str(code)) for code in _ANSWER_CODES}
+_OTHER_ANSWER = WEBHOOK_ANSWERS.labels("other")
 REDELIVERIES = Counter("pao_webhook_redeliveries_total",
                        "Redeliveries PAO asked GitHub for, by reason", ["reason"])
 NOTIFICATIONS = Counter("pao_notifications_total",
@@ -55,6 +62,11 @@ def observe_delivery(event: str, status: str, started: float) -> None:
     """A delivery was answered; ``started`` is its ``time.perf_counter()`` at arrival."""
     DELIVERIES.labels(event, status).inc()
     ACK_SECONDS.observe(time.perf_counter() - started)
+
+
+def count_webhook_answer(status: int) -> None:
+    """The webhook endpoint answered ``status`` (every answer, stored or not)."""
+    _ANSWERS.get(status, _OTHER_ANSWER).inc()
 
 
 def observe_job(task: str, outcome: str, started: datetime) -> None:

@@ -26,8 +26,10 @@ from aiohttp import web
 from app import db, metrics_endpoint
 from app.config import Settings
 from app.console.registration import apply_stored as apply_stored_registration
+from app.console.startup import start_watching as start_registration_watch
 from app.github import GitHubClients
 from app.log import register_secret
+from app.secret_key import with_secret_key
 from app.supervisor import Supervisor, child_env, stop_when_orphaned, web_child_args
 
 log = logging.getLogger(__name__)
@@ -52,12 +54,15 @@ class Runtime:
     http: aiohttp.ClientSession
     github: GitHubClients
     extra: dict[str, Any] = field(default_factory=dict)
+    # Called with the new settings when they change while running (an App registered by /setup).
+    settings_listeners: list[Callable[[Settings], None]] = field(default_factory=list)
 
 
 @contextlib.asynccontextmanager
 async def runtime(settings: Settings, *, run_migrations: bool = True,
                   pool_size: int = 10) -> AsyncIterator[Runtime]:
     """Start everything a PAO process needs; stop it all on exit."""
+    settings = with_secret_key(settings)
     for secret in (*settings.webhook_secrets, settings.repo_token, settings.admin_token):
         register_secret(secret)
     async with db.database_url(settings) as dsn:
@@ -84,12 +89,14 @@ def make_worker(rt: Runtime, concurrency: int | None = None) -> Any:
     from app import tasks  # noqa: F401  (registers every task)
     from app.jobs.worker import Worker
 
-    return Worker(
+    worker = Worker(
         rt.pool, rt.dsn, rt.settings, rt.github, rt.http,
         concurrency=concurrency if concurrency is not None else rt.settings.workers,
         poll_interval=rt.settings.job_poll_interval,
         stall_timeout=rt.settings.job_stall_timeout,
     )
+    rt.settings_listeners.append(lambda settings: setattr(worker, "settings", settings))
+    return worker
 
 
 async def run_startup_hooks(rt: Runtime) -> None:
@@ -102,6 +109,13 @@ async def run_startup_hooks(rt: Runtime) -> None:
             # the work it would have queued is retried by the next push or poll.
             log.warning("start-up hook %s failed: %s", name, exc)
             log.debug("start-up hook %s traceback", name, exc_info=True)
+
+
+async def _cancel(task: asyncio.Task[Any] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:
@@ -149,6 +163,7 @@ async def serve(settings: Settings, *, with_workers: bool = True,
             if children is None and with_workers and settings.workers > 0:
                 worker = make_worker(rt)
         worker_task = asyncio.create_task(worker.run()) if worker else None
+        registration_watch = start_registration_watch(rt)
         if not child:
             await run_startup_hooks(rt)
         # Everything loaded so far lives as long as the process: keep the cyclic
@@ -160,6 +175,7 @@ async def serve(settings: Settings, *, with_workers: bool = True,
             await stop.wait()
         finally:
             log.info("shutting down")
+            await _cancel(registration_watch)
             # Stop taking deliveries first, then let workers finish or release jobs.
             await site.stop()
             if worker is not None and worker_task is not None:
@@ -204,12 +220,14 @@ async def work(settings: Settings, concurrency: int | None = None, *,
         metrics_runner = None if child else await metrics_endpoint.start_listener(rt)
         worker = make_worker(rt, concurrency)
         worker_task = asyncio.create_task(worker.run())
+        registration_watch = start_registration_watch(rt)
         stopper = asyncio.create_task(stop.wait())
         watcher = asyncio.create_task(stop_when_orphaned(stop)) if child else None
         await asyncio.wait({worker_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
         worker.stop()
         await worker_task
         stopper.cancel()
+        await _cancel(registration_watch)
         if metrics_runner is not None:
             await metrics_runner.cleanup()
         if watcher is not None:

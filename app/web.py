@@ -10,11 +10,11 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
-from app import metrics_endpoint, webhooks
+from app import metrics, metrics_endpoint, webhooks
 from app.api.auth import api_auth_middleware
 from app.db import pending_migrations
 from app.handlers import router as handlers
-from app.state import RUNTIME
+from app.state import RUNTIME, WEBHOOK_PATHS
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,18 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready", "database": "ok"})
 
 
+async def receive_counted(request: web.Request) -> web.StreamResponse:
+    """The webhook endpoint, with every answer counted by status (``pao_webhook_answers_total``):
+    the one place all of intake's answers leave, so no return path is missed."""
+    try:
+        response = await webhooks.receive(request)
+    except Exception as exc:  # answered by the json_errors middleware (a 500, or the HTTP error's own)
+        metrics.count_webhook_answer(getattr(exc, "status", 500))
+        raise
+    metrics.count_webhook_answer(response.status)
+    return response
+
+
 def create_app(state: Any) -> web.Application:
     """The web application around an already-started ``app.service.Runtime``."""
     import importlib
@@ -80,8 +92,8 @@ def create_app(state: Any) -> web.Application:
     app[webhooks.LARGE_BODY_BUDGET] = webhooks.ByteBudget(webhooks.LARGE_BODY_BUDGET_BYTES)
     app.on_startup.append(webhooks.start_intake)
     app.on_cleanup.append(webhooks.stop_intake)
-    app.router.add_post("/api/v1/webhooks/github", webhooks.receive)
-    app.router.add_post("/webhooks/github", webhooks.receive)
+    for path in WEBHOOK_PATHS:
+        app.router.add_post(path, receive_counted)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint.metrics_endpoint)  # not REST API: its own token

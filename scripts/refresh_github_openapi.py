@@ -66,7 +66,25 @@ OPERATIONS = [
     "POST /repos/{owner}/{repo}/pulls",
     "GET /repos/{owner}/{repo}/pulls/{pull_number}",
     "GET /repos/{owner}/{repo}/commits/{ref}/check-suites",
+    # Missed-delivery recovery in token mode (app/deliveries/hooks.py): a repository's or an
+    # organisation's webhook, found by its URL, its delivery log and redelivery.
+    "GET /repos/{owner}/{repo}/hooks",
+    "GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries",
+    "POST /repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery_id}/attempts",
+    "GET /orgs/{org}/hooks",
+    "GET /orgs/{org}/hooks/{hook_id}/deliveries",
+    "POST /orgs/{org}/hooks/{hook_id}/deliveries/{delivery_id}/attempts",
 ]
+
+# Operations GitHub serves but leaves out of its description, each checked as a documented one
+# answering in the same shape, with its own path parameters. ``GET /repositories/{id}`` is the
+# repository by its id (where GitHub redirects a renamed repository's old URL); the periodic
+# mirror refresh reads names by it (app/mirror/identity.py).
+UNDOCUMENTED = {
+    "GET /repositories/{repository_id}": (
+        "GET /repos/{owner}/{repo}",
+        [{"name": "repository_id", "in": "path", "required": True, "schema": {"type": "integer"}}]),
+}
 
 # Schema keywords that only document; dropping them keeps the subset small.
 _ANNOTATIONS = {"description", "example", "examples", "externalDocs", "x-github", "deprecated",
@@ -163,6 +181,11 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
 def build(spec: dict[str, Any]) -> dict[str, Any]:
     extractor = Extractor(spec)
     operations = {key: extractor.operation(key) for key in OPERATIONS}
+    for key, (like, path_params) in UNDOCUMENTED.items():
+        documented = extractor.operation(like)
+        others = [p for p in documented["parameters"] if p["in"] != "path"]
+        operations[key] = {**documented, "operationId": f"{documented['operationId']} (undocumented: {key})",
+                           "parameters": [*path_params, *others]}
     return {
         "$id": SUBSET_ID,
         "info": {"source": f"{PACKAGE} (generated/api.github.com.json)",

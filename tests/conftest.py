@@ -40,6 +40,13 @@ def _with_database(dsn: str, name: str) -> str:
     return urlunparse(parsed._replace(path="/" + name))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _pao_data_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """PAO processes a test starts without PAO_DATA_DIR write (their secret key, at least) here,
+    never into the data dir of whoever runs the tests."""
+    os.environ.setdefault("PAO_DATA_DIR", str(tmp_path_factory.mktemp("pao-data")))
+
+
 @pytest.fixture(scope="session")
 def pg_server_dsn() -> Iterator[str]:
     """DSN of the maintenance database of the session's PostgreSQL server."""

@@ -173,7 +173,6 @@ async def test_start_up_prints_a_token_that_unlocks_setup_once(pao, runtime, cap
     from app.console.startup import on_startup
 
     await on_startup(runtime)
-    runtime.extra.pop("console.registration_watch").cancel()
     printed = capsys.readouterr().err
     token = re.search(r"One-time set-up token: (\S+)", printed).group(1)
     assert "/setup" in printed

@@ -10,6 +10,8 @@ import pytest
 
 from app.cli import main
 from app.deliveries import recovery
+from app.deliveries.config import RecoverySettings
+from app.deliveries.hooks import app_log
 from app.deliveries.select import HookDelivery, candidates
 from app.github import GitHubClients
 from app.service import Runtime
@@ -77,7 +79,7 @@ async def test_missed_deliveries_are_redelivered_once_and_then_stored(pao, githu
     ghost = github_fake.record_hook_delivery("ping", ping(), status_code=200)
     assert ok["status_code"] == 200 and await stored(pool) == [ok["guid"]]
 
-    report = await recovery.recover(pool, pao.github, since=datetime.now(UTC) - timedelta(hours=1),
+    report = await recovery.recover(pool, app_log(pao.github), since=datetime.now(UTC) - timedelta(hours=1),
                                     limit=10, requested_by="periodic")
     assert report.errors == [] and report.scanned == 4
     assert [(c.attempt.guid, c.reason) for c in report.redelivered] == [
@@ -89,7 +91,7 @@ async def test_missed_deliveries_are_redelivered_once_and_then_stored(pao, githu
     assert {a["guid"] for a in redelivered} == {down["guid"], proxy["guid"], ghost["guid"]}
 
     # Never twice: the next run finds nothing, even though the failed attempts are still listed.
-    again = await recovery.recover(pool, pao.github, since=datetime.now(UTC) - timedelta(hours=1),
+    again = await recovery.recover(pool, app_log(pao.github), since=datetime.now(UTC) - timedelta(hours=1),
                                    limit=10, requested_by="cli")
     assert again.redelivered == [] and again.errors == []
     assert len(github_fake.api_requests("POST", "/app/hook/deliveries/")) == 3
@@ -100,11 +102,11 @@ async def test_a_delivery_that_fails_again_after_its_redelivery_is_not_asked_for
     github_fake.hook_url = "http://127.0.0.1:9/unreachable"  # PAO still down
     failed = github_fake.record_hook_delivery("ping", ping(), status_code=0)
     since = datetime.now(UTC) - timedelta(minutes=5)
-    first = await recovery.recover(pool, pao.github, since=since, limit=10, requested_by="cli")
+    first = await recovery.recover(pool, app_log(pao.github), since=since, limit=10, requested_by="cli")
     await github_fake.wait_for_redeliveries()
     assert [c.attempt.guid for c in first.redelivered] == [failed["guid"]]
     assert [a["status_code"] for a in github_fake.hook_deliveries] == [0, 0]
-    second = await recovery.recover(pool, pao.github, since=since, limit=10, requested_by="cli")
+    second = await recovery.recover(pool, app_log(pao.github), since=since, limit=10, requested_by="cli")
     assert second.redelivered == []
     assert len(github_fake.api_requests("POST", "/app/hook/deliveries/")) == 1
 
@@ -115,12 +117,12 @@ async def test_a_run_is_bounded_and_the_next_run_takes_the_rest(pao, github_fake
     missed = [github_fake.record_hook_delivery("ping", ping(), status_code=500, delivered_at=old + i)
               for i in range(5)]
     now = datetime.now(UTC)
-    first = await recovery.periodic_run(pool, pao.github, limit=2, retention_days=30, now=now)
+    first = await recovery.periodic_run(pool, app_log(pao.github), limit=2, retention_days=30, now=now)
     assert [c.attempt.guid for c in first.redelivered] == [m["guid"] for m in missed[:2]]
     assert first.left_over == 3
     # Not complete: the mark stays, so the next run looks at the same window again.
     assert await pool.fetchval("SELECT checked_until FROM delivery_recovery_state") is None
-    second = await recovery.periodic_run(pool, pao.github, limit=10, retention_days=30, now=now)
+    second = await recovery.periodic_run(pool, app_log(pao.github), limit=10, retention_days=30, now=now)
     assert [c.attempt.guid for c in second.redelivered] == [m["guid"] for m in missed[2:]]
     assert await pool.fetchval("SELECT checked_until FROM delivery_recovery_state") == now
     await github_fake.wait_for_redeliveries()
@@ -131,7 +133,7 @@ async def test_listing_follows_cursor_pages_and_stops_at_the_window(pao, github_
     for i in range(250):
         github_fake.record_hook_delivery("ping", ping(), status_code=200, delivered_at=base + i * 10)
     since = datetime.fromtimestamp(base + 50 * 10, UTC)
-    found = await recovery.list_deliveries(pao.github, since)
+    found = await recovery.list_deliveries(app_log(pao.github), since)
     assert len(found) == 200
     listed = github_fake.api_requests("GET", "/app/hook/deliveries")
     assert [r.query.get("cursor") is not None for r in listed] == [False, True, True]
@@ -142,18 +144,18 @@ async def test_redelivery_refused_by_github_is_reported_and_tried_again_later(pa
     failed = github_fake.record_hook_delivery("ping", ping(), status_code=500)
     github_fake.redelivery_error = 422
     since = datetime.now(UTC) - timedelta(hours=1)
-    report = await recovery.recover(pool, pao.github, since=since, limit=5, requested_by="cli")
+    report = await recovery.recover(pool, app_log(pao.github), since=since, limit=5, requested_by="cli")
     assert report.redelivered == [] and len(report.errors) == 1
     assert failed["guid"] in report.errors[0] and "Validation Failed" in report.errors[0]
     # Nothing was claimed, so a later run tries again, and succeeds.
     assert await pool.fetchval("SELECT count(*) FROM delivery_redeliveries") == 0
     github_fake.redelivery_error = None
-    later = await recovery.recover(pool, pao.github, since=since, limit=5, requested_by="cli")
+    later = await recovery.recover(pool, app_log(pao.github), since=since, limit=5, requested_by="cli")
     assert [c.attempt.guid for c in later.redelivered] == [failed["guid"]] and later.errors == []
     await github_fake.wait_for_redeliveries()
 
 
-async def test_cli_recover_redelivers_and_refuses_token_mode(pao, github_fake, pool, monkeypatch,
+async def test_cli_recover_redelivers_and_refuses_without_credentials(pao, github_fake, pool, monkeypatch,
                                                              capsys):
     github_fake.hook_url = "http://127.0.0.1:9/unreachable"
     failed = github_fake.record_hook_delivery("ping", ping(), status_code=500)
@@ -179,14 +181,19 @@ async def test_cli_recover_redelivers_and_refuses_token_mode(pao, github_fake, p
     assert code == 2 and "App mode" in capsys.readouterr().err
 
 
-async def test_the_periodic_job_is_scheduled_once_in_app_mode_only(pao, runtime):
+async def test_the_periodic_job_is_scheduled_once_in_any_mode_unless_off(pao, runtime):
     from app.deliveries import tasks
 
     await tasks.on_startup(pao)
     await tasks.on_startup(pao)
     assert await pao.pool.fetchval("SELECT count(*) FROM jobs WHERE task = $1", tasks.TASK) == 1
     await pao.pool.execute("DELETE FROM jobs")
-    await tasks.on_startup(runtime)  # token mode (no App)
+    await tasks.on_startup(runtime)  # no App yet: /setup may register one later
+    assert await pao.pool.fetchval("SELECT count(*) FROM jobs WHERE task = $1", tasks.TASK) == 1
+    await pao.pool.execute("DELETE FROM jobs")
+    off = dataclasses.replace(runtime, settings=dataclasses.replace(runtime.settings, extra={
+        **runtime.settings.extra, "deliveries": RecoverySettings(interval=0.0)}))
+    await tasks.on_startup(off)
     assert await pao.pool.fetchval("SELECT count(*) FROM jobs") == 0
 
 
@@ -216,7 +223,7 @@ def test_recovery_settings_are_validated_and_can_be_turned_off():
                                                              "PAO_DELIVERY_RECOVERY_MAX"}
 
 
-async def test_the_periodic_job_does_nothing_in_token_mode_and_reschedules_itself(pao, runtime):
+async def test_the_periodic_job_reschedules_itself_and_skips_without_credentials(pao, runtime):
     from app.deliveries import tasks
     from app.service import make_worker
 
@@ -227,8 +234,9 @@ async def test_the_periodic_job_does_nothing_in_token_mode_and_reschedules_itsel
     assert [r["status"] for r in rows] == ["succeeded", "todo"]  # ran, and the next run waits
     assert rows[0]["result"]["errors"] == [] and rows[0]["result"]["scanned"] == 0
     await pao.pool.execute("DELETE FROM jobs")
+    # No App and no token: nothing to read, and the schedule goes on (an App may come from /setup).
     assert "skipped" in await tasks.recover_deliveries(_ctx(runtime), periodic=True)
-    assert await pao.pool.fetchval("SELECT count(*) FROM jobs") == 0
+    assert await pao.pool.fetchval("SELECT count(*) FROM jobs WHERE status = 'todo'") == 1
 
 
 def _ctx(rt):

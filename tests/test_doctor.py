@@ -32,9 +32,40 @@ def failures(findings: list[doctor.Finding]) -> list[tuple[str, str, str]]:
 async def test_a_healthy_setup_passes_every_check(env):
     findings = await doctor.diagnose(env)
     assert failures(findings) == []
-    assert {f.check for f in findings} == {"configuration", "database", "GitHub App",
-                                           "catalog repository", "OneDev"}
+    assert {f.check for f in findings} == {"configuration", "secret key", "database", "GitHub App",
+                                           "catalog repository", "webhook deliveries", "OneDev"}
     assert "all checks passed" in doctor.report(findings)
+
+
+async def test_the_secret_keys_source_and_a_damaged_key_file(env, tmp_path):
+    from app.secret_key import KEY_FILE
+
+    data_dir = tmp_path / "doctor-data"
+    env = {**env, "PAO_DATA_DIR": str(data_dir)}
+    [before] = [f for f in await doctor.diagnose(env) if f.check == "secret key"]
+    assert before.ok and "generated at the first start" in before.detail
+    data_dir.mkdir(exist_ok=True)
+    (data_dir / KEY_FILE).write_text("cut short\n")
+    [damaged] = [f for f in failures(await doctor.diagnose(env)) if f[0] == "secret key"]
+    assert str(data_dir / KEY_FILE) in damaged[1] and "backup" in damaged[2]
+    [explicit] = [f for f in await doctor.diagnose({**env, "PAO_SECRET_KEY": "k" * 40})
+                  if f.check == "secret key"]
+    assert explicit.ok and explicit.detail == "from PAO_SECRET_KEY"
+
+
+async def test_token_mode_checks_the_repository_webhook_recovery_reads(env, github_fake):
+    token_env = {k: v for k, v in env.items() if k not in ("PAO_APP_ID", "PAO_PRIVATE_KEY")}
+    token_env.update({"PAO_REPO_TOKEN": github_fake.personal_token,
+                      "PAO_PUBLIC_URL": "https://pao.acme.dev"})
+    findings = await doctor.diagnose(token_env)
+    [missing] = failures(findings)
+    assert missing[0] == "webhook deliveries" and "PAO_DELIVERY_HOOK=repos/acme/catalog/hooks/" in missing[1]
+    hook = github_fake.add_hook("acme", "catalog", "https://pao.acme.dev/api/v1/webhooks/github",
+                                WEBHOOK_SECRET)
+    findings = await doctor.diagnose(token_env)
+    assert failures(findings) == []
+    [ok] = [f for f in findings if f.check == "webhook deliveries"]
+    assert ok.detail.endswith(f"repos/acme/catalog/hooks/{hook.id}")
 
 
 async def test_invalid_configuration_names_each_variable_and_stops_there(env):

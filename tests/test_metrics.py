@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 import tests.jobs_tasks  # registers the test tasks
-from app import jobs, metrics_endpoint, outcomes
+from app import jobs, metrics_endpoint, outcomes, webhooks
 from app.config import Settings
 from app.jobs import JobContext, PermanentJobError
 from app.service import make_worker
@@ -73,6 +73,30 @@ async def test_deliveries_and_queue_depth_are_counted(aiohttp_client, metered, p
     oldest = sample("pao_jobs_oldest_due_seconds", task="test_sleep")
     assert 89 <= oldest < 200
     assert 'pao_jobs_waiting{task="purge_history"} 0.0' in text  # idle tasks report 0
+
+
+async def test_every_webhook_answer_is_counted_by_status(aiohttp_client, metered):
+    """Refusals that store nothing (413, 415, 400 on headers, 401) count too, by HTTP status."""
+    client = await aiohttp_client(create_app(metered))
+    url = "/api/v1/webhooks/github"
+    before = {code: sample("pao_webhook_answers_total", code=code)
+              for code in ("200", "400", "401", "413", "415")}
+    body, headers = webhook("ping", {"zen": "hi", "hook_id": 1})
+    assert (await client.post(url, data=body, headers=headers)).status == 200
+    forged, forged_headers = webhook("ping", {"zen": "hi"}, secret="not-the-secret")
+    assert (await client.post(url, data=forged, headers=forged_headers)).status == 401
+    as_text = {**headers, "Content-Type": "text/plain"}
+    assert (await client.post(url, data=body, headers=as_text)).status == 415
+    no_event = {k: v for k, v in headers.items() if k != "X-GitHub-Event"}
+    assert (await client.post(url, data=body, headers=no_event)).status == 400
+    too_large = await client.post(url, data=b"x" * (webhooks.MAX_PAYLOAD_BYTES + 1), headers=headers)
+    assert too_large.status == 413
+    after = {code: sample("pao_webhook_answers_total", code=code) for code in before}
+    assert {code: after[code] - before[code] for code in before} == \
+        {"200": 1, "400": 1, "401": 1, "413": 1, "415": 1}
+    status, text = await scrape(client)
+    # Every known code is a series from the start (rate() sees its first answer).
+    assert status == 200 and 'pao_webhook_answers_total{code="408"} ' in text
 
 
 async def test_job_outcomes_and_durations(metered, pool):

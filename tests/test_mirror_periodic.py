@@ -69,6 +69,34 @@ async def test_refresh_job_updates_every_mirror_for_unseen_pushes(make_env):
     assert again["queueing_lock"] == tasks.REFRESH_LOCK
 
 
+async def test_refresh_rereads_a_rename_missed_while_down_and_applies_the_rename_policy(make_env):
+    from app import jobs
+
+    env = await make_env(mode="token", worker=False, on_rename="rename")
+    repo = env.gh.create_repo("octo/one", files={"a": "1"})
+    resp = await env.client.post("/api/v1/mirrors", json={"repository": "octo/one"}, headers={
+        "Authorization": "Bearer " + await _admin(env.pool)})
+    assert resp.status == 202
+    worker = make_worker(env.runtime, 1)
+    while await worker.run_one():
+        pass
+    # Renamed and transferred while PAO was down: no webhook, and the old URL is gone.
+    env.gh.rename_repo("octo/one", "acme/uno")
+    new = repo.commit({"a": "2"})
+    for _ in range(2):
+        await jobs.enqueue(env.pool, tasks.REFRESH_TASK, {}, queueing_lock=tasks.REFRESH_LOCK)
+        while await worker.run_one():
+            pass
+    row = await env.mirror_row("acme/uno")
+    assert row is not None and row["sync_status"] == "completed"
+    assert (row["github_repo_id"], row["github_clone_url"]) == (repo.id, repo.clone_url)
+    assert row["onedev_project_path"] == "acme-uno"  # PAO_MIRROR_ON_RENAME=rename, as after a webhook
+    assert env.onedev.refs("acme-uno")["refs/heads/main"] == new
+    # Read by id, conditionally: the second refresh found it unchanged (304).
+    reads = env.gh.api_requests("GET", f"/repositories/{repo.id}")
+    assert [r.status for r in reads] == [200, 304]
+
+
 async def _admin(pool):
     from app.api.auth import create_token
     _, token = await create_token(pool, user_id="root", is_admin=True)

@@ -22,6 +22,8 @@ from app.log import register_secret
 
 log = logging.getLogger(__name__)
 
+# NOTIFY channel of a new registration: every process's watcher (app/console/startup.py) adopts it.
+CHANNEL = "pao_app_registration"
 # Runtime.extra key of the OAuth client PAO signs people in with.
 OAUTH_CLIENT = "console.oauth_client"
 
@@ -58,8 +60,11 @@ def keys_for(settings: Any) -> Keys | None:
     return Keys(secret_key) if secret_key else None
 
 
-async def save(conn: asyncpg.Connection | asyncpg.Pool, reg: AppRegistration, keys: Keys) -> bool:
-    """Store ``reg`` unless an App is already stored; True when this one was stored."""
+async def save(conn: asyncpg.Connection, reg: AppRegistration, keys: Keys) -> bool:
+    """Store ``reg`` unless an App is already stored; True when this one was stored.
+
+    In the caller's transaction: the other processes are notified when it commits.
+    """
     stored = await conn.fetchval(
         """INSERT INTO github_app_registration (app_id, slug, html_url, client_id, private_key_encrypted,
                                                 webhook_secret_encrypted, client_secret_encrypted)
@@ -67,6 +72,8 @@ async def save(conn: asyncpg.Connection | asyncpg.Pool, reg: AppRegistration, ke
            ON CONFLICT (singleton) DO NOTHING RETURNING app_id""",
         reg.app_id, reg.slug, reg.html_url, reg.client_id, keys.encrypt(reg.private_key),
         keys.encrypt(reg.webhook_secret) if reg.webhook_secret else None, keys.encrypt(reg.client_secret))
+    if stored is not None:
+        await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
     return stored is not None
 
 
@@ -98,6 +105,9 @@ def apply(rt: Any, reg: AppRegistration) -> None:
     rt.github.app_id = str(reg.app_id)
     rt.github.private_key = reg.private_key
     rt.extra[OAUTH_CLIENT] = OAuthClient(reg.client_id, reg.client_secret)
+    # Whoever keeps its own reference to the settings (a Worker's jobs) sees the App too.
+    for listener in getattr(rt, "settings_listeners", ()):
+        listener(rt.settings)
 
 
 async def apply_stored(rt: Any) -> None:

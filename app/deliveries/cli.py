@@ -22,18 +22,26 @@ async def _cmd(args: argparse.Namespace) -> int:
     from app import service
     from app.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, load_settings
     from app.deliveries.config import recovery_settings
+    from app.deliveries.hooks import HookNotFound, resolve
     from app.deliveries.recovery import GITHUB_LOG_DAYS, recover
 
     settings = load_settings()
-    if not settings.app_mode:
-        print("pao: delivery recovery needs GitHub App mode (PAO_APP_ID and PAO_PRIVATE_KEY): "
-              "GitHub lists deliveries per App", file=sys.stderr)
-        return EXIT_USAGE
     limit = args.max or recovery_settings(settings).max_per_run
     since = datetime.now(UTC) - timedelta(seconds=min(args.since, GITHUB_LOG_DAYS * 86400))
     async with service.runtime(settings) as rt:
-        report = await recover(rt.pool, rt.github, since=since, limit=limit, requested_by="cli",
+        try:
+            hook = await resolve(rt.settings, rt.github)
+        except HookNotFound as exc:
+            print(f"pao: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if hook is None:
+            print("pao: no webhook log to read: set PAO_APP_ID and PAO_PRIVATE_KEY (App mode, or "
+                  "register the App at /setup), or PAO_REPO_TOKEN with a GitHub PAO_REPO_URL or "
+                  "PAO_DELIVERY_HOOK (token mode)", file=sys.stderr)
+            return EXIT_USAGE
+        report = await recover(rt.pool, hook, since=since, limit=limit, requested_by="cli",
                                dry_run=args.dry_run)
+    print(f"webhook: {hook.name}")
     verb = "would redeliver" if args.dry_run else "redelivered"
     for c in report.redelivered:
         print(f"{verb} {c.attempt.guid}  {c.attempt.event:<20} {c.reason} "
@@ -49,7 +57,7 @@ async def _cmd(args: argparse.Namespace) -> int:
 def add_commands(sub: Any) -> None:
     from app.cli import _positive_int
 
-    p = sub.add_parser("deliveries", help="GitHub webhook deliveries PAO missed (App mode)")
+    p = sub.add_parser("deliveries", help="GitHub webhook deliveries PAO missed")
     dsub = p.add_subparsers(dest="deliveries_command", metavar="ACTION", required=True)
     q = dsub.add_parser("recover", help="ask GitHub to redeliver failed or unrecorded deliveries")
     q.add_argument("--since", type=_duration, default=7200.0,

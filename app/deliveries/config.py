@@ -1,16 +1,51 @@
-"""Recovery settings: ``PAO_DELIVERY_RECOVERY_INTERVAL`` and ``PAO_DELIVERY_RECOVERY_MAX``."""
+"""Recovery settings: ``PAO_DELIVERY_RECOVERY_INTERVAL``, ``PAO_DELIVERY_RECOVERY_MAX`` and, in
+token mode, ``PAO_DELIVERY_HOOK`` (which repository or organisation webhook)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from app.config import FEATURE_READERS, EnvReader
+
+_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+_HOOK = re.compile(rf"^(?:repos/(?P<owner>{_NAME})/(?P<repo>{_NAME})|orgs/(?P<org>{_NAME}))"
+                   r"(?:/hooks/(?P<hook_id>\d{1,18}))?$")
+HOOK_FORMS = "repos/OWNER/REPO or orgs/ORG, optionally followed by /hooks/HOOK_ID"
+
+
+@dataclass(frozen=True)
+class HookTarget:
+    """A repository's or an organisation's webhook; without ``hook_id``, found by its URL."""
+
+    owner: str
+    repo: str | None = None  # None: the organisation's webhook
+    hook_id: int | None = None
+
+    @property
+    def scope(self) -> str:
+        return f"repos/{self.owner}/{self.repo}" if self.repo else f"orgs/{self.owner}"
+
+    def __str__(self) -> str:
+        return self.scope + (f"/hooks/{self.hook_id}" if self.hook_id is not None else "")
+
+
+def parse_target(text: str) -> HookTarget:
+    """``repos/OWNER/REPO[/hooks/ID]`` or ``orgs/ORG[/hooks/ID]`` (API paths); ValueError otherwise."""
+    match = _HOOK.match(text.strip().strip("/"))
+    if match is None:
+        raise ValueError(f"expected {HOOK_FORMS}, got {text!r}")
+    hook_id = int(match["hook_id"]) if match["hook_id"] else None
+    if match["org"]:
+        return HookTarget(match["org"], None, hook_id)
+    return HookTarget(match["owner"], match["repo"], hook_id)
 
 
 @dataclass(frozen=True)
 class RecoverySettings:
     interval: float = 600.0  # seconds between periodic runs; 0: off
     max_per_run: int = 50  # redeliveries requested per run at most
+    hook: HookTarget | None = None  # token mode; None: the catalog repository's webhook
 
 
 def read(r: EnvReader) -> RecoverySettings:
@@ -21,6 +56,7 @@ def read(r: EnvReader) -> RecoverySettings:
     return RecoverySettings(
         interval=interval,
         max_per_run=r.int("PAO_DELIVERY_RECOVERY_MAX", 50, minimum=1, maximum=1000),
+        hook=r.parse("PAO_DELIVERY_HOOK", None, parse_target),
     )
 
 

@@ -1,4 +1,5 @@
-"""List the App's recent deliveries, and redeliver the ones PAO missed, each at most once."""
+"""List a webhook's recent deliveries (the App's, or in token mode a repository's or organisation's),
+and redeliver the ones PAO missed, each at most once."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ import asyncpg
 import gidgethub
 
 from app import metrics
+from app.deliveries.hooks import HookLog
 from app.deliveries.select import Candidate, HookDelivery, candidates
-from app.github import GitHubClients
 
 log = logging.getLogger(__name__)
 
-# GitHub keeps an App's delivery log for 3 days; nothing older can be redelivered.
+# GitHub keeps a webhook's delivery log (App, repository or organisation) for 3 days.
 GITHUB_LOG_DAYS = 3
 # The first periodic run looks back this far.
 FIRST_LOOKBACK = timedelta(hours=1)
@@ -82,11 +83,10 @@ def window_start(checked_until: datetime | None, now: datetime, retention_days: 
     return max(since, oldest)
 
 
-async def list_deliveries(github: GitHubClients, since: datetime) -> list[HookDelivery]:
-    """The App's delivery attempts since ``since`` (GitHub lists newest first, in cursor pages)."""
-    gh = github.app_api()
+async def list_deliveries(hook: HookLog, since: datetime) -> list[HookDelivery]:
+    """The webhook's delivery attempts since ``since`` (GitHub lists newest first, in cursor pages)."""
     found = []
-    async for item in gh.getiter("/app/hook/deliveries?per_page=100", jwt=github.jwt()):
+    async for item in hook.deliveries():
         attempt = HookDelivery.from_json(item)
         if attempt.delivered_at < since:
             break
@@ -94,11 +94,11 @@ async def list_deliveries(github: GitHubClients, since: datetime) -> list[HookDe
     return found
 
 
-async def recover(pool: asyncpg.Pool, github: GitHubClients, *, since: datetime, limit: int,
+async def recover(pool: asyncpg.Pool, hook: HookLog, *, since: datetime, limit: int,
                   requested_by: str, dry_run: bool = False) -> RecoveryReport:
     """Redeliver, oldest first and at most ``limit``, the deliveries since ``since`` PAO missed."""
     report = RecoveryReport(since=since)
-    attempts = await list_deliveries(github, since)
+    attempts = await list_deliveries(hook, since)
     report.scanned = len(attempts)
     guids = sorted({a.guid for a in attempts})
     recorded = {r["delivery_id"] for r in await pool.fetch(RECORDED, guids)}
@@ -109,12 +109,12 @@ async def recover(pool: asyncpg.Pool, github: GitHubClients, *, since: datetime,
         if dry_run:
             report.redelivered.append(candidate)
             continue
-        if await _redeliver(pool, github, candidate, requested_by, report):
+        if await _redeliver(pool, hook, candidate, requested_by, report):
             report.redelivered.append(candidate)
     return report
 
 
-async def _redeliver(pool: asyncpg.Pool, github: GitHubClients, candidate: Candidate,
+async def _redeliver(pool: asyncpg.Pool, hook: HookLog, candidate: Candidate,
                      requested_by: str, report: RecoveryReport) -> bool:
     attempt = candidate.attempt
     try:
@@ -127,9 +127,7 @@ async def _redeliver(pool: asyncpg.Pool, github: GitHubClients, candidate: Candi
                                           requested_by)
             if claimed is None:
                 return False
-            await github.app_api().post(
-                "/app/hook/deliveries/{delivery_id}/attempts",
-                url_vars={"delivery_id": str(attempt.id)}, data=b"", jwt=github.jwt())
+            await hook.redeliver(attempt.id)
     except (gidgethub.GitHubException, aiohttp.ClientError, TimeoutError) as exc:
         report.errors.append(f"delivery {attempt.guid} ({attempt.event}): "
                              f"{type(exc).__name__}: {exc}")
@@ -141,12 +139,12 @@ async def _redeliver(pool: asyncpg.Pool, github: GitHubClients, candidate: Candi
     return True
 
 
-async def periodic_run(pool: asyncpg.Pool, github: GitHubClients, *, limit: int,
+async def periodic_run(pool: asyncpg.Pool, hook: HookLog, *, limit: int,
                        retention_days: int, now: datetime | None = None) -> RecoveryReport:
     """One scheduled run: from just before the last run's end; moves the mark when complete."""
     now = now or datetime.now(UTC)
     since = window_start(await pool.fetchval(CHECKED_UNTIL), now, retention_days)
-    report = await recover(pool, github, since=since, limit=limit, requested_by="periodic")
+    report = await recover(pool, hook, since=since, limit=limit, requested_by="periodic")
     if report.complete:
         await pool.execute(SET_CHECKED_UNTIL, now)
     return report

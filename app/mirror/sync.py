@@ -24,7 +24,7 @@ from app.git.run import GitAuthError, GitError, GitNotFoundError, GitTimeout
 from app.github import GitHubAuthError
 from app.jobs import JobContext, PermanentJobError
 from app.log import scrub
-from app.mirror import git, store
+from app.mirror import git, identity, store
 from app.mirror.config import MirrorSettings, mirror_settings
 from app.mirror.naming import (
     changed_refs,
@@ -204,12 +204,8 @@ async def follow_rename(client: OneDevClient, ms: MirrorSettings, row: asyncpg.R
 async def github_token(ctx: JobContext, row: asyncpg.Record) -> str | None:
     """The installation token (App mode) or PAO_REPO_TOKEN; None for a public repository
     when PAO has no credentials at all."""
-    installation_id = row["installation_id"] or await store.installation_for(
-        ctx.pool, row["github_repo_id"], row["github_owner"])
-    if installation_id is None and not row["github_is_private"] and ctx.github.app_mode:
-        installation_id = await store.any_installation(ctx.pool)
     try:
-        return await ctx.github.token(installation_id)
+        return await ctx.github.token(await identity.installation_for_row(ctx, row))
     except GitHubAuthError:
         if row["github_is_private"]:
             raise
@@ -329,6 +325,9 @@ async def run(ctx: JobContext, repository_id: int, event: str) -> dict[str, Any]
     row = await store.get(ctx.pool, repository_id)
     if row is None or row["deleted_at"] is not None:
         return {"skipped": "mirror deleted"}
+    if event == "refresh":
+        # A rename or transfer missed while PAO was down; a push or star would have said so.
+        row = await identity.reread(ctx, row)
     await store.mark_in_progress(ctx.pool, repository_id)
     _log(logging.INFO, "sync_initiated", _fields(row, event=event, attempt=ctx.attempt))
     started = time.monotonic()

@@ -165,6 +165,23 @@ class IssuedToken:
 
 
 @dataclass
+class FakeHook:
+    """A repository's or an organisation's webhook (token mode), with its own delivery log."""
+
+    id: int
+    owner: str
+    repo: str | None  # None: the organisation's webhook
+    url: str
+    secret: str
+    events: list[str] = field(default_factory=lambda: ["push"])
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def scope(self) -> str:
+        return f"repos/{self.owner}/{self.repo}" if self.repo else f"orgs/{self.owner}"
+
+
+@dataclass
 class RecordedRequest:
     """One API request as the fake received it; ``headers`` has credentials masked."""
 
@@ -242,6 +259,7 @@ class FakeGitHub:
         self._hook_ids = itertools.count(90_000_000_001)
         self._redeliveries: set[asyncio.Task[Any]] = set()
         self.redelivery_error: int | None = None  # answer POST .../attempts with this error
+        self.hooks: dict[int, FakeHook] = {}  # repository and organisation webhooks (token mode)
         self._check_suites: dict[tuple[str, str], int] = {}
         # The web side (github.com pages a browser visits): manifest flow and OAuth.
         self.manifests: list[dict[str, Any]] = []  # {"owner": org or None, "manifest": {...}}
@@ -317,11 +335,18 @@ class FakeGitHub:
         self.repos[new_full_name.lower()] = repo
         self.users.add(repo.owner)
         return repo
+    def add_hook(self, owner: str, repo: str | None, url: str, secret: str, *,
+                 events: Iterable[str] = ("push",)) -> FakeHook:
+        """A webhook on repository ``owner/repo`` (``repo`` None: on organisation ``owner``)."""
+        hook = FakeHook(next(self._ids), owner, repo, url, secret, list(events))
+        self.hooks[hook.id] = hook
+        return hook
+
     def record_hook_delivery(self, event: str, payload: Mapping[str, Any], *, status_code: int,
                              status: str | None = None, guid: str | None = None,
                              redelivery: bool = False, delivered_at: float | None = None,
-                             response: str | None = None) -> dict[str, Any]:
-        """Add one attempt to the App's delivery log (``status_code`` 0: no answer)."""
+                             response: str | None = None, hook: FakeHook | None = None) -> dict[str, Any]:
+        """Add one attempt to the delivery log of ``hook``, else the App's (``status_code`` 0: no answer)."""
         action = payload.get("action")
         installation = payload.get("installation")
         repository = payload.get("repository")
@@ -339,24 +364,25 @@ class FakeGitHub:
             "throttled_at": None,
             "_payload": dict(payload), "_response": response,
         }
-        self.hook_deliveries.append(attempt)
+        (hook.deliveries if hook is not None else self.hook_deliveries).append(attempt)
         return attempt
 
     async def deliver_hook(self, event: str, payload: Mapping[str, Any], *, guid: str | None = None,
-                           redelivery: bool = False) -> dict[str, Any]:
-        """Send a delivery to ``hook_url`` as GitHub does and log the attempt, whatever happens."""
+                           redelivery: bool = False, hook: FakeHook | None = None) -> dict[str, Any]:
+        """Send a delivery to ``hook``'s URL (else the App's ``hook_url``) as GitHub does and log
+        the attempt, whatever happens."""
         guid = guid or str(uuid.uuid4())
-        if self.hook_url is None:
+        url, secret = (hook.url, hook.secret) if hook is not None else (self.hook_url, self.hook_secret)
+        if url is None:
             raise RuntimeError("set fake.hook_url first")
         try:
-            result = await send_webhook(self.hook_url, event, dict(payload), self.hook_secret,
-                                        delivery_id=guid)
+            result = await send_webhook(url, event, dict(payload), secret, delivery_id=guid)
         except (TimeoutError, OSError):  # aiohttp's connection errors are OSErrors
             return self.record_hook_delivery(event, payload, status_code=0, guid=guid,
-                                             redelivery=redelivery)
+                                             redelivery=redelivery, hook=hook)
         text = result.body if isinstance(result.body, str) else json.dumps(result.body)
         return self.record_hook_delivery(event, payload, status_code=result.status, guid=guid,
-                                         redelivery=redelivery, response=text)
+                                         redelivery=redelivery, response=text, hook=hook)
 
     async def wait_for_redeliveries(self) -> None:
         """Wait until every redelivery asked for so far has been attempted."""
@@ -760,9 +786,15 @@ class FakeGitHub:
         r.add_get("/app/hook/deliveries", self._hook_deliveries)
         r.add_get("/app/hook/deliveries/{delivery_id:\\d+}", self._hook_delivery)
         r.add_post("/app/hook/deliveries/{delivery_id:\\d+}/attempts", self._redeliver)
+        for scope in ("/repos/{owner}/{repo}", "/orgs/{org}"):
+            r.add_get(f"{scope}/hooks", self._list_hooks)
+            r.add_get(f"{scope}/hooks/{{hook_id:\\d+}}/deliveries", self._repo_hook_deliveries)
+            r.add_post(f"{scope}/hooks/{{hook_id:\\d+}}/deliveries/{{delivery_id:\\d+}}/attempts",
+                       self._repo_hook_redeliver)
         r.add_get("/installation/repositories", self._installation_repositories)
         r.add_get("/repos/{owner}/{repo}/installation", self._repo_installation)
         r.add_get("/repos/{owner}/{repo}", self._get_repo)
+        r.add_get("/repositories/{repository_id:\\d+}", self._get_repo_by_id)
         r.add_get("/users/{username}/starred", self._starred)
         r.add_post("/repos/{owner}/{repo}/check-runs", self._create_check_run)
         r.add_get("/repos/{owner}/{repo}/check-runs/{check_run_id:\\d+}", self._get_check_run)
@@ -999,8 +1031,11 @@ class FakeGitHub:
         return {k: v for k, v in attempt.items() if not k.startswith("_")}
 
     async def _hook_deliveries(self, request: web.Request) -> web.Response:
-        """Newest first, in pages that continue from an opaque ``cursor`` (GitHub's shape)."""
         self._require(request, "jwt")
+        return self._delivery_page(request, self.hook_deliveries)
+
+    def _delivery_page(self, request: web.Request, deliveries: list[dict[str, Any]]) -> web.Response:
+        """Newest first, in pages that continue from an opaque ``cursor`` (GitHub's shape)."""
         try:
             per_page = min(max(int(request.query.get("per_page", "30")), 1), 100)
         except ValueError:
@@ -1012,7 +1047,7 @@ class FakeGitHub:
                 raise ApiError(400, "Invalid cursor")
             before = int(cursor[3:])
         wanted = request.query.get("status")
-        items = [a for a in reversed(self.hook_deliveries)
+        items = [a for a in reversed(deliveries)
                  if (before is None or a["id"] < before)
                  and (wanted is None or (wanted == "success") == (200 <= a["status_code"] < 300))]
         page = items[:per_page]
@@ -1022,9 +1057,10 @@ class FakeGitHub:
             headers["Link"] = f'<{request.url.with_query(query)}>; rel="next"'
         return _json([self._hook_item(a) for a in page], headers=headers)
 
-    def _hook_attempt(self, request: web.Request) -> dict[str, Any]:
+    def _hook_attempt(self, request: web.Request, hook: FakeHook | None = None) -> dict[str, Any]:
         wanted = int(request.match_info["delivery_id"])
-        found = next((a for a in self.hook_deliveries if a["id"] == wanted), None)
+        deliveries = hook.deliveries if hook is not None else self.hook_deliveries
+        found = next((a for a in deliveries if a["id"] == wanted), None)
         if found is None:
             raise not_found()
         return found
@@ -1038,18 +1074,66 @@ class FakeGitHub:
                                   "payload": attempt["_payload"]},
                       "response": {"headers": {}, "payload": attempt["_response"]}})
 
-    async def _redeliver(self, request: web.Request) -> web.Response:
+    async def _redeliver(self, request: web.Request, hook: FakeHook | None = None) -> web.Response:
         """202 at once; like GitHub, the new attempt (same GUID) happens a moment later."""
-        self._require(request, "jwt")
-        attempt = self._hook_attempt(request)
+        if hook is None:
+            self._require(request, "jwt")
+        attempt = self._hook_attempt(request, hook)
         if self.redelivery_error is not None:
             raise ApiError(self.redelivery_error, "Validation Failed" if self.redelivery_error == 422
                            else "Server Error")
         job = asyncio.create_task(self.deliver_hook(attempt["event"], attempt["_payload"],
-                                                    guid=attempt["guid"], redelivery=True))
+                                                    guid=attempt["guid"], redelivery=True, hook=hook))
         self._redeliveries.add(job)
         job.add_done_callback(self._redeliveries.discard)
         return _json({}, status=202)
+
+    def _scoped_hooks(self, request: web.Request) -> list[FakeHook]:
+        """The webhooks of the repository or organisation in the path; only a user (a personal
+        token, as a repository or organisation admin) may see them, as on GitHub."""
+        self._require(request, "user")
+        if "org" in request.match_info:
+            owner, repo = request.match_info["org"], None
+            if owner.lower() not in {u.lower() for u in self.users}:
+                raise not_found()
+        else:
+            found = self.repos.get(f"{request.match_info['owner']}/{request.match_info['repo']}".lower())
+            if found is None:
+                raise not_found()
+            owner, repo = found.owner, found.name
+        return [h for h in self.hooks.values() if h.owner.lower() == owner.lower()
+                and (h.repo or "").lower() == (repo or "").lower()]
+
+    def _scoped_hook(self, request: web.Request) -> FakeHook:
+        wanted = int(request.match_info["hook_id"])
+        hook = next((h for h in self._scoped_hooks(request) if h.id == wanted), None)
+        if hook is None:
+            raise not_found()
+        return hook
+
+    def _hook_json(self, hook: FakeHook) -> dict[str, Any]:
+        api = f"{self.url}/{hook.scope}/hooks/{hook.id}"
+        data: dict[str, Any] = {
+            "type": "Repository" if hook.repo else "Organization", "id": hook.id, "name": "web",
+            "active": True, "events": hook.events,
+            "config": {"content_type": "json", "insecure_ssl": "0", "url": hook.url,
+                       **({"secret": "********"} if hook.secret else {})},
+            "updated_at": "2024-01-01T00:00:00Z", "created_at": "2024-01-01T00:00:00Z",
+            "url": api, "ping_url": f"{api}/pings", "deliveries_url": f"{api}/deliveries"}
+        if hook.repo:
+            data["test_url"] = f"{api}/test"
+            data["last_response"] = {"code": None, "status": "unused", "message": None}
+        return data
+
+    async def _list_hooks(self, request: web.Request) -> web.Response:
+        chunk, headers = _paginate(request, [self._hook_json(h) for h in self._scoped_hooks(request)])
+        return _json(chunk, headers=headers)
+
+    async def _repo_hook_deliveries(self, request: web.Request) -> web.Response:
+        return self._delivery_page(request, self._scoped_hook(request).deliveries)
+
+    async def _repo_hook_redeliver(self, request: web.Request) -> web.Response:
+        return await self._redeliver(request, self._scoped_hook(request))
 
     def _installation(self, request: web.Request) -> FakeInstallation:
         inst = self.installations.get(int(request.match_info["installation_id"]))
@@ -1105,9 +1189,20 @@ class FakeGitHub:
             raise ApiError(404, "Not Found")
         return _json(self.installation_json(inst))
 
+    async def _get_repo_by_id(self, request: web.Request) -> web.StreamResponse:
+        """``GET /repositories/{id}``: the repository whatever its name is now (renames, transfers)."""
+        principal = self._require(request, "installation", "user")
+        wanted = int(request.match_info["repository_id"])
+        repo = next((r for r in self.repos.values() if r.id == wanted), None)
+        if repo is None or not self.can_see(principal, repo):
+            raise not_found()
+        return self._repo_answer(request, principal, repo)
+
     async def _get_repo(self, request: web.Request) -> web.StreamResponse:
         principal = self._require(request, "installation", "user")
-        repo = self._visible_repo(request, principal)
+        return self._repo_answer(request, principal, self._visible_repo(request, principal))
+
+    def _repo_answer(self, request: web.Request, principal: Principal, repo: FakeRepo) -> web.StreamResponse:
         data = repo.to_json()
         if principal.kind == "user":
             data["permissions"] = {"admin": True, "maintain": True, "push": True, "triage": True,
