@@ -94,7 +94,8 @@ async def test_a_failed_step_is_notified_with_its_error_and_a_second_failure_aga
     endpoint.answer("/create", (200, {"endpoint": "e"}))
     endpoint.answer("/notify", (422, {"error": "bad endpoint"}))
     endpoint.answer("/audit", (200, {}))
-    failed_steps = sample("pao_service_request_step_duration_seconds_count", step="HttpPost", outcome="failed")
+    failed_steps = sample("pao_service_request_step_duration_seconds_count", step="HttpPost",
+                          outcome="failed")
     _, created = await hooks.call("POST", "/api/v1/requests", BODY)
     rid = created["request_id"]
     await status_of(hooks, created["href"], "failed")
@@ -145,7 +146,8 @@ async def test_a_cancel_that_rolls_back_notifies_nobody_and_one_that_commits_not
     assert status == 200
     assert await _notify_jobs(pool, "cancelled") == 3  # Slack, the webhook, the team channel
     assert sample("pao_service_request_duration_seconds_count", outcome="cancelled") == cancelled + 1
-    job = await pool.fetchrow("SELECT args FROM jobs WHERE task = 'notify.send' AND args->>'target' = 'webhook'"
+    job = await pool.fetchrow("SELECT args FROM jobs WHERE task = 'notify.send'"
+                              " AND args->>'target' = 'webhook'"
                               " AND args->'notification'->'fields'->>'status' = 'cancelled'")
     assert job["args"]["notification"]["fields"]["by"] == "sarah-123"
 
