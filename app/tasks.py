@@ -13,6 +13,7 @@ TASK_MODULES: tuple[str, ...] = (
     "app.notify.tasks",
     "app.requests.executor",
     "app.requests.github_runs",
+    "app.requests.steps.terraform_file",
 )
 
 for _name in TASK_MODULES:

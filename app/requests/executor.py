@@ -24,7 +24,7 @@ from app.requests.config import request_settings
 from app.requests.notices import Effects
 from app.requests.plan import manual_for
 from app.requests.render import RenderError, render_value, variables
-from app.requests.steps import runners
+from app.requests.steps import runners, terraform_file
 from app.requests.steps.base import StepContext, StepFailed, StepResult, StepWaiting
 
 log = logging.getLogger(__name__)
@@ -395,6 +395,7 @@ async def cancel_request(pool: asyncpg.Pool, request_pk: int, actor: str, *, set
             if st["status"] in OPEN_STEP:
                 await _set_step(conn, req, st, "cancelled", effects, actor=actor)
                 await github_runs.queue_cancel(conn, st)
+                await terraform_file.queue_close(conn, st, req["request_id"])
                 await conn.execute("UPDATE jobs SET status = 'cancelled', finished_at = now()"
                                    " WHERE queueing_lock = $1 AND status = 'todo'", _lock_key(st["id"]))
         row = await conn.fetchrow(
