@@ -14,6 +14,7 @@ TASK_MODULES: tuple[str, ...] = (
     "app.requests.executor",
     "app.requests.github_runs",
     "app.requests.steps.terraform_file",
+    "app.requests.retention",
 )
 
 for _name in TASK_MODULES:
