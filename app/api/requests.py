@@ -187,7 +187,7 @@ async def get_outputs(request: web.Request) -> web.Response:
 
 def _may_control(caller: Caller, row: Any) -> bool:
     """The requester, the submitter and admins may cancel or retry; teammates only read."""
-    return caller.is_admin or caller.user_id in (row["requester_user_id"], row["submitted_by"])
+    return store.may_control(row, user_id=caller.user_id, is_admin=caller.is_admin)
 
 
 async def _step_action(request: web.Request, action: str) -> web.Response:
