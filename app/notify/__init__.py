@@ -51,10 +51,11 @@ def _connection(conn: Any) -> Any:
     return nullcontext(conn) if hasattr(conn, "transaction") else conn.acquire()
 
 
-# Claims (target, event + key) once; no row returned: that target already has this notification.
-CLAIM_KEY = """
-INSERT INTO notification_keys (target, dedup_key) VALUES ($1, $2)
-ON CONFLICT DO NOTHING RETURNING true
+# Claims (target, event + key) for each target; the targets returned did not have it yet.
+CLAIM_KEYS = """
+INSERT INTO notification_keys (target, dedup_key)
+SELECT target, $2 FROM unnest($1::text[]) AS target
+ON CONFLICT DO NOTHING RETURNING target
 """
 
 
@@ -69,20 +70,21 @@ async def notify(conn: Any, settings: Any, notification: Notification, *,
     if notification.event not in EVENTS:
         log.error("not notifying an unknown event %r", notification.event)
         return []
-    ids = []
-    for target in targets(settings, notification):
-        try:
-            # A savepoint in the caller's transaction (a failed enqueue leaves it usable), or
-            # a transaction of its own on a pool: the key and the job are written together.
-            async with _connection(conn) as c, c.transaction():
-                if dedup_key is not None and not await c.fetchval(
-                        CLAIM_KEY, target, f"{notification.event}:{dedup_key}"):
-                    continue
-                queued = await jobs.enqueue(c, SEND_TASK,
-                                            {"target": target, "notification": notification.as_args()})
-            ids.append(queued.job_id)
-        except Exception as exc:
-            log.warning("could not queue the %s notification for %s: %s", notification.event,
-                        target, exc)
-    return ids
-
+    wanted = targets(settings, notification)
+    if not wanted:
+        return []
+    try:
+        # One savepoint in the caller's transaction (a failed enqueue leaves it usable), or a
+        # transaction of its own on a pool: the keys and the jobs are written together.
+        async with _connection(conn) as c, c.transaction():
+            if dedup_key is not None:
+                claimed = {r["target"] for r in await c.fetch(
+                    CLAIM_KEYS, wanted, f"{notification.event}:{dedup_key}")}
+                wanted = [t for t in wanted if t in claimed]
+            return [(await jobs.enqueue(c, SEND_TASK, {"target": target,
+                                                       "notification": notification.as_args()})).job_id
+                    for target in wanted]
+    except Exception as exc:
+        log.warning("could not queue the %s notification for %s: %s", notification.event,
+                    ", ".join(wanted), exc)
+        return []
