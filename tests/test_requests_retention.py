@@ -91,3 +91,15 @@ def test_the_retention_variable_defaults_to_90_days_and_a_bad_value_is_named():
             Settings.from_env({"PAO_REQUEST_RETENTION_DAYS": bad})
         [problem] = exc.value.problems
         assert problem.startswith("PAO_REQUEST_RETENTION_DAYS: ")
+
+
+async def test_a_control_action_on_a_request_purged_meanwhile_is_a_clear_refusal(hooks, pool, runtime):
+    from app.requests import executor
+
+    ids = await _requests(hooks, pool)
+    await retention.purge(pool, 90)
+    gone, settings = ids["old-failed"], runtime.settings
+    for action in (lambda: executor.cancel_request(pool, gone, "root", settings=settings),
+                   lambda: executor.retry_step(pool, gone, "hook-app.create", "root", settings=settings)):
+        with pytest.raises(executor.TransitionError, match="no longer exists"):
+            await action()

@@ -334,12 +334,20 @@ class TransitionError(Exception):
     """A control action does not apply to the request or step in its current state (409)."""
 
 
+async def _locked_request(conn: asyncpg.Connection, request_pk: int) -> asyncpg.Record:
+    """The request, locked for a control action; gone (purged by retention meanwhile) is a refusal."""
+    req = await conn.fetchrow("SELECT * FROM service_requests WHERE id = $1 FOR UPDATE", request_pk)
+    if req is None:
+        raise TransitionError("the request no longer exists (it ended long ago and was purged)")
+    return req
+
+
 async def complete_step(pool: asyncpg.Pool, request_pk: int, step_id: str, outputs: dict[str, Any],
                         actor: str, *, settings: Any) -> None:
     """An operator marks a step done by hand (ticket resolved), giving its declared outputs."""
     effects = Effects(settings)
     async with pool.acquire() as conn, conn.transaction():
-        req = await conn.fetchrow("SELECT * FROM service_requests WHERE id = $1 FOR UPDATE", request_pk)
+        req = await _locked_request(conn, request_pk)
         st = await store.get_step(conn, request_pk, step_id)
         if st is None:
             raise LookupError(step_id)
@@ -366,7 +374,7 @@ async def retry_step(pool: asyncpg.Pool, request_pk: int, step_id: str, actor: s
     """Run a failed step again (its automation, not a fallback ticket)."""
     effects = Effects(settings)
     async with pool.acquire() as conn, conn.transaction():
-        req = await conn.fetchrow("SELECT * FROM service_requests WHERE id = $1 FOR UPDATE", request_pk)
+        req = await _locked_request(conn, request_pk)
         st = await store.get_step(conn, request_pk, step_id)
         if st is None:
             raise LookupError(step_id)
@@ -388,7 +396,7 @@ async def cancel_request(pool: asyncpg.Pool, request_pk: int, actor: str, *, set
     """
     effects = Effects(settings)
     async with pool.acquire() as conn, conn.transaction():
-        req = await conn.fetchrow("SELECT * FROM service_requests WHERE id = $1 FOR UPDATE", request_pk)
+        req = await _locked_request(conn, request_pk)
         if req["status"] in ("completed", "cancelled"):
             raise TransitionError(f"request {req['request_id']} is already {req['status']}")
         for st in await store.get_steps(conn, request_pk):
