@@ -174,15 +174,14 @@ async def test_an_opened_ticket_is_notified_with_its_url(rapi, jira, notified, r
         "catalog_item": "mysql-database", "parameters": {"database_name": "orders"}})
     rid = created["request_id"]
     await status_of(rapi, created["href"], "waiting_manual")
-    [ticket] = await wait_for(lambda: _ready(generic(notified, rid, "request.manual_ticket_opened")),
-                              what="the ticket notification")
+    async def ticket_sent():
+        return generic(notified, rid, "request.manual_ticket_opened")
+
+    [ticket] = await wait_for(ticket_sent, what="the ticket notification")
     assert ticket["fields"]["ticket"] == "PLATFORM-1"
     assert ticket["link"] == ticket["fields"]["ticket_url"] == f"{jira.url}/browse/PLATFORM-1"
     assert ticket["fields"]["step"] == "mysql-database.manual"
 
-
-async def _ready(found: list) -> list:
-    return found
 
 
 def test_each_kind_of_target_can_choose_its_events_and_a_wrong_name_is_refused():
