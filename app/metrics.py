@@ -40,6 +40,7 @@ MIRROR_SECONDS = Histogram("pao_mirror_sync_duration_seconds", "Mirror syncs by 
 REQUEST_SECONDS = Histogram("pao_service_request_duration_seconds",
                             "Service requests from creation to their final status, by outcome",
                             ["outcome"], buckets=_SLOW)
+REQUESTS_SUBMITTED = Counter("pao_service_requests_submitted_total", "Service requests submitted")
 REQUEST_STEP_SECONDS = Histogram("pao_service_request_step_duration_seconds",
                                  "Service request fulfillment steps, by step and outcome",
                                  ["step", "outcome"], buckets=_SLOW)
@@ -87,13 +88,18 @@ def observe_mirror(outcome: str, seconds: float) -> None:
     MIRROR_SECONDS.labels(outcome).observe(seconds)
 
 
+def observe_request_submitted() -> None:
+    """A service request was stored (after its transaction committed)."""
+    REQUESTS_SUBMITTED.inc()
+
+
 def observe_request(outcome: str, seconds: float) -> None:
-    """For service requests: a request reached a final status (completed, failed, rejected...)."""
+    """A request reached ``completed``, ``failed`` or ``cancelled``; ``seconds`` since it was created."""
     REQUEST_SECONDS.labels(outcome).observe(seconds)
 
 
 def observe_request_step(step: str, outcome: str, seconds: float) -> None:
-    """For service requests: one fulfillment step ended (step: a bounded kind, never a name)."""
+    """A fulfillment step ended (``step``: its type, never a name; ``outcome``: its final status)."""
     REQUEST_STEP_SECONDS.labels(step, outcome).observe(seconds)
 
 

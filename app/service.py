@@ -41,6 +41,7 @@ STARTUP_MODULES: tuple[str, ...] = (
     "app.mirror.startup",
     "app.deliveries.tasks",
     "app.console.startup",
+    "app.requests.retention",
 )
 
 

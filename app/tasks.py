@@ -13,6 +13,8 @@ TASK_MODULES: tuple[str, ...] = (
     "app.notify.tasks",
     "app.requests.executor",
     "app.requests.github_runs",
+    "app.requests.steps.terraform_file",
+    "app.requests.retention",
 )
 
 for _name in TASK_MODULES:

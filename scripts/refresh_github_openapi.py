@@ -65,6 +65,11 @@ OPERATIONS = [
     "GET /repos/{owner}/{repo}/pulls",
     "POST /repos/{owner}/{repo}/pulls",
     "GET /repos/{owner}/{repo}/pulls/{pull_number}",
+    # Cancelling a request whose TerraformFile pull request is open: comment, close, delete the branch.
+    "PATCH /repos/{owner}/{repo}/pulls/{pull_number}",
+    "GET /repos/{owner}/{repo}/issues/{issue_number}/comments",
+    "POST /repos/{owner}/{repo}/issues/{issue_number}/comments",
+    "DELETE /repos/{owner}/{repo}/git/refs/{ref}",
     "GET /repos/{owner}/{repo}/commits/{ref}/check-suites",
     # Missed-delivery recovery in token mode (app/deliveries/hooks.py): a repository's or an
     # organisation's webhook, found by its URL, its delivery log and redelivery.

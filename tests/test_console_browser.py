@@ -15,6 +15,7 @@ from app.web import create_app
 from tests.browser import screenshot
 from tests.conftest import with_settings
 from tests.console_support import sync_examples, with_console
+from tests.support import wait_for
 
 
 @pytest.fixture
@@ -208,3 +209,48 @@ async def test_a_bundle_request_corrected_then_watched_to_completion(hooks_pao_u
     await screenshot(page, "requests")
     [call] = endpoint.calls_to("/sites")
     assert call["json"] == {"name": "portal", "team": "customer-experience"}
+
+
+async def test_a_requester_filters_the_list_opens_a_request_and_cancels_it(hooks_pao_url, runtime, endpoint,
+                                                                          worker, browser_page):
+    from app.requests.submit import submit_answer
+
+    page, pao_url = browser_page, hooks_pao_url
+    endpoint.answer("/sites", (200, {"url": "https://portal.example.com"}))
+    endpoint.hold["/sites"] = asyncio.Event()  # the site's step keeps running until the test ends
+    made = {}
+    for name, body in (("site", {"catalog_item": "hook-site", "parameters": {"site_name": "portal"}}),
+                       ("mysql", {"catalog_item": "mysql-database",
+                                  "parameters": {"database_name": "orders"}})):
+        status, created = await submit_answer(
+            runtime.pool, body, requester={"user_id": "sarah", "team": "customer-experience"},
+            submitted_by="sarah", secret_key=None, idempotency_key=None)
+        assert status == 201, created
+        made[name] = created["request_id"]
+
+    async def settled():
+        rows = await runtime.pool.fetch("SELECT status FROM service_requests ORDER BY id")
+        return [r["status"] for r in rows] == ["in_progress", "failed"]  # no Jira for mysql's ticket
+    await wait_for(settled, what="one request running, one failed")
+
+    await set_up_and_sign_in(page, pao_url, runtime, "sarah")
+    await page.get_by_role("navigation", name="Main").get_by_role("link", name="Requests").click()
+    assert await page.locator("tbody tr").count() == 2
+    await page.get_by_label("Status").select_option("in_progress")
+    await page.get_by_label("Item").select_option("hook-site")
+    await page.get_by_role("button", name="Show").click()
+    await page.wait_for_url(pao_url + "/requests?status=in_progress&item=hook-site&bundle=")
+    rows = page.locator("tbody tr")
+    assert await rows.count() == 1 and made["site"] in await rows.first.inner_text()
+    assert await page.get_by_label("Status").input_value() == "in_progress"  # the form keeps the filter
+    await screenshot(page, "requests-filtered")
+    await page.get_by_role("link", name=made["site"]).click()
+    await page.wait_for_url(pao_url + f"/requests/{made['site']}")
+    await page.get_by_role("button", name="Cancel request").click()
+    await page.wait_for_url(pao_url + f"/requests/{made['site']}?done=cancelled")
+    notice = page.locator("#notice")
+    assert await notice.inner_text() == "Request cancelled: its unfinished steps will not run."
+    assert await page.locator("#request-status").inner_text() == "cancelled"
+    assert await page.get_by_role("button", name="Cancel request").count() == 0
+    await screenshot(page, "request-cancelled")
+    endpoint.hold["/sites"].set()

@@ -508,12 +508,15 @@ async def test_purge_history_keeps_failed_jobs_and_recent_rows(queue, db_dsn, se
     await queue.execute(
         "INSERT INTO webhook_events (delivery_id, event, signature_valid, received_at) VALUES"
         " ('old', 'push', true, now() - interval '40 days'), ('new', 'push', true, now())")
+    await queue.execute("INSERT INTO notification_keys (target, dedup_key, created_at) VALUES"
+                        " ('slack', 'old', now() - interval '40 days'), ('slack', 'new', now())")
     purge = await jobs.enqueue(queue, "purge_history", {}, queueing_lock=PURGE_LOCK)
     worker = make_worker(queue, db_dsn, settings, http_session)
     assert await worker.run_one()
     row = await job(queue, purge.job_id)
     assert row["status"] == "succeeded", row["last_error"]
-    assert row["result"] == {"jobs": 1, "webhook_events": 1}
+    assert row["result"] == {"jobs": 1, "webhook_events": 1, "notification_keys": 1}
+    assert await queue.fetchval("SELECT array_agg(dedup_key) FROM notification_keys") == ["new"]
     remaining = {r["id"] for r in await queue.fetch("SELECT id FROM jobs")}
     assert old_ok.job_id not in remaining
     assert {old_failed.job_id, recent_ok.job_id} <= remaining

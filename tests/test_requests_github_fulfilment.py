@@ -447,3 +447,75 @@ async def test_a_commit_applied_by_another_apps_check_suite_completes_when_the_s
     suite["status"], suite["conclusion"] = "completed", "success"
     done = await status_of(gh, created["href"], "completed")
     assert done["outputs"] == {}
+
+
+async def _open_pull(gh, github_fake, database: str) -> tuple[dict, dict]:
+    """A request for ``database`` whose Terraform pull request is open: (created, the fake's pull)."""
+    _, created = await gh.call("POST", "/api/v1/requests",
+                               {"catalog_item": "app-database", "parameters": {"database_name": database}})
+
+    async def tracked():
+        step = await step_of(gh, created["href"], "app-database.provision")
+        return (step["job_tracking"] or {}).get("pull_number")
+    number = await wait_for(tracked, what="the pull request")
+    return created, github_fake.actions.pulls["platform/infrastructure"][number]
+
+
+async def _close_job_done(pool) -> dict:
+    """Run the close job's retries now (its backoff is seconds); its row once it has ended."""
+    async def ended():
+        await pool.execute("UPDATE jobs SET scheduled_at = now() WHERE task = 'requests.close_terraform_pull'"
+                           " AND status = 'todo'")
+        return await pool.fetchrow("SELECT * FROM jobs WHERE task = 'requests.close_terraform_pull'"
+                                   " AND status IN ('succeeded', 'failed')")
+    return await wait_for(ended, what="the close job")
+
+
+async def test_cancelling_closes_the_open_terraform_pull_request_with_a_comment_and_deletes_its_branch(
+        gh, github_fake, worker, runtime, pool):
+    poll_every(runtime, 3600)
+    infra = github_fake.repo("platform/infrastructure")
+    created, pull = await _open_pull(gh, github_fake, "orders")
+    branch = f"refs/heads/{pull['head']}"
+    assert pull["head"].startswith("pao/") and infra.sha(branch) is not None
+    status, _ = await gh.call("POST", created["href"] + "/cancel")
+    assert status == 200
+    job = await _close_job_done(pool)
+    assert job["status"] == "succeeded" and job["result"]["branch_deleted"] is True
+    assert pull["state"] == "closed" and not pull["merged"]
+    [comment] = pull["comments"]
+    assert f"Request `{created['request_id']}` was cancelled" in comment["body"]
+    assert comment["user"] == "pao[bot]"
+    assert infra.sha(branch) is None
+    assert infra.sha("refs/heads/main") is not None  # only PAO's branch went
+
+
+async def test_a_close_retried_after_a_crash_mid_cancel_finishes_without_a_second_comment(
+        gh, github_fake, worker, runtime, pool):
+    poll_every(runtime, 3600)
+    actions = github_fake.actions
+    infra = github_fake.repo("platform/infrastructure")
+    created, pull = await _open_pull(gh, github_fake, "ledger")
+    # The comment is written, then the close, but both answers are lost (the job retries each
+    # time); and someone deleted the branch on GitHub meanwhile.
+    actions.lose_next_answer.update({"comment", "close"})
+    infra.git("update-ref", "-d", f"refs/heads/{pull['head']}")
+    status, _ = await gh.call("POST", created["href"] + "/cancel")
+    assert status == 200
+    job = await _close_job_done(pool)
+    assert job["status"] == "succeeded", job["last_error"]
+    assert job["attempts"] == 3 and job["result"] == {"closed": pull["number"], "branch_deleted": False}
+    assert pull["state"] == "closed" and len(pull["comments"]) == 1
+    comments = github_fake.api_requests("POST", f"/repos/platform/infrastructure/issues/{pull['number']}")
+    assert len(comments) == 1
+
+
+async def test_a_merged_pull_request_is_left_alone_when_its_request_is_cancelled(
+        gh, github_fake, worker, runtime, pool):
+    poll_every(runtime, 3600)
+    created, pull = await _open_pull(gh, github_fake, "audit")
+    github_fake.actions.merge_pull("platform/infrastructure", pull["number"])  # no webhook yet
+    status, _ = await gh.call("POST", created["href"] + "/cancel")
+    assert status == 200
+    job = await _close_job_done(pool)
+    assert job["result"] == {"merged": pull["number"]} and pull["comments"] == []

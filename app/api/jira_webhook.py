@@ -42,5 +42,6 @@ async def jira_webhook(request: web.Request) -> web.Response:
         return error(400, "invalid payload", "expected a Jira issue event with issue.key")
     if not resolved_issue(issue):
         return web.json_response({"status": "ignored", "detail": f"{key} is not resolved"})
-    steps = await resolve_ticket(request.app[RUNTIME].pool, "jira", key, actor="jira")
+    steps = await resolve_ticket(request.app[RUNTIME].pool, "jira", key, actor="jira",
+                                 settings=request.app[RUNTIME].settings)
     return web.json_response({"status": "resolved", "steps_completed": steps})

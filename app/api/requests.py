@@ -187,7 +187,7 @@ async def get_outputs(request: web.Request) -> web.Response:
 
 def _may_control(caller: Caller, row: Any) -> bool:
     """The requester, the submitter and admins may cancel or retry; teammates only read."""
-    return caller.is_admin or caller.user_id in (row["requester_user_id"], row["submitted_by"])
+    return store.may_control(row, user_id=caller.user_id, is_admin=caller.is_admin)
 
 
 async def _step_action(request: web.Request, action: str) -> web.Response:
@@ -204,11 +204,13 @@ async def _step_action(request: web.Request, action: str) -> web.Response:
             if not isinstance(outputs, dict):
                 raise _fail(422, "validation failed", errors=[{
                     "path": "outputs", "code": "type", "message": "expected an object of outputs"}])
-            await executor.complete_step(pool, row["id"], step_id, outputs, caller.user_id)
+            await executor.complete_step(pool, row["id"], step_id, outputs, caller.user_id,
+                                         settings=request.app[RUNTIME].settings)
         else:
             if not _may_control(caller, row):
                 raise _fail(403, "forbidden", "only the requester or an admin may retry a step")
-            await executor.retry_step(pool, row["id"], step_id, caller.user_id)
+            await executor.retry_step(pool, row["id"], step_id, caller.user_id,
+                                      settings=request.app[RUNTIME].settings)
     except LookupError:
         raise _fail(404, "not found", f"request {row['request_id']} has no step {step_id!r}") from None
     except executor.TransitionError as exc:
@@ -236,7 +238,8 @@ async def cancel_request(request: web.Request) -> web.Response:
     if not _may_control(caller, row):
         raise _fail(403, "forbidden", "only the requester or an admin may cancel a request")
     try:
-        await executor.cancel_request(request.app[RUNTIME].pool, row["id"], caller.user_id)
+        await executor.cancel_request(request.app[RUNTIME].pool, row["id"], caller.user_id,
+                                      settings=request.app[RUNTIME].settings)
     except executor.TransitionError as exc:
         raise _fail(409, "conflict", str(exc)) from None
     return await get_request(request)

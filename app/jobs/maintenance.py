@@ -1,4 +1,4 @@
-"""Housekeeping: purge old webhook deliveries and finished jobs, hourly.
+"""Housekeeping: purge old webhook deliveries, finished jobs and notification keys, hourly.
 
 Failed jobs are kept whatever their age: someone has to look at them (``pao jobs
 retry``). The task re-queues itself first, so one failed run never ends the chain;
@@ -30,13 +30,22 @@ DELETE FROM webhook_events WHERE id IN (
      LIMIT $2)
 """
 
+# A notification's dedup key outlives its job by as long: a replay after that is no replay.
+PURGE_NOTIFICATION_KEYS = """
+DELETE FROM notification_keys WHERE ctid IN (
+    SELECT ctid FROM notification_keys
+     WHERE created_at < now() - make_interval(days => $1)
+     LIMIT $2)
+"""
+
 
 @task("purge_history", max_attempts=3, retry_base=60)
 async def purge_history(ctx: JobContext) -> dict[str, int]:
     await enqueue(ctx.pool, "purge_history", {}, queueing_lock=PURGE_LOCK, delay=PURGE_EVERY)
     days = ctx.settings.retention_days
-    removed = {"jobs": 0, "webhook_events": 0}
-    for key, query in (("jobs", PURGE_JOBS), ("webhook_events", PURGE_EVENTS)):
+    removed = {"jobs": 0, "webhook_events": 0, "notification_keys": 0}
+    for key, query in (("jobs", PURGE_JOBS), ("webhook_events", PURGE_EVENTS),
+                       ("notification_keys", PURGE_NOTIFICATION_KEYS)):
         # Small batches keep each statement's locks and WAL short on a busy database.
         while True:
             status = await ctx.pool.execute(query, days, BATCH)

@@ -12,6 +12,7 @@ EVENTS = (
     "sync.completed_with_errors",
     "mirror.failed",
     "request.status_changed",
+    "request.step_failed",
     "request.manual_ticket_opened",
 )
 

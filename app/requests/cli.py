@@ -51,16 +51,17 @@ async def _cmd(args: argparse.Namespace) -> int:
             return EXIT_FINDINGS
         try:
             if args.requests_command == "cancel":
-                await executor.cancel_request(rt.pool, row["id"], ACTOR)
+                await executor.cancel_request(rt.pool, row["id"], ACTOR, settings=rt.settings)
             elif args.requests_command == "retry":
-                await executor.retry_step(rt.pool, row["id"], args.step, ACTOR)
+                await executor.retry_step(rt.pool, row["id"], args.step, ACTOR, settings=rt.settings)
             elif args.requests_command == "complete":
                 try:
                     outputs = _outputs(args.output, args.outputs_json)
                 except ValueError as exc:
                     print(f"pao: {exc}", file=sys.stderr)
                     return EXIT_USAGE
-                await executor.complete_step(rt.pool, row["id"], args.step, outputs, ACTOR)
+                await executor.complete_step(rt.pool, row["id"], args.step, outputs, ACTOR,
+                                            settings=rt.settings)
         except LookupError:
             print(f"pao: request {args.id} has no step {args.step!r}", file=sys.stderr)
             return EXIT_FINDINGS

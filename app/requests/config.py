@@ -24,6 +24,7 @@ class RequestSettings:
     http_poll_interval: float = 5.0
     http_timeout: float = 30.0
     ticket_poll_interval: float = 300.0
+    retention_days: int = 90  # ended requests unchanged this long are purged; 0 keeps them
     jira_url: str | None = None
     jira_user: str | None = None  # set: Jira Cloud basic auth (e-mail, API token)
     jira_token: str | None = field(default=None, repr=False)
@@ -98,6 +99,7 @@ def read(r: EnvReader) -> RequestSettings:
         http_poll_interval=r.duration("PAO_HTTP_POLL_INTERVAL", 5.0),
         http_timeout=r.duration("PAO_HTTP_TIMEOUT", 30.0),
         ticket_poll_interval=r.duration("PAO_TICKET_POLL_INTERVAL", 300.0),
+        retention_days=r.int("PAO_REQUEST_RETENTION_DAYS", 90, minimum=0, maximum=36500),
     )
 
 

@@ -5,6 +5,9 @@ its status one at a time. A step's job is queued in the transaction that complet
 last dependency, and the queue's NOTIFY wakes a worker at commit: the next step starts
 within milliseconds. A worker killed mid-step leaves the step ``running`` and its job
 stalled; the job is retried, records a new attempt, and sends the same Idempotency-Key.
+
+Each transition's notifications are queued in its transaction and its metrics recorded
+after the commit (``notices.Effects``, built from the settings every entry point takes).
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from app.jobs import JobContext, RetryJob, enqueue, task
 from app.log import register_secret, scrub
 from app.requests import github_runs, secrets, store
 from app.requests.config import request_settings
+from app.requests.notices import Effects
 from app.requests.plan import manual_for
 from app.requests.render import RenderError, render_value, variables
-from app.requests.steps import runners
+from app.requests.steps import runners, terraform_file
 from app.requests.steps.base import StepContext, StepFailed, StepResult, StepWaiting
 
 log = logging.getLogger(__name__)
@@ -67,11 +71,16 @@ async def _enqueue_step(conn: asyncpg.Connection, step_pk: int) -> None:
                   priority=10)
 
 
-async def start_request(conn: asyncpg.Connection, row: asyncpg.Record) -> asyncpg.Record:
-    """Queue the steps that depend on nothing; called in the submission's transaction."""
+async def start_request(conn: asyncpg.Connection, row: asyncpg.Record,
+                        effects: Effects | None = None) -> asyncpg.Record:
+    """Queue the steps that depend on nothing; called in the submission's transaction.
+
+    A request with no step completes here; its notification needs the caller's ``effects``.
+    """
     if await queue_ready(conn, row["id"], actor=row["submitted_by"]):
         return row  # still submitted: no step has started
-    return await settle(conn, row["id"], actor=row["submitted_by"])  # nothing to do: completed
+    # nothing to do: completed
+    return await settle(conn, row["id"], effects or Effects(None), actor=row["submitted_by"])
 
 
 def _grouped_outputs(steps: list[asyncpg.Record]) -> dict[str, dict[str, Any]]:
@@ -82,8 +91,12 @@ def _grouped_outputs(steps: list[asyncpg.Record]) -> dict[str, dict[str, Any]]:
     return grouped
 
 
-async def settle(conn: asyncpg.Connection, request_pk: int, actor: str = "pao") -> asyncpg.Record:
-    """Derive the request's status from its steps; on completion store grouped outputs, erase secrets."""
+async def settle(conn: asyncpg.Connection, request_pk: int, effects: Effects,
+                 actor: str = "pao") -> asyncpg.Record:
+    """Derive the request's status from its steps; on completion store grouped outputs, erase secrets.
+
+    A change of status is notified through ``effects``, in this transaction.
+    """
     row = await conn.fetchrow("SELECT * FROM service_requests WHERE id = $1", request_pk)
     if row["status"] == "cancelled":
         return row
@@ -111,6 +124,7 @@ async def settle(conn: asyncpg.Connection, request_pk: int, actor: str = "pao") 
             WHERE id = $1 RETURNING *""",
         request_pk, status, done, _grouped_outputs(steps) if done else None)
     await store.add_event(conn, request_pk, "status", from_status=before, to_status=status, actor=actor)
+    await effects.status_changed(conn, row, before, status, actor)
     return row
 
 
@@ -126,7 +140,8 @@ async def _lock(conn: asyncpg.Connection, step_pk: int) -> tuple[asyncpg.Record,
 
 
 async def _set_step(conn: asyncpg.Connection, req: asyncpg.Record, step: asyncpg.Record, status: str,
-                    *, actor: str = "pao", detail: dict[str, Any] | None = None, **columns: Any) -> None:
+                    effects: Effects, *, actor: str = "pao", detail: dict[str, Any] | None = None,
+                    **columns: Any) -> None:
     sets = ["status = $2"] + [f"{name} = ${i + 3}" for i, name in enumerate(columns)]
     if status in ("completed", "failed", "cancelled"):
         sets.append("completed_at = now()")
@@ -136,6 +151,7 @@ async def _set_step(conn: asyncpg.Connection, req: asyncpg.Record, step: asyncpg
                        step["id"], status, *columns.values())
     await store.add_event(conn, req["id"], "step_status", step_id=step["step_id"],
                           from_status=step["status"], to_status=status, actor=actor, detail=detail)
+    await effects.step_changed(conn, req, step, status, columns.get("error"))
 
 
 async def _scope(conn: asyncpg.Connection, req: asyncpg.Record, step: asyncpg.Record,
@@ -171,6 +187,7 @@ async def _scope(conn: asyncpg.Connection, req: asyncpg.Record, step: asyncpg.Re
 async def run_step(ctx: JobContext, step: int) -> dict[str, Any]:
     """Run one step: claim it, render, call its runner, record the outcome and queue what follows."""
     settings = request_settings(ctx.settings)
+    effects = Effects(ctx.settings)
     async with ctx.pool.acquire() as conn, conn.transaction():
         locked = await _lock(conn, step)
         if locked is None:
@@ -187,8 +204,8 @@ async def run_step(ctx: JobContext, step: int) -> dict[str, Any]:
                VALUES ($1, 1 + (SELECT count(*) FROM request_step_attempts WHERE step_pk = $1), 'running')
                RETURNING attempt_number""", step)
         if st["status"] != "running":
-            await _set_step(conn, req, st, "running")
-        await settle(conn, req["id"])
+            await _set_step(conn, req, st, "running", effects)
+        await settle(conn, req["id"], effects)
         tracking = st["job_tracking"] or {}
         fallback = bool(tracking.get("fallback"))
         step_type = "manual" if fallback else st["step_type"]
@@ -200,6 +217,7 @@ async def run_step(ctx: JobContext, step: int) -> dict[str, Any]:
             scope, render_problem = None, StepFailed("secret_unavailable", str(exc))
         else:
             render_problem = None
+    effects.committed()
 
     async def save_tracking(data: dict[str, Any]) -> None:
         await ctx.pool.execute(
@@ -230,9 +248,9 @@ async def run_step(ctx: JobContext, step: int) -> dict[str, Any]:
         if failure.retryable and not ctx.last_attempt:
             await _attempt_failed(ctx.pool, step, attempt, failure, "retrying")
             raise RetryJob(failure.message) from None
-        await _step_failed(ctx.pool, step, attempt, failure, fallback)
+        await _step_failed(ctx.pool, ctx.settings, step, attempt, failure, fallback)
         return {"failed": failure.type}
-    await _step_done(ctx.pool, step, attempt, result, settings.ticket_poll_interval)
+    await _step_done(ctx.pool, ctx.settings, step, attempt, result, settings.ticket_poll_interval)
     return {"ticket": result.ticket.ticket_id} if result.ticket else {"completed": True}
 
 
@@ -243,8 +261,9 @@ async def _attempt_failed(pool: asyncpg.Pool, step_pk: int, attempt: int, failur
             WHERE step_pk = $1 AND attempt_number = $2""", step_pk, attempt, status, failure.as_dict())
 
 
-async def _step_failed(pool: asyncpg.Pool, step_pk: int, attempt: int, failure: StepFailed,
+async def _step_failed(pool: asyncpg.Pool, settings: Any, step_pk: int, attempt: int, failure: StepFailed,
                        fallback: bool) -> None:
+    effects = Effects(settings)
     async with pool.acquire() as conn, conn.transaction():
         locked = await _lock(conn, step_pk)
         if locked is None:
@@ -264,12 +283,15 @@ async def _step_failed(pool: asyncpg.Pool, step_pk: int, attempt: int, failure: 
                                   detail={"fallback": "manual", "error": failure.as_dict()})
             await _enqueue_step(conn, step_pk)
             return
-        await _set_step(conn, req, st, "failed", error=failure.as_dict(), detail={"error": failure.as_dict()})
-        await settle(conn, req["id"])
+        await _set_step(conn, req, st, "failed", effects, error=failure.as_dict(),
+                        detail={"error": failure.as_dict()})
+        await settle(conn, req["id"], effects)
+    effects.committed()
 
 
-async def _step_done(pool: asyncpg.Pool, step_pk: int, attempt: int, result: StepResult,
+async def _step_done(pool: asyncpg.Pool, settings: Any, step_pk: int, attempt: int, result: StepResult,
                      poll_interval: float = 300.0) -> None:
+    effects = Effects(settings)
     async with pool.acquire() as conn, conn.transaction():
         locked = await _lock(conn, step_pk)
         if locked is None:
@@ -291,30 +313,41 @@ async def _step_done(pool: asyncpg.Pool, step_pk: int, attempt: int, result: Ste
                    ON CONFLICT (step_pk, ticket_type) DO UPDATE
                       SET ticket_id = EXCLUDED.ticket_id, ticket_url = EXCLUDED.ticket_url""",
                 req["id"], step_pk, t.system, t.ticket_id, t.url, ticket_type)
-            await _set_step(conn, req, st, "waiting_manual", job_tracking={
+            await _set_step(conn, req, st, "waiting_manual", effects, job_tracking={
                 **(st["job_tracking"] or {}), "external_id": t.ticket_id, "tracking_url": t.url},
                 detail={"ticket": t.ticket_id})
-            await settle(conn, req["id"])
+            await effects.ticket_opened(conn, req, st, t.system, t.ticket_id, t.url)
+            await settle(conn, req["id"], effects)
             if t.system in POLLABLE:
                 ticket_pk = await conn.fetchval(
                     "SELECT id FROM manual_tickets WHERE step_pk = $1 AND ticket_type = $2",
                     step_pk, ticket_type)
                 await _enqueue_poll(conn, ticket_pk, poll_interval)
-            return
-        await _set_step(conn, req, st, "completed", outputs=result.outputs)
-        await queue_ready(conn, req["id"])
-        await settle(conn, req["id"])
+        else:
+            await _set_step(conn, req, st, "completed", effects, outputs=result.outputs)
+            await queue_ready(conn, req["id"])
+            await settle(conn, req["id"], effects)
+    effects.committed()
 
 
 class TransitionError(Exception):
     """A control action does not apply to the request or step in its current state (409)."""
 
 
+async def _locked_request(conn: asyncpg.Connection, request_pk: int) -> asyncpg.Record:
+    """The request, locked for a control action; gone (purged by retention meanwhile) is a refusal."""
+    req = await conn.fetchrow("SELECT * FROM service_requests WHERE id = $1 FOR UPDATE", request_pk)
+    if req is None:
+        raise TransitionError("the request no longer exists (it ended long ago and was purged)")
+    return req
+
+
 async def complete_step(pool: asyncpg.Pool, request_pk: int, step_id: str, outputs: dict[str, Any],
-                        actor: str) -> None:
+                        actor: str, *, settings: Any) -> None:
     """An operator marks a step done by hand (ticket resolved), giving its declared outputs."""
+    effects = Effects(settings)
     async with pool.acquire() as conn, conn.transaction():
-        req = await conn.fetchrow("SELECT * FROM service_requests WHERE id = $1 FOR UPDATE", request_pk)
+        req = await _locked_request(conn, request_pk)
         st = await store.get_step(conn, request_pk, step_id)
         if st is None:
             raise LookupError(step_id)
@@ -329,38 +362,48 @@ async def complete_step(pool: asyncpg.Pool, request_pk: int, step_id: str, outpu
                            " WHERE step_pk = $1 AND status = 'open'", st["id"])
         await conn.execute("UPDATE jobs SET status = 'cancelled', finished_at = now()"
                            " WHERE queueing_lock = $1 AND status = 'todo'", _lock_key(st["id"]))
-        await _set_step(conn, req, st, "completed", actor=actor, outputs=outputs,
+        await _set_step(conn, req, st, "completed", effects, actor=actor, outputs=outputs,
                         detail={"by_hand": True})
         await queue_ready(conn, request_pk, actor)
-        await settle(conn, request_pk, actor)
+        await settle(conn, request_pk, effects, actor)
+    effects.committed()
 
 
-async def retry_step(pool: asyncpg.Pool, request_pk: int, step_id: str, actor: str) -> None:
+async def retry_step(pool: asyncpg.Pool, request_pk: int, step_id: str, actor: str, *,
+                     settings: Any) -> None:
     """Run a failed step again (its automation, not a fallback ticket)."""
+    effects = Effects(settings)
     async with pool.acquire() as conn, conn.transaction():
-        req = await conn.fetchrow("SELECT * FROM service_requests WHERE id = $1 FOR UPDATE", request_pk)
+        req = await _locked_request(conn, request_pk)
         st = await store.get_step(conn, request_pk, step_id)
         if st is None:
             raise LookupError(step_id)
         if st["status"] != "failed" or req["status"] in ("completed", "cancelled"):
             raise TransitionError(f"step {step_id} is {st['status']} (request {req['status']}); only a "
                                   "failed step of an open request can be retried")
-        await _set_step(conn, req, st, "queued", actor=actor, job_tracking=None, error=None)
+        await _set_step(conn, req, st, "queued", effects, actor=actor, job_tracking=None, error=None)
         await conn.execute("UPDATE request_steps SET completed_at = NULL WHERE id = $1", st["id"])
         await _enqueue_step(conn, st["id"])
-        await settle(conn, request_pk, actor)
+        await settle(conn, request_pk, effects, actor)
+    effects.committed()
 
 
-async def cancel_request(pool: asyncpg.Pool, request_pk: int, actor: str) -> asyncpg.Record:
-    """Cancel every unfinished step and the request; erase its secrets. Running steps are abandoned."""
+async def cancel_request(pool: asyncpg.Pool, request_pk: int, actor: str, *, settings: Any) -> asyncpg.Record:
+    """Cancel every unfinished step and the request; erase its secrets. Running steps are abandoned.
+
+    A GitHub workflow run a step started is cancelled, and a Terraform pull request still
+    open is closed, by jobs queued in this transaction.
+    """
+    effects = Effects(settings)
     async with pool.acquire() as conn, conn.transaction():
-        req = await conn.fetchrow("SELECT * FROM service_requests WHERE id = $1 FOR UPDATE", request_pk)
+        req = await _locked_request(conn, request_pk)
         if req["status"] in ("completed", "cancelled"):
             raise TransitionError(f"request {req['request_id']} is already {req['status']}")
         for st in await store.get_steps(conn, request_pk):
             if st["status"] in OPEN_STEP:
-                await _set_step(conn, req, st, "cancelled", actor=actor)
+                await _set_step(conn, req, st, "cancelled", effects, actor=actor)
                 await github_runs.queue_cancel(conn, st)
+                await terraform_file.queue_close(conn, st, req["request_id"])
                 await conn.execute("UPDATE jobs SET status = 'cancelled', finished_at = now()"
                                    " WHERE queueing_lock = $1 AND status = 'todo'", _lock_key(st["id"]))
         row = await conn.fetchrow(
@@ -368,7 +411,9 @@ async def cancel_request(pool: asyncpg.Pool, request_pk: int, actor: str) -> asy
                       secrets = NULL WHERE id = $1 RETURNING *""", request_pk)
         await store.add_event(conn, request_pk, "status", from_status=req["status"], to_status="cancelled",
                               actor=actor)
-        return row
+        await effects.status_changed(conn, row, req["status"], "cancelled", actor)
+    effects.committed()
+    return row
 
 
 # Ticket systems whose state PAO can read back (polling is the fallback to their webhooks).
@@ -392,13 +437,15 @@ async def poll_ticket(ctx: JobContext, ticket: int) -> dict[str, Any]:
     settings = request_settings(ctx.settings)
     module = importlib.import_module(POLLABLE[row["ticket_system"]])
     if await module.is_resolved(ctx.http, settings, row["ticket_id"], github=ctx.github):
-        await resolve_ticket(ctx.pool, row["ticket_system"], row["ticket_id"], actor="poll")
+        await resolve_ticket(ctx.pool, row["ticket_system"], row["ticket_id"], actor="poll",
+                             settings=ctx.settings)
         return {"resolved": row["ticket_id"]}
     await _enqueue_poll(ctx.pool, ticket, settings.ticket_poll_interval)
     return {"open": row["ticket_id"]}
 
 
-async def resolve_ticket(pool: asyncpg.Pool, system: str, ticket_id: str, actor: str) -> list[str]:
+async def resolve_ticket(pool: asyncpg.Pool, system: str, ticket_id: str, actor: str, *,
+                         settings: Any) -> list[str]:
     """A ticket was resolved: complete its step, unless the step must still be given outputs.
 
     A step that declares outputs waits for an operator's ``complete`` with them, since a
@@ -409,6 +456,7 @@ async def resolve_ticket(pool: asyncpg.Pool, system: str, ticket_id: str, actor:
                             " WHERE ticket_system = $1 AND ticket_id = $2 AND status = 'open'",
                             system, ticket_id)
     for t in rows:
+        effects = Effects(settings)
         async with pool.acquire() as conn, conn.transaction():
             req = await conn.fetchrow("SELECT * FROM service_requests WHERE id = $1 FOR UPDATE",
                                       t["request_id"])
@@ -424,14 +472,16 @@ async def resolve_ticket(pool: asyncpg.Pool, system: str, ticket_id: str, actor:
                 continue
             await store.add_event(conn, req["id"], "ticket_resolved", step_id=st["step_id"], actor=actor,
                                   detail={"ticket": ticket_id})
-            await _set_step(conn, req, st, "completed", actor=actor, outputs={})
+            await _set_step(conn, req, st, "completed", effects, actor=actor, outputs={})
             await queue_ready(conn, req["id"], actor)
-            await settle(conn, req["id"], actor)
+            await settle(conn, req["id"], effects, actor)
             completed.append(st["step_id"])
+        effects.committed()
     return completed
 
 
 @task(RESOLVE_TASK, max_attempts=5)
 async def resolve_ticket_job(ctx: JobContext, system: str, ticket_id: str) -> dict[str, Any]:
     """A ticket system said the ticket is resolved (a webhook queued this)."""
-    return {"completed": await resolve_ticket(ctx.pool, system, ticket_id, actor=system)}
+    return {"completed": await resolve_ticket(ctx.pool, system, ticket_id, actor=system,
+                                              settings=ctx.settings)}

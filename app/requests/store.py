@@ -138,6 +138,36 @@ def may_see(row: asyncpg.Record, *, user_id: str, team: str | None, is_admin: bo
         team is not None and team == row["requester_team"])
 
 
+def may_control(row: asyncpg.Record, *, user_id: str, is_admin: bool) -> bool:
+    """Whether someone may cancel a request or retry its steps: the requester, the submitter, admins.
+
+    Teammates may only read (``may_see``). The REST API and the console apply this one rule.
+    """
+    return is_admin or user_id in (row["requester_user_id"], row["submitted_by"])
+
+
+def _visible_clause(visible_to: tuple[str, str | None], arg: Any) -> str:
+    user, team = visible_to
+    return (f"(requester_user_id = {arg(user)} OR submitted_by = {arg(user)}"
+            + (f" OR requester_team = {arg(team)})" if team else ")"))
+
+
+async def requested_entries(conn: asyncpg.Connection | asyncpg.Pool, *,
+                            visible_to: tuple[str, str | None] | None) -> tuple[list[str], list[str]]:
+    """The items and the bundles (names, sorted) that the requests someone may see were for."""
+    args: list[Any] = []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    where = f" WHERE {_visible_clause(visible_to, arg)}" if visible_to is not None else ""
+    rows = await conn.fetch(
+        f"SELECT DISTINCT catalog_item, catalog_bundle FROM service_requests{where}", *args)
+    return (sorted({r["catalog_item"] for r in rows if r["catalog_item"]}),
+            sorted({r["catalog_bundle"] for r in rows if r["catalog_bundle"]}))
+
+
 async def list_requests(conn: asyncpg.Connection | asyncpg.Pool, *, filters: dict[str, str | None],
                         visible_to: tuple[str, str | None] | None, before: int | None,
                         limit: int) -> list[asyncpg.Record]:
@@ -155,9 +185,7 @@ async def list_requests(conn: asyncpg.Connection | asyncpg.Pool, *, filters: dic
         if filters.get(key) is not None:
             clauses.append(f"{column} = {arg(filters[key])}")
     if visible_to is not None:
-        user, team = visible_to
-        clauses.append(f"(requester_user_id = {arg(user)} OR submitted_by = {arg(user)}"
-                       + (f" OR requester_team = {arg(team)})" if team else ")"))
+        clauses.append(_visible_clause(visible_to, arg))
     if before is not None:
         clauses.append(f"id < {arg(before)}")
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""

@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from app import metrics
 from app.requests import secrets, store, views
 from app.requests.parameters import Problem
 from app.requests.plan import CatalogConflict, Plan, plan_bundle, plan_item
@@ -90,6 +91,7 @@ async def submit(pool: asyncpg.Pool, plan: Plan, *, requester: dict[str, Any], s
                     assert earlier is not None
                     return Submitted(earlier, False, earlier["body_hash"] == digest)
                 row = await start_request(conn, row)
+            metrics.observe_request_submitted()  # after the commit: a rolled-back one never counts
             return Submitted(row, True)
         except store.RequestIdTaken:
             continue  # nothing was written: draw another id

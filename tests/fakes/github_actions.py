@@ -13,10 +13,14 @@ Test-facing API:
 - ``start_run(repo, workflow, head_sha=..., event="push")`` -> run; ``runs`` (id -> run).
 - ``complete_run(run_id, "success", outputs={...})`` -> a ``workflow_run`` ``completed``
   delivery; outputs become a ``pao-outputs`` artifact (a zip holding ``outputs.json``).
-- ``lose_next_answer.add("dispatch" | "pull")``: the next such call does its work and answers 502.
+- ``lose_next_answer.add("dispatch" | "pull" | "comment" | "close")``: the next such call
+  (dispatch, open a pull request, comment on one, update one) does its work and answers 502.
 - ``add_check_suite(repo, sha, app_slug="atlantis")`` -> suite (set ``status``/``conclusion``).
 - ``pulls`` (full name -> number -> pull); ``merge_pull(full_name, number)`` /
-  ``close_pull(...)`` -> a ``pull_request`` ``closed`` delivery.
+  ``close_pull(...)`` -> a ``pull_request`` ``closed`` delivery. PAO may close one
+  (``PATCH .../pulls/{n}``), comment on it (``.../issues/{n}/comments``, kept in the
+  pull's ``comments``) and delete its branch (``DELETE .../git/refs/heads/...``: 204, and
+  422 "Reference does not exist" once gone, as GitHub answers).
 """
 
 from __future__ import annotations
@@ -300,6 +304,10 @@ class FakeActions:
         r.add_get(base + "/pulls", self._list_pulls)
         r.add_post(base + "/pulls", self._create_pull)
         r.add_get(base + "/pulls/{number:\\d+}", self._get_pull)
+        r.add_patch(base + "/pulls/{number:\\d+}", self._update_pull)
+        r.add_get(base + "/issues/{number:\\d+}/comments", self._list_pull_comments)
+        r.add_post(base + "/issues/{number:\\d+}/comments", self._comment_pull)
+        r.add_delete(base + "/git/refs/{ref:.+}", self._delete_ref)
 
     def _maybe_lose(self, what: str) -> None:
         from tests.fakes.github import ApiError
@@ -544,7 +552,7 @@ class FakeActions:
         pull = {"id": next(self._ids), "number": number, "title": str(body.get("title", "")),
                 "body": body.get("body"), "head": head, "base": base,
                 "base_sha": repo.sha(f"refs/heads/{base}"), "state": "open", "merged": False,
-                "merge_commit_sha": None, "created_at": time.time(), "closed_at": None}
+                "merge_commit_sha": None, "created_at": time.time(), "closed_at": None, "comments": []}
         pulls[number] = pull
         self._maybe_lose("pull")
         return _json(self.pull_json(repo, pull), status=201)
@@ -557,3 +565,74 @@ class FakeActions:
         if pull is None:
             raise ApiError(404, "Not Found")
         return _json(self.pull_json(repo, pull))
+
+    def _pull(self, repo: FakeRepo, request: web.Request) -> dict[str, Any]:
+        from tests.fakes.github import ApiError
+
+        pull = self.pulls.get(repo.full_name, {}).get(int(request.match_info["number"]))
+        if pull is None:
+            raise ApiError(404, "Not Found")
+        return pull
+
+    async def _update_pull(self, request: web.Request) -> web.StreamResponse:
+        from tests.fakes.github import BODY, ApiError, _json
+
+        repo, _ = self._repo(request, "pull_requests", "write")
+        pull = self._pull(repo, request)
+        body = request[BODY] or {}
+        state = body.get("state")
+        if state == "open" and pull["merged"]:
+            raise ApiError(422, "Validation Failed", extra={"errors": [
+                {"resource": "PullRequest", "code": "custom", "message": "state cannot be changed. "
+                 "The pull request cannot be reopened because it was merged."}]})
+        if state in ("open", "closed") and state != pull["state"]:
+            pull.update(state=state, closed_at=time.time() if state == "closed" else None)
+        for key in ("title", "body", "base"):
+            if key in body:
+                pull[key] = body[key]
+        self._maybe_lose("close")
+        return _json(self.pull_json(repo, pull))
+
+    def _comment_json(self, repo: FakeRepo, pull: dict[str, Any], comment: dict[str, Any]) -> dict[str, Any]:
+        issue = f"{self.fake.url}/repos/{repo.full_name}/issues/{pull['number']}"
+        return {"id": comment["id"], "node_id": _node_id("IssueComment", comment["id"]),
+                "url": f"{self.fake.url}/repos/{repo.full_name}/issues/comments/{comment['id']}",
+                "html_url": f"{self.fake.url}/{repo.full_name}/pull/{pull['number']}"
+                            f"#issuecomment-{comment['id']}",
+                "body": comment["body"], "user": self.fake.account_json(comment["user"]),
+                "created_at": _iso(comment["created_at"]), "updated_at": _iso(comment["created_at"]),
+                "issue_url": issue, "author_association": "NONE"}
+
+    async def _list_pull_comments(self, request: web.Request) -> web.StreamResponse:
+        """A pull request's conversation (GitHub serves it as the issue's comments), oldest first."""
+        from tests.fakes.github import _json, _paginate
+
+        repo, _ = self._repo(request, "pull_requests", "read")
+        pull = self._pull(repo, request)
+        page, links = _paginate(request, pull["comments"])
+        return _json([self._comment_json(repo, pull, c) for c in page], headers=links)
+
+    async def _comment_pull(self, request: web.Request) -> web.StreamResponse:
+        from tests.fakes.github import BODY, ApiError, _json
+
+        repo, principal = self._repo(request, "pull_requests", "write")
+        pull = self._pull(repo, request)
+        body = request[BODY] or {}
+        if not str(body.get("body") or "").strip():
+            raise ApiError(422, "Validation Failed", extra={"errors": [
+                {"resource": "IssueComment", "field": "body", "code": "missing_field"}]})
+        comment = {"id": next(self._ids), "body": str(body["body"]), "created_at": time.time(),
+                   "user": "pao[bot]" if principal.kind == "installation" else str(principal.login)}
+        pull["comments"].append(comment)
+        self._maybe_lose("comment")
+        return _json(self._comment_json(repo, pull, comment), status=201)
+
+    async def _delete_ref(self, request: web.Request) -> web.StreamResponse:
+        from tests.fakes.github import ApiError
+
+        repo, _ = self._repo(request, "contents", "write")
+        ref = "refs/" + request.match_info["ref"]
+        if not ref.startswith(("refs/heads/", "refs/tags/")) or repo.sha(ref) is None:
+            raise ApiError(422, "Reference does not exist")
+        repo.git("update-ref", "-d", ref)
+        return web.Response(status=204)

@@ -8,6 +8,11 @@ the step follows the workflow runs on the merge commit; closed unmerged: the ste
 completes when every workflow run on that commit has finished (none failed), with outputs
 from the ``pao-outputs`` artifact of a run that has one. Webhooks (``pull_request``
 closed, ``workflow_run`` completed) wake the step; polling is the fallback.
+
+Cancelling the request while its pull request is open queues ``requests.close_terraform_pull``
+(in the cancel's transaction): a comment naming the cancelled request, the pull request
+closed, the ``pao/...`` branch deleted. Each part is skipped when already done, so the job
+retried after a crash finishes the rest.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ import time
 from typing import Any
 from urllib.parse import quote
 
+from gidgethub import BadRequest
+
+from app.jobs import JobContext, PermanentJobError, enqueue, task
 from app.requests.github_runs import (
     NOT_FAILURES,
     OUTPUTS_ARTIFACT,
@@ -34,6 +42,7 @@ MODES = ("pull_request", "commit")
 # has no run after this long is applied some other way (Atlantis...) and completes.
 NO_RUN_GRACE = 120.0
 NO_RUN_CHECK = 30.0
+CLOSE_TASK = "requests.close_terraform_pull"
 
 
 def branch_name(ctx: StepContext) -> str:
@@ -196,3 +205,73 @@ async def apply_outputs(ctx: StepContext, client: RepoClient, sha: str, applied_
             last_error = exc
     raise last_error or StepFailed("missing_output",
                                    f"no run on {sha[:12]} has a {OUTPUTS_ARTIFACT} artifact")
+
+
+async def queue_close(conn: Any, step: Any, request_id: str) -> None:
+    """A cancelled request: close the step's open pull request, if any (a job, run after commit)."""
+    tracking = step["job_tracking"] or {}
+    repository, number = tracking.get("pull_repository"), tracking.get("pull_number")
+    if step["step_type"] != "TerraformFile" or not repository or not number or tracking.get("applied_sha"):
+        return
+    await enqueue(conn, CLOSE_TASK, {"repository": repository, "number": int(number),
+                                     "request_id": request_id, "step_id": step["step_id"]},
+                  queueing_lock=f"close-pull:{repository}#{number}")
+
+
+def cancel_marker(request_id: str) -> str:
+    """Hidden in the comment, so a retried job finds the comment it already wrote."""
+    return f"<!-- pao-cancelled: {request_id} -->"
+
+
+@task(CLOSE_TASK, max_attempts=5, retry_base=5.0)
+async def close_pull(ctx: JobContext, repository: str, number: int, request_id: str,
+                     step_id: str) -> dict[str, Any]:
+    """Comment, close and delete the branch of a cancelled request's pull request; each step once."""
+    try:
+        client = await repo_client(ctx.github, repository, "TerraformFile", PERMISSIONS)
+        pull = await guarded(client.api.getitem(f"/repos/{repository}/pulls/{number}"),
+                             f"read pull request #{number}", PERMISSIONS)
+        if pull.get("merged"):
+            return {"merged": number}  # applied after all: its branch and history stay
+        if pull.get("state") == "open":
+            await _comment_once(client, number, request_id, step_id)
+            await guarded(client.api.patch(f"/repos/{repository}/pulls/{number}", data={"state": "closed"}),
+                          f"close pull request #{number}", PERMISSIONS)
+        branch = str(pull["head"]["ref"])
+        deleted = branch.startswith("pao/") and await _delete_branch(client, branch)
+    except StepFailed as exc:
+        if exc.retryable:
+            raise
+        raise PermanentJobError(exc.message) from None
+    return {"closed": number, "branch_deleted": deleted}
+
+
+async def _comment_once(client: RepoClient, number: int, request_id: str, step_id: str) -> None:
+    url = f"/repos/{client.repository}/issues/{number}/comments"
+    marker = cancel_marker(request_id)
+
+    async def commented() -> bool:
+        async for comment in client.api.getiter(url):
+            if marker in str(comment.get("body") or ""):
+                return True
+        return False
+
+    if await guarded(commented(), f"read the comments of pull request #{number}", PERMISSIONS):
+        return
+    await guarded(client.api.post(url, data={"body": (
+        f"Request `{request_id}` was cancelled, so PAO closes this pull request (step `{step_id}`) "
+        f"and deletes its branch.\n\n{marker}")}), f"comment on pull request #{number}", PERMISSIONS)
+
+
+async def _delete_branch(client: RepoClient, branch: str) -> bool:
+    """Delete ``branch``; False when it is already gone (GitHub answers 422 "Reference does not exist")."""
+    async def delete() -> bool:
+        try:
+            await client.api.delete(f"/repos/{client.repository}/git/refs/heads/{quote(branch)}")
+        except BadRequest as exc:
+            if int(exc.status_code) in (404, 422):
+                return False
+            raise
+        return True
+
+    return bool(await guarded(delete(), f"delete branch {branch}", PERMISSIONS))
