@@ -147,15 +147,19 @@ async def submit_concurrently(http: aiohttp.ClientSession, url: str, body: dict,
     return latencies
 
 
-async def submit_from_client_process(job: dict) -> list[float]:
-    """Run ``submit_concurrently`` in a child process (the token goes on stdin, not in argv)."""
+async def submit_from_client_process(job: dict) -> tuple[list[float], float]:
+    """Run ``submit_concurrently`` in a child process (the token goes on stdin, not in argv).
+
+    Returns the latencies and the client's CPU seconds.
+    """
     proc = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--client", stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE)
     out, _ = await proc.communicate(json.dumps(job).encode())
     if proc.returncode != 0:
         raise RuntimeError(f"the bench client exited with {proc.returncode}")
-    return json.loads(out)
+    answer = json.loads(out)
+    return answer["latencies"], answer["cpu"]
 
 
 async def client_main() -> None:
@@ -163,7 +167,7 @@ async def client_main() -> None:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         latencies = await submit_concurrently(http, job["url"], job["body"], job["headers"],
                                               job["requests"], job["concurrency"])
-    print(json.dumps(latencies))
+    print(json.dumps({"latencies": latencies, "cpu": time.process_time()}))
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -196,12 +200,13 @@ async def main(args: argparse.Namespace) -> None:
 
         # 1. Submissions alone: the web side's latency, from a client process of its own.
         started, cpu, pg_cpu = time.perf_counter(), time.process_time(), postgres_cpu(tmp / "pg")
-        latencies = await submit_from_client_process(
+        latencies, client_cpu = await submit_from_client_process(
             {"url": f"{pao}/api/v1/requests", "body": body, "headers": headers,
              "requests": args.requests, "concurrency": args.concurrency})
         submit_secs = time.perf_counter() - started
         server_ms = (time.process_time() - cpu) * 1000 / args.requests
         postgres_ms = (postgres_cpu(tmp / "pg") - pg_cpu) * 1000 / args.requests
+        client_ms = client_cpu * 1000 / args.requests
         drain, delays = 0.0, []
         if not args.submit_only:
             # 2. Workers drain the backlog: throughput.
@@ -232,7 +237,8 @@ async def main(args: argparse.Namespace) -> None:
     print(f"submit: {args.requests} bundle requests (5 steps each) at concurrency {args.concurrency} in "
           f"{submit_secs:.1f}s ({args.requests / submit_secs:.0f}/s); latency p50 "
           f"{statistics.median(ms):.1f} ms, p99 {pct(ms, 99):.1f} ms (goal p99 < 50 ms)")
-    print(f"submit CPU per request: server process {server_ms:.2f} ms, PostgreSQL {postgres_ms:.2f} ms")
+    print(f"submit CPU per request: server process {server_ms:.2f} ms, PostgreSQL {postgres_ms:.2f} ms, "
+          f"client process {client_ms:.2f} ms (with its start-up)")
     if args.submit_only:
         return
     print(f"execute: {args.requests * 5} steps by {args.workers} worker slots in {drain:.1f}s "

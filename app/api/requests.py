@@ -15,9 +15,10 @@ from aiohttp import web
 from app.api.auth import CALLER, Caller
 from app.api.params import DEFAULT_LIMIT, MAX_LIMIT, BadParameter, decode_cursor, encode_cursor, single, text
 from app.requests import events_stream, executor, store, views
+from app.requests.batch import SUBMISSIONS
 from app.requests.config import request_settings
 from app.requests.plan import Plan, manual_for
-from app.requests.submit import plan_answer, submit_answer
+from app.requests.submit import plan_answer
 from app.state import RUNTIME
 
 routes = web.RouteTableDef()
@@ -75,7 +76,7 @@ def _requester(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _plan(request: web.Request, body: dict[str, Any]) -> Plan:
-    plan = await plan_answer(request.app[RUNTIME].pool, body)
+    plan = await plan_answer(request.app[RUNTIME].pool, body, request.app[SUBMISSIONS].entries)
     if isinstance(plan, tuple):
         status, answer = plan
         raise _fail(status, answer.pop("error"), answer.pop("detail", None), **answer)
@@ -105,9 +106,9 @@ async def submit_request(request: web.Request) -> web.Response:
     body = await _body(request)
     requester = _requester(caller, body)
     secret_key = request_settings(request.app[RUNTIME].settings).secret_key
-    status, answer = await submit_answer(request.app[RUNTIME].pool, body, requester=requester,
-                                         submitted_by=caller.user_id, secret_key=secret_key,
-                                         idempotency_key=key)
+    status, answer = await request.app[SUBMISSIONS].submit(
+        body, requester=requester, submitted_by=caller.user_id, secret_key=secret_key,
+        idempotency_key=key)
     return _json(answer, status)
 
 
