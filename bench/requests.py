@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import statistics
 import sys
@@ -198,6 +199,8 @@ async def main(args: argparse.Namespace) -> None:
             while await pool.fetchval("SELECT count(*) FROM service_requests WHERE status <> 'completed'"):
                 await asyncio.sleep(0.1)
 
+        gc.collect()
+        gc.freeze()  # as `pao serve` does once started (app/service.py)
         # 1. Submissions alone: the web side's latency, from a client process of its own.
         started, cpu, pg_cpu = time.perf_counter(), time.process_time(), postgres_cpu(tmp / "pg")
         latencies, client_cpu = await submit_from_client_process(
