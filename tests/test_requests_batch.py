@@ -133,3 +133,14 @@ async def test_a_request_id_taken_in_a_batch_stores_each_alone_with_a_new_id(wri
     assert await pool.fetchval("SELECT count(*) FROM service_requests") == 3
     assert await pool.fetchval(
         "SELECT count(*) FROM request_events WHERE event = 'submitted'") == 3
+
+
+async def test_nan_and_infinity_are_refused_as_invalid_json(rapi, pool):
+    # Python's json reads them; JSON and PostgreSQL's jsonb have no such numbers.
+    for constant in (b"NaN", b"Infinity", b"-Infinity"):
+        resp = await rapi.client.post("/api/v1/requests", data=b'{"catalog_item": "vault-app", '
+                                      b'"parameters": {"ratio": ' + constant + b"}}", headers={
+                                          "Authorization": f"Bearer {rapi.tokens['sarah']}",
+                                          "Content-Type": "application/json"})
+        assert resp.status == 400 and (await resp.json())["error"] == "invalid JSON"
+    assert await pool.fetchval("SELECT count(*) FROM service_requests") == 0

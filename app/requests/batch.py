@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import orjson
 from aiohttp import web
 
 from app.db import RawJson
@@ -102,6 +103,14 @@ SELECT id, request_id, status, catalog_item, catalog_bundle, catalog_version, cr
 """
 
 
+def _json_text(value: Any) -> str:
+    """JSON text of a submission's row; orjson, several times faster than the json module here."""
+    try:
+        return orjson.dumps(value, default=str).decode()
+    except TypeError:  # an integer beyond 64 bits, which orjson refuses: the json module writes it
+        return json.dumps(value, separators=(",", ":"), default=str)
+
+
 @dataclass
 class Submission:
     """One ``POST /api/v1/requests`` waiting for its batch, and what its batch made of it."""
@@ -140,7 +149,7 @@ class Submission:
         steps = [{"step_id": s.step_id, "owner_name": s.owner, "name": s.name, "step_type": s.type,
                   "config": s.config, "depends_on": s.depends_on, "outputs_declared": s.outputs,
                   "on_failure": s.on_failure, "position": i + 1} for i, s in enumerate(plan.steps)]
-        return json.dumps({
+        return _json_text({
             "ordinal": ordinal, "request_id": self.request_id,
             "catalog_item": plan.name if plan.kind == "item" else None,
             "catalog_bundle": plan.name if plan.kind == "bundle" else None,
@@ -150,7 +159,7 @@ class Submission:
             "snapshot": plan.snapshot, "requester_user_id": self.requester["user_id"],
             "requester_team": self.requester.get("team"), "requester_email": self.requester.get("email"),
             "submitted_by": self.submitted_by, "idempotency_key": self.idempotency_key,
-            "body_hash": self.digest, "steps": steps}, separators=(",", ":"), default=str)
+            "body_hash": self.digest, "steps": steps})
 
 
 class SubmissionWriter:
