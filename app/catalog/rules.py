@@ -7,6 +7,7 @@ look at values of the right type; the shape check has already reported the rest.
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 from collections.abc import Callable
@@ -253,11 +254,22 @@ class RegexpTooSlow(Exception):
     """Matching the regexp took longer than MATCH_BUDGET."""
 
 
+@functools.lru_cache(maxsize=512)
+def _bounded(pattern: str) -> regex.Pattern[str] | None:
+    """``pattern`` compiled by the regex module; None when it refuses re's syntax.
+
+    Remembered: regex's own cache costs more than the match (a request checks every field).
+    """
+    try:
+        return regex.compile(pattern)
+    except regex.error:
+        return None
+
+
 def fullmatch(pattern: re.Pattern[str], value: str) -> bool:
     """``pattern.fullmatch(value)``, bounded in time (raises RegexpTooSlow)."""
-    try:
-        compiled = regex.compile(pattern.pattern)
-    except regex.error:
+    compiled = _bounded(pattern.pattern)
+    if compiled is None:
         return True  # re's syntax the regex module refuses: cannot be checked safely
     try:
         return compiled.fullmatch(value, timeout=MATCH_BUDGET) is not None
