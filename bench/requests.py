@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from app import db  # noqa: E402
 from app.api.auth import create_token  # noqa: E402
+from app.cli import run_service  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.github import GitHubClients  # noqa: E402
 from app.jobs.worker import Worker  # noqa: E402
@@ -262,4 +263,7 @@ if __name__ == "__main__":
     parser.add_argument("--client", action="store_true",
                         help="internal: be the submitting client (job as JSON on stdin)")
     parsed = parser.parse_args()
-    asyncio.run(client_main() if parsed.client else main(parsed))
+    if parsed.client:
+        asyncio.run(client_main())
+    else:
+        run_service(main(parsed))  # on uvloop, as `pao serve` runs
