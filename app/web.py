@@ -11,9 +11,10 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
 from app import metrics, metrics_endpoint, webhooks
-from app.api.auth import api_auth_middleware
+from app.api.auth import TOKEN_CACHE, TokenCache, api_auth_middleware
 from app.db import pending_migrations
 from app.handlers import router as handlers
+from app.requests.batch import SUBMISSIONS, SubmissionWriter, stop_submissions
 from app.state import RUNTIME, WEBHOOK_PATHS
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,9 @@ def create_app(state: Any) -> web.Application:
         client_max_size=webhooks.MAX_PAYLOAD_BYTES + 1024,
     )
     app[RUNTIME] = state
+    app[TOKEN_CACHE] = TokenCache()
+    app[SUBMISSIONS] = SubmissionWriter(state)  # group commit of service requests
+    app.on_cleanup.append(stop_submissions)
     app[webhooks.INTAKE_WRITER] = webhooks.IntakeWriter(state, handlers)
     app[webhooks.LARGE_BODY_BUDGET] = webhooks.ByteBudget(webhooks.LARGE_BODY_BUDGET_BYTES)
     app.on_startup.append(webhooks.start_intake)

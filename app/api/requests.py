@@ -15,9 +15,10 @@ from aiohttp import web
 from app.api.auth import CALLER, Caller
 from app.api.params import DEFAULT_LIMIT, MAX_LIMIT, BadParameter, decode_cursor, encode_cursor, single, text
 from app.requests import events_stream, executor, store, views
+from app.requests.batch import SUBMISSIONS
 from app.requests.config import request_settings
 from app.requests.plan import Plan, manual_for
-from app.requests.submit import plan_answer, submit_answer
+from app.requests.submit import plan_answer
 from app.state import RUNTIME
 
 routes = web.RouteTableDef()
@@ -32,6 +33,11 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda v: json.dumps(v, default=str))
 
 
+def _not_json(name: str) -> Any:
+    """NaN and Infinity, which Python's json reads but JSON (and PostgreSQL's jsonb) has not."""
+    raise ValueError(f"{name} is not JSON")
+
+
 async def _body(request: web.Request) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
@@ -39,7 +45,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
     if len(raw) > MAX_BODY:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(raw))
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_not_json)
     except (ValueError, RecursionError):
         raise _fail(400, "invalid JSON", "the body must be a JSON object") from None
     if not isinstance(body, dict):
@@ -75,7 +81,7 @@ def _requester(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _plan(request: web.Request, body: dict[str, Any]) -> Plan:
-    plan = await plan_answer(request.app[RUNTIME].pool, body)
+    plan = await plan_answer(request.app[RUNTIME].pool, body, request.app[SUBMISSIONS].entries)
     if isinstance(plan, tuple):
         status, answer = plan
         raise _fail(status, answer.pop("error"), answer.pop("detail", None), **answer)
@@ -105,9 +111,9 @@ async def submit_request(request: web.Request) -> web.Response:
     body = await _body(request)
     requester = _requester(caller, body)
     secret_key = request_settings(request.app[RUNTIME].settings).secret_key
-    status, answer = await submit_answer(request.app[RUNTIME].pool, body, requester=requester,
-                                         submitted_by=caller.user_id, secret_key=secret_key,
-                                         idempotency_key=key)
+    status, answer = await request.app[SUBMISSIONS].submit(
+        body, requester=requester, submitted_by=caller.user_id, secret_key=secret_key,
+        idempotency_key=key)
     return _json(answer, status)
 
 

@@ -7,7 +7,10 @@ look at values of the right type; the shape check has already reported the rest.
 
 from __future__ import annotations
 
+import functools
 import re
+import re._constants as sre_constants
+import re._parser as sre_parser
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -253,11 +256,56 @@ class RegexpTooSlow(Exception):
     """Matching the regexp took longer than MATCH_BUDGET."""
 
 
+@functools.lru_cache(maxsize=512)
+def _bounded(pattern: str) -> regex.Pattern[str] | None:
+    """``pattern`` compiled by the regex module; None when it refuses re's syntax.
+
+    Remembered: regex's own cache costs more than the match (a request checks every field).
+    """
+    try:
+        return regex.compile(pattern)
+    except regex.error:
+        return None
+
+
+# What a pattern may hold and still match in linear time without a clock: anchors, literals,
+# character classes, and at most one repeat of a single one of those.
+_ATOMS = {sre_constants.LITERAL, sre_constants.NOT_LITERAL, sre_constants.ANY, sre_constants.IN}
+_REPEATS = {sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT,
+            getattr(sre_constants, "POSSESSIVE_REPEAT", sre_constants.MAX_REPEAT)}
+
+
+@functools.lru_cache(maxsize=512)
+def _linear(pattern: str) -> bool:
+    """Whether ``pattern`` surely matches in time linear in the value: no groups, alternation,
+    look-around or back-reference, and at most one repeat (of one character or class).
+
+    Backtracking blows up only with nested or several competing repeats, so such a pattern
+    needs no time limit. It is most catalogs' kind (``^[a-z][a-z0-9-]*$``), and the limit's
+    clock costs two system calls a match.
+    """
+    try:
+        parsed = sre_parser.parse(pattern)
+    except (re.error, RecursionError, OverflowError):
+        return False
+    repeats = 0
+    for op, arg in parsed:
+        if op in _REPEATS:
+            repeats += 1
+            inner = list(arg[2])
+            if repeats > 1 or len(inner) != 1 or inner[0][0] not in _ATOMS:
+                return False
+        elif op not in _ATOMS and op != sre_constants.AT:
+            return False
+    return True
+
+
 def fullmatch(pattern: re.Pattern[str], value: str) -> bool:
     """``pattern.fullmatch(value)``, bounded in time (raises RegexpTooSlow)."""
-    try:
-        compiled = regex.compile(pattern.pattern)
-    except regex.error:
+    if _linear(pattern.pattern):
+        return pattern.fullmatch(value) is not None
+    compiled = _bounded(pattern.pattern)
+    if compiled is None:
         return True  # re's syntax the regex module refuses: cannot be checked safely
     try:
         return compiled.fullmatch(value, timeout=MATCH_BUDGET) is not None

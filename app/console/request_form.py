@@ -19,8 +19,8 @@ from app.api.catalog import KINDS, fetch_entry
 from app.console.forms import Form, FormField, build_form, parse_submission, section_of
 from app.console.render import error_page, page
 from app.console.session import Identity, csrf_checked_form, csrf_refused, current_user, signed_in
+from app.requests.batch import SUBMISSIONS
 from app.requests.config import request_settings
-from app.requests.submit import submit_answer
 from app.state import RUNTIME
 
 routes = web.RouteTableDef()
@@ -102,13 +102,13 @@ def leave_out_disabled(values: dict[str, dict[str, Any]],
     return problems
 
 
-async def submit_request(rt: Any, user: Identity, body: dict[str, Any],
+async def submit_request(app: web.Application, user: Identity, body: dict[str, Any],
                          idempotency_key: str | None) -> tuple[int, dict[str, Any]]:
     """Hand the request to the requests service as ``user``; (status, JSON body) as the API answers."""
-    return await submit_answer(rt.pool, body, requester={"user_id": user.login, "team": user.team},
-                               submitted_by=user.login,
-                               secret_key=request_settings(rt.settings).secret_key,
-                               idempotency_key=idempotency_key)
+    return await app[SUBMISSIONS].submit(body, requester={"user_id": user.login, "team": user.team},
+                                         submitted_by=user.login,
+                                         secret_key=request_settings(app[RUNTIME].settings).secret_key,
+                                         idempotency_key=idempotency_key)
 
 
 async def _entry(request: web.Request) -> tuple[str, Any] | web.Response:
@@ -168,7 +168,7 @@ async def submit(request: web.Request) -> web.Response:
     user = current_user(request)
     assert user is not None
     body = request_body(kind, row["name"], str(posted.get("version") or "") or None, values)
-    status, answer = await submit_request(request.app[RUNTIME], user, body, form_key)
+    status, answer = await submit_request(request.app, user, body, form_key)
     if status == 422:
         return again(422, answer.get("errors") or [])
     if status == 409 and answer.get("current_version"):

@@ -8,6 +8,7 @@ read their outputs as ``items.<item>.steps.<id>.outputs.<name>``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,11 +118,7 @@ def plan_bundle(body: dict[str, Any], bundle: dict[str, Any],
         if item is None:
             raise CatalogConflict(f"the bundle lists item {name!r}, which is not in the catalog")
         constraint = entry.get("version") or "*"
-        try:
-            fits = Constraint.parse(constraint).allows(Version.parse(item["version"]))
-        except ValueError:
-            fits = False
-        if not fits:
+        if not _fits(constraint, item["version"]):
             raise CatalogConflict(f"the bundle needs {name} {constraint}; the catalog has "
                                   f"{item['version']}")
         given = given_items.get(name)
@@ -154,6 +151,23 @@ def plan_bundle(body: dict[str, Any], bundle: dict[str, Any],
         "items": {n: _entry_snapshot(items[n]) for n in enabled}, "enabled_items": enabled,
     }
     return plan, problems
+
+
+def _fits(constraint: Any, version: Any) -> bool:
+    """Whether ``version`` meets ``constraint``; texts (a catalog has few) are remembered."""
+    if isinstance(constraint, str) and isinstance(version, str):
+        return _fits_text(constraint, version)
+    return _fits_uncached(constraint, version)
+
+
+def _fits_uncached(constraint: Any, version: Any) -> bool:
+    try:
+        return Constraint.parse(constraint).allows(Version.parse(version))
+    except ValueError:
+        return False
+
+
+_fits_text = functools.lru_cache(maxsize=1024)(_fits_uncached)
 
 
 def _keep_secrets(plan: Plan, owner: str, secrets: dict[str, Any], fields: list[dict[str, Any]]) -> None:

@@ -9,6 +9,7 @@ import asyncpg
 
 from app import metrics
 from app.requests import secrets, store, views
+from app.requests.entries import Entries, EntryCache, read_entries
 from app.requests.parameters import Problem
 from app.requests.plan import CatalogConflict, Plan, plan_bundle, plan_item
 from app.requests.secrets import SecretKeyMissing
@@ -24,16 +25,20 @@ class Checked:
     problems: list[Problem]
 
 
-async def _entry(conn: asyncpg.Connection | asyncpg.Pool, table: str, name: str) -> dict[str, Any] | None:
-    extra = ", bundle_definition" if table == "catalog_bundles" else ""
-    row = await conn.fetchrow(
-        f"SELECT name, version, presentation, fulfillment{extra} FROM {table}"
-        " WHERE name = $1 AND is_active", name)
-    return dict(row) if row is not None else None
+def named(body: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The bundle and item names ``body`` asks for (only well-typed ones; ``check`` reports the rest)."""
+    item_name, bundle_name = body.get("catalog_item"), body.get("catalog_bundle")
+    if (item_name is None) == (bundle_name is None):
+        return [], []
+    return ([bundle_name] if isinstance(bundle_name, str) else [],
+            [item_name] if isinstance(item_name, str) else [])
 
 
-async def check(conn: asyncpg.Connection | asyncpg.Pool, body: dict[str, Any]) -> Checked:
-    """Plan ``body`` against the current catalog; raises UnknownEntry or plan.CatalogConflict."""
+def check_entries(body: dict[str, Any], entries: Entries) -> Checked:
+    """Plan ``body`` against ``entries`` (read for ``named(body)``); pure.
+
+    Raises UnknownEntry or plan.CatalogConflict.
+    """
     item_name, bundle_name = body.get("catalog_item"), body.get("catalog_bundle")
     if (item_name is None) == (bundle_name is None):
         return Checked(None, [Problem("catalog_item", "required",
@@ -41,24 +46,24 @@ async def check(conn: asyncpg.Connection | asyncpg.Pool, body: dict[str, Any]) -
     if bundle_name is not None:
         if not isinstance(bundle_name, str):
             return Checked(None, [Problem("catalog_bundle", "type", "expected a bundle name")])
-        bundle = await _entry(conn, "catalog_bundles", bundle_name)
+        bundle = entries.bundles.get(bundle_name)
         if bundle is None:
             raise UnknownEntry(f"no bundle named {bundle_name!r} in the catalog")
-        definition = bundle.get("bundle_definition") or {}
-        names = [e["catalog_item"] for key in ("required_items", "optional_items")
-                 for e in definition.get(key) or []]
-        rows = await conn.fetch(
-            "SELECT name, version, presentation, fulfillment FROM catalog_items"
-            " WHERE name = ANY($1::text[]) AND is_active", names)
-        plan, problems = plan_bundle(body, bundle, {r["name"]: dict(r) for r in rows})
+        plan, problems = plan_bundle(body, bundle, entries.items)
         return Checked(plan, problems)
     if not isinstance(item_name, str):
         return Checked(None, [Problem("catalog_item", "type", "expected an item name")])
-    item = await _entry(conn, "catalog_items", item_name)
+    item = entries.items.get(item_name)
     if item is None:
         raise UnknownEntry(f"no item named {item_name!r} in the catalog")
     plan, problems = plan_item(body, item)
     return Checked(plan, problems)
+
+
+async def check(conn: asyncpg.Connection | asyncpg.Pool, body: dict[str, Any],
+                cache: EntryCache | None = None) -> Checked:
+    """Plan ``body`` against the current catalog; raises UnknownEntry or plan.CatalogConflict."""
+    return check_entries(body, await read_entries(conn, *named(body), cache=cache))
 
 
 @dataclass
@@ -101,10 +106,10 @@ async def submit(pool: asyncpg.Pool, plan: Plan, *, requester: dict[str, Any], s
 Answer = tuple[int, dict[str, Any]]  # (HTTP status, JSON body) as the REST API answers
 
 
-async def plan_answer(pool: asyncpg.Pool, body: dict[str, Any]) -> Plan | Answer:
-    """``body`` planned against the current catalog, or the API's refusal (404, 409, 422)."""
+def plan_or_refusal(body: dict[str, Any], entries: Entries) -> Plan | Answer:
+    """``body`` planned against ``entries``, or the API's refusal (404, 409, 422); pure."""
     try:
-        checked = await check(pool, body)
+        checked = check_entries(body, entries)
     except UnknownEntry as exc:
         return 404, {"error": "not found", "detail": str(exc)}
     except CatalogConflict as exc:
@@ -115,13 +120,30 @@ async def plan_answer(pool: asyncpg.Pool, body: dict[str, Any]) -> Plan | Answer
     return checked.plan
 
 
-async def submit_answer(pool: asyncpg.Pool, body: dict[str, Any], *, requester: dict[str, Any],
-                        submitted_by: str, secret_key: str | None, idempotency_key: str | None) -> Answer:
-    """Check, plan and store ``body``: (status, JSON body) exactly as ``POST /api/v1/requests`` answers.
+async def plan_answer(pool: asyncpg.Pool, body: dict[str, Any],
+                      cache: EntryCache | None = None) -> Plan | Answer:
+    """``body`` planned against the current catalog, or the API's refusal (404, 409, 422)."""
+    return plan_or_refusal(body, await read_entries(pool, *named(body), cache=cache))
 
-    The REST API and the console's request form both submit through here.
+
+def stored_answer(done: Submitted, idempotency_key: str | None) -> Answer:
+    """The answer to a stored submission: 201 with the request, or 409 for a key reused."""
+    if not done.same_body:
+        return 409, {"error": "conflict", "request_id": done.row["request_id"],
+                     "detail": f"Idempotency-Key {idempotency_key!r} was used for another request body "
+                     f"({done.row['request_id']}); use a new key for a new request"}
+    return 201, views.created(done.row)
+
+
+async def submit_answer(pool: asyncpg.Pool, body: dict[str, Any], *, requester: dict[str, Any],
+                        submitted_by: str, secret_key: str | None, idempotency_key: str | None,
+                        cache: EntryCache | None = None) -> Answer:
+    """Check, plan and store ``body`` on its own: (status, JSON body) as ``POST /api/v1/requests`` answers.
+
+    ``app.requests.batch.SubmissionWriter`` gives the same answers for submissions stored
+    together; it stores one here when storing it with others failed.
     """
-    plan = await plan_answer(pool, body)
+    plan = await plan_answer(pool, body, cache)
     if isinstance(plan, tuple):
         return plan
     try:
@@ -129,8 +151,4 @@ async def submit_answer(pool: asyncpg.Pool, body: dict[str, Any], *, requester: 
                             secret_key=secret_key, idempotency_key=idempotency_key, body=body)
     except SecretKeyMissing as exc:
         return 503, {"error": "secret storage unavailable", "detail": str(exc)}
-    if not done.same_body:
-        return 409, {"error": "conflict", "request_id": done.row["request_id"],
-                     "detail": f"Idempotency-Key {idempotency_key!r} was used for another request body "
-                     f"({done.row['request_id']}); use a new key for a new request"}
-    return 201, views.created(done.row)
+    return stored_answer(done, idempotency_key)
