@@ -29,6 +29,7 @@ import asyncpg
 import orjson
 from aiohttp import web
 
+from app import metrics
 from app.db import RawJson
 from app.jobs import TASKS
 from app.requests import executor, secrets, store
@@ -285,6 +286,7 @@ class SubmissionWriter:
         for group in groups:
             leader = group[0]
             if (row := inserted.get(leader.request_id)) is not None:
+                metrics.observe_request_submitted()  # committed: the statement returned it
                 leader.stored(row, created=True)
                 for retry in group[1:]:
                     retry.stored(row, created=False)
