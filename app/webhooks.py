@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -486,8 +485,40 @@ def routed_delivery(delivery_id: str, event_name: str, data: dict[str, Any], tex
     return delivery
 
 
-# A run of digits orjson may not keep exactly: it reads integers past 64 bits as floats.
-_LONG_NUMBER = re.compile(rb"\d{19,}")
+# Integers of 19 digits or more, which orjson may not keep exactly (it reads integers
+# past 64 bits as floats), are found in a copy of the body where every digit is "0" and
+# every other byte a space: a substring search, where a regex would read each byte (~70 us
+# for a 7 KB push).
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_LONG_RUN = b"0" * 19
+_JSON_SPACE = frozenset(b" \t\n\r")
+_VALUE_START = frozenset(b":,[")
+
+
+def _has_long_integer(body: bytes) -> bool:
+    """True when ``body`` may hold an integer of 19 digits or more.
+
+    Only a digit run where a JSON value can start (after ``:``, ``,`` or ``[``, or at the
+    very start) counts: runs inside strings (a new branch's all-zero ``before`` SHA) would
+    send such pushes to the slow parser, and a string that merely looks like a number
+    only costs a slower parse.
+    """
+    digits = body.translate(_DIGITS_ONLY)
+    start = digits.find(_LONG_RUN)
+    while start >= 0:
+        i = start - 1
+        if i >= 0 and body[i] == 0x2D:  # "-"
+            i -= 1
+        while i >= 0 and body[i] in _JSON_SPACE:
+            i -= 1
+        if i < 0 or body[i] in _VALUE_START:
+            return True
+        # Past the end of this run: the next candidate starts a new one.
+        end = digits.find(b" ", start)
+        if end < 0:
+            return False
+        start = digits.find(_LONG_RUN, end)
+    return False
 
 
 def _no_constant(name: str) -> Any:
@@ -499,7 +530,7 @@ def parse_json(body: bytes) -> tuple[str, Any]:
     if no JSON library here can read it (integers past Python's digit limit, nesting
     past its recursion limit)."""
     text = body.decode("utf-8")  # UnicodeDecodeError is a ValueError: not JSON
-    if _LONG_NUMBER.search(body) is None:
+    if not _has_long_integer(body):
         with contextlib.suppress(orjson.JSONDecodeError):
             return text, orjson.loads(body)
     # orjson refuses numbers past a double's range and nesting past 1024 levels, both

@@ -188,6 +188,22 @@ async def test_numbers_past_a_double_but_within_numeric_are_kept_exactly(client,
     assert stored == "123456789012345678901234567890"
 
 
+@pytest.mark.parametrize("body,value", [
+    (b'{"id":\n  123456789012345678901234567890}', 123456789012345678901234567890),
+    (b'{"ids": [1,-98765432109876543210987]}', [1, -98765432109876543210987]),
+    (b'{"id":18446744073709551616,"sha":"0000000000000000000000000000000000000000"}',
+     18446744073709551616),
+])
+def test_integers_past_64_bits_are_read_exactly_wherever_they_stand(body, value):
+    _, data = webhooks.parse_json(body)
+    assert data.get("id", data.get("ids")) == value
+
+
+def test_a_run_of_digits_inside_a_string_stays_that_string():
+    _, data = webhooks.parse_json(b'{"before": "0000000000000000000000000000000000000000"}')
+    assert data == {"before": "0" * 40}
+
+
 async def test_an_installation_id_past_64_bits_is_400_naming_it_and_recorded(client, pool):
     payload = {"action": "created", "installation": {"id": 2**64 + 1, "account": {"login": "a"}}}
     body, headers = webhook("installation", payload, delivery_id="wide")
