@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import asyncpg
@@ -151,6 +151,12 @@ def error(status: int, message: str, detail: Any = None) -> web.Response:
     return web.json_response(body, status=status)
 
 
+# Asks PostgreSQL whether it can read a payload as jsonb; its DataError (\u0000, a number
+# past numeric's range or precision) makes the delivery a 400. Only for the rare payloads
+# PAO cannot vouch for itself (``ParsedJson.needs_check``): the column is text, so the
+# insert parses nothing.
+CHECK_JSONB = "SELECT $1::text::jsonb IS NOT NULL"
+
 INSERT_EVENT = """
 INSERT INTO webhook_events (delivery_id, attempt, event, action, installation_id, repository,
                             signature_valid, payload, status, reason, job_ids, processed_at, error)
@@ -168,8 +174,10 @@ class Delivery:
     delivery_id: str
     event: str
     data: dict[str, Any] | None
-    raw: str | None
+    raw: str | None  # the body as sent, stored as-is (``webhook_events.payload`` is text)
     signature_ok: bool
+    # PostgreSQL must read ``raw`` as jsonb before it is stored: see ``ParsedJson``.
+    raw_needs_check: bool = False
     routed: Event | None = None  # set when handlers want it: dispatched before it is stored
     status: str = "received"
     reason: str | None = None
@@ -182,8 +190,6 @@ class Delivery:
     def row(self) -> tuple[Any, ...]:
         """The ``webhook_events`` row. Its summary columns are read leniently (they are for
         the operator, not for handlers) and always storable, so the audit row never fails."""
-        from app.db import RawJson
-
         data = self.data if isinstance(self.data, dict) else {}
         action = data.get("action")
         inst = data.get("installation")
@@ -196,7 +202,7 @@ class Delivery:
         return (storable(self.delivery_id), storable(self.event),
                 storable(action) if isinstance(action, str) else None, installation_id,
                 storable(repository) if isinstance(repository, str) else None,
-                self.signature_ok, RawJson(self.raw) if self.raw is not None else None,
+                self.signature_ok, self.raw,
                 self.status, storable(self.reason) if self.reason is not None else None,
                 self.job_ids, storable(self.error) if self.error is not None else None)
 
@@ -268,6 +274,7 @@ class IntakeWriter:
             try:
                 async with self.state.pool.acquire() as conn, conn.transaction():
                     for delivery in batch:
+                        await _confirm_storable(conn, delivery)
                         await self._dispatch(conn, delivery)
                     await conn.executemany(INSERT_EVENT, [d.row() for d in batch])
                 for delivery in batch:
@@ -286,6 +293,7 @@ class IntakeWriter:
     async def _write_one(self, delivery: Delivery) -> None:
         try:
             async with self.state.pool.acquire() as conn, conn.transaction():
+                await _confirm_storable(conn, delivery)
                 await self._dispatch(conn, delivery)
                 await conn.execute(INSERT_EVENT, *delivery.row())
             delivery.stored = True
@@ -336,6 +344,11 @@ class IntakeWriter:
         else:
             delivery.status = "ignored"
             delivery.reason = "; ".join(intake.ignored) or f"nothing to do for {_label(event)}"
+
+
+async def _confirm_storable(conn: asyncpg.Connection, delivery: Delivery) -> None:
+    if delivery.raw is not None and delivery.raw_needs_check:
+        await conn.fetchval(CHECK_JSONB, delivery.raw)
 
 
 INTAKE_WRITER: web.AppKey[IntakeWriter] = web.AppKey("intake_writer", IntakeWriter)
@@ -441,7 +454,7 @@ async def _receive(request: web.Request, body: bytes) -> web.Response:
         if not delivery_id:
             return error(400, "missing header", "X-GitHub-Delivery is required")
         try:
-            text, data = parse_json(body)
+            parsed = parse_json(body)
         except UnstorablePayload as exc:
             await writer.submit(Delivery(delivery_id, event_name, None, None, True,
                                          status="rejected", reason=str(exc)))
@@ -450,12 +463,12 @@ async def _receive(request: web.Request, body: bytes) -> web.Response:
             await writer.submit(Delivery(delivery_id, event_name, None, None, True,
                                          status="rejected", reason="malformed JSON"))
             return error(400, "malformed JSON", str(exc))
-        if not isinstance(data, dict):
+        if not isinstance(parsed.data, dict):
             await writer.submit(Delivery(delivery_id, event_name, None, None, True,
                                          status="rejected", reason="payload is not a JSON object"))
             return error(400, "malformed payload", "the payload must be a JSON object")
 
-        delivery = await writer.submit(routed_delivery(delivery_id, event_name, data, text, writer.router))
+        delivery = await writer.submit(routed_delivery(delivery_id, event_name, parsed, writer.router))
         metrics.observe_delivery(delivery.event, delivery.status, started)
         log.debug("delivery %s (%s) answered in %.1f ms", delivery_id, event_name,
                   (time.perf_counter() - started) * 1000)
@@ -464,10 +477,13 @@ async def _receive(request: web.Request, body: bytes) -> web.Response:
         delivery_id_var.reset(token)
 
 
-def routed_delivery(delivery_id: str, event_name: str, data: dict[str, Any], text: str,
+def routed_delivery(delivery_id: str, event_name: str, parsed: ParsedJson,
                     router: routing.Router) -> Delivery:
-    """A verified delivery, with the event its handlers will see (or why none will)."""
-    delivery = Delivery(delivery_id, event_name, data, text, True)
+    """A verified delivery (``parsed.data`` a dict), with the event its handlers will see
+    (or why none will)."""
+    data = parsed.data
+    delivery = Delivery(delivery_id, event_name, data, parsed.text, True,
+                        raw_needs_check=parsed.needs_check)
     try:
         optional(data, "action", str)  # the router looks actions up by value
     except PayloadError as exc:
@@ -525,19 +541,50 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def parse_json(body: bytes) -> tuple[str, Any]:
+class ParsedJson(NamedTuple):
+    """A JSON body: its text (stored as-is), its value, and whether PostgreSQL must
+    confirm it can read the text as jsonb (``CHECK_JSONB``) before it is stored."""
+
+    text: str
+    data: Any
+    # True for the few payloads jsonb may refuse although they parsed here: a number
+    # with a fraction or exponent (numeric's range and precision are narrower than
+    # JSON's: 1e-16384), a \u0000 escape (jsonb keeps no NUL), and whatever only the
+    # json module could read (lone surrogates, numbers past a double's range).
+    needs_check: bool
+
+
+def _has_float(data: Any) -> bool:
+    """True when a JSON value holds a number with a fraction or an exponent (a float here)."""
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind is dict:
+            stack.extend(value.values())
+        elif kind is list:
+            stack.extend(value)
+        elif kind is float:
+            return True
+    return False
+
+
+def parse_json(body: bytes) -> ParsedJson:
     """The body's text and its JSON value; ValueError if it is not JSON, UnstorablePayload
     if no JSON library here can read it (integers past Python's digit limit, nesting
     past its recursion limit)."""
     text = body.decode("utf-8")  # UnicodeDecodeError is a ValueError: not JSON
     if not _has_long_integer(body):
         with contextlib.suppress(orjson.JSONDecodeError):
-            return text, orjson.loads(body)
+            data = orjson.loads(body)
+            # (a backslash is found by memchr; most payloads have none or few)
+            return ParsedJson(text, data, _has_float(data)
+                              or (b"\\" in body and b"\\u0000" in body))
     # orjson refuses numbers past a double's range and nesting past 1024 levels, both
     # valid JSON, and reads long integers as floats. The json module keeps integers
     # exactly and reads huge numbers as infinity; it tells malformed JSON from the rest.
     try:
-        return text, json.loads(text, parse_constant=_no_constant)
+        return ParsedJson(text, json.loads(text, parse_constant=_no_constant), True)
     except json.JSONDecodeError:
         raise
     except (ValueError, RecursionError) as exc:

@@ -20,7 +20,12 @@ async def client(aiohttp_client, runtime):
 
 
 async def events(pool):
-    return [dict(r) for r in await pool.fetch("SELECT * FROM webhook_events ORDER BY id")]
+    """The stored deliveries, payloads read as JSON (they are kept as the text sent)."""
+    rows = [dict(r) for r in await pool.fetch("SELECT * FROM webhook_events ORDER BY id")]
+    for row in rows:
+        if row["payload"] is not None:
+            row["payload"] = json.loads(row["payload"])
+    return rows
 
 
 async def test_ping_answers_pong_and_is_recorded(client, pool):
@@ -31,6 +36,16 @@ async def test_ping_answers_pong_and_is_recorded(client, pool):
     [row] = await events(pool)
     assert row["event"] == "ping" and row["signature_valid"] and row["status"] == "processed"
     assert row["payload"]["zen"] == "Design for failure."
+
+
+async def test_the_payload_is_kept_exactly_as_sent_and_reads_as_jsonb(client, pool):
+    body = b'{ "zen": "Keep it logically awesome.",\n  "hook_id": 7, "hook": {"b": 1, "a": [2.0]} }'
+    headers = {"X-GitHub-Event": "ping", "X-GitHub-Delivery": "as-sent",
+               "X-Hub-Signature-256": sign(body), "Content-Type": "application/json"}
+    assert (await client.post(URL, data=body, headers=headers)).status == 200
+    row = await pool.fetchrow("SELECT payload, payload::jsonb->'hook'->'a' AS a FROM webhook_events")
+    assert row["payload"] == body.decode()  # whitespace, key order and 2.0 as GitHub wrote them
+    assert row["a"] == [2.0]
 
 
 async def test_seed_path_is_served_too(client):
