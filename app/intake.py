@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from asyncpg.transaction import Transaction
 
 from app import jobs
 
@@ -129,11 +130,41 @@ def entries(data: Any, path: str) -> range:
     return range(len(optional(data, path, list, [])))
 
 
+class OnDemandTransaction:
+    """A pooled connection whose transaction begins when a handler first asks for it.
+
+    Shared by the deliveries of one intake batch: if no handler needs the database (a
+    push to another repository, an event nobody acts on), intake writes the batch's
+    rows with one statement in its own implicit transaction, sparing the BEGIN and
+    COMMIT round trips (a third of intake's CPU time per delivery).
+    """
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self._transaction: Transaction | None = None
+
+    async def connection(self) -> asyncpg.Connection:
+        """The connection, inside the transaction (begun now if it was not)."""
+        if self._transaction is None:
+            transaction = self.conn.transaction()
+            await transaction.start()
+            self._transaction = transaction
+        return self.conn
+
+    async def commit(self) -> None:
+        if self._transaction is not None:
+            await self._transaction.commit()
+
+    async def rollback(self) -> None:
+        if self._transaction is not None:
+            await self._transaction.rollback()
+
+
 @dataclass
 class Intake:
-    """One delivery as the handlers see it: the open transaction and what they decided."""
+    """One delivery as the handlers see it: its transaction and what they decided."""
 
-    conn: asyncpg.Connection
+    transaction: OnDemandTransaction
     settings: Any
     delivery_id: str
     event: str
@@ -141,9 +172,16 @@ class Intake:
     notes: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
 
+    async def connection(self) -> asyncpg.Connection:
+        """The database connection, in the transaction this delivery commits in (with its
+        ``webhook_events`` row and the rest of its batch): a handler's writes are durable
+        exactly when the delivery is."""
+        return await self.transaction.connection()
+
     async def enqueue(self, task: str, args: dict[str, Any], **options: Any) -> int:
         """Queue a job in this delivery's transaction; returns its id (or its waiting twin's)."""
-        queued = await jobs.enqueue(self.conn, task, args, delivery_id=self.delivery_id, **options)
+        queued = await jobs.enqueue(await self.connection(), task, args,
+                                    delivery_id=self.delivery_id, **options)
         if queued.job_id not in self.job_ids:
             self.job_ids.append(queued.job_id)
         return queued.job_id

@@ -14,6 +14,7 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -25,7 +26,7 @@ from gidgethub import routing
 from gidgethub.sansio import Event
 
 from app import metrics
-from app.intake import BIGINT_MAX, Intake, PayloadError, optional
+from app.intake import BIGINT_MAX, Intake, OnDemandTransaction, PayloadError, optional
 from app.log import delivery_id_var, scrub
 from app.state import RUNTIME
 
@@ -214,6 +215,8 @@ class IntakeWriter:
     delivery waiting at that moment, runs their handlers one after another on
     one connection inside one transaction, inserts their ``webhook_events`` rows
     in one pipelined statement, and commits once; then each request is answered.
+    The transaction begins only when a handler asks for the connection: a batch
+    no handler needed the database for is one atomic statement, one round trip.
     With no load a batch is one delivery, so nothing waits for a timer. If any
     handler or statement fails, the batch is rolled back and each delivery is
     redone in a transaction of its own, so one bad delivery never costs another.
@@ -272,11 +275,12 @@ class IntakeWriter:
         self.largest_batch = max(self.largest_batch, len(batch))
         if len(batch) > 1:
             try:
-                async with self.state.pool.acquire() as conn, conn.transaction():
+                async with self._transaction() as transaction:
                     for delivery in batch:
-                        await _confirm_storable(conn, delivery)
-                        await self._dispatch(conn, delivery)
-                    await conn.executemany(INSERT_EVENT, [d.row() for d in batch])
+                        await _confirm_storable(transaction.conn, delivery)
+                        await self._dispatch(transaction, delivery)
+                    # In the handlers' transaction if one began, else atomic on its own.
+                    await transaction.conn.executemany(INSERT_EVENT, [d.row() for d in batch])
                 for delivery in batch:
                     delivery.stored = True
                 return
@@ -292,10 +296,10 @@ class IntakeWriter:
 
     async def _write_one(self, delivery: Delivery) -> None:
         try:
-            async with self.state.pool.acquire() as conn, conn.transaction():
-                await _confirm_storable(conn, delivery)
-                await self._dispatch(conn, delivery)
-                await conn.execute(INSERT_EVENT, *delivery.row())
+            async with self._transaction() as transaction:
+                await _confirm_storable(transaction.conn, delivery)
+                await self._dispatch(transaction, delivery)
+                await transaction.conn.execute(INSERT_EVENT, *delivery.row())
             delivery.stored = True
         except (PayloadError, asyncpg.DataError) as exc:
             # A payload a handler cannot use, or one PostgreSQL refuses (a NUL character,
@@ -324,11 +328,24 @@ class IntakeWriter:
                 log.exception("delivery %s (%s): could not be recorded", delivery.delivery_id,
                               delivery.event)
 
-    async def _dispatch(self, conn: asyncpg.Connection, delivery: Delivery) -> None:
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[OnDemandTransaction]:
+        """A pooled connection whose transaction begins when a handler asks for it;
+        committed at the end, rolled back on any error (cancellation included)."""
+        async with self.state.pool.acquire() as conn:
+            transaction = OnDemandTransaction(conn)
+            try:
+                yield transaction
+            except BaseException:
+                await transaction.rollback()
+                raise
+            await transaction.commit()
+
+    async def _dispatch(self, transaction: OnDemandTransaction, delivery: Delivery) -> None:
         event = delivery.routed
         if event is None:
             return
-        intake = Intake(conn, self.state.settings, delivery.delivery_id, delivery.event)
+        intake = Intake(transaction, self.state.settings, delivery.delivery_id, delivery.event)
         # Handlers run in this writer's task, not the request's: name the delivery
         # in their log lines here.
         token = delivery_id_var.set(delivery.delivery_id)

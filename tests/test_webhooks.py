@@ -391,6 +391,37 @@ async def test_a_failed_batch_keeps_the_outcome_of_every_other_delivery(client, 
     assert client.app[INTAKE_WRITER].largest_batch > 1
 
 
+async def test_a_burst_mixing_handlers_with_and_without_database_work_is_all_kept(client, pool):
+    """Pushes to another repository need no database, installations do: in one batch the
+    transaction begins at the first handler that asks, and every row and write commits.
+    A delivery PostgreSQL refuses (\\u0000) costs the other pushes nothing."""
+    import asyncio
+
+    def push(i: int) -> dict:
+        return {"ref": "refs/heads/main", "after": "a" * 40, "head_commit": {
+                    "message": "nul \u0000" if i == 13 else f"commit {i}"},
+                "repository": {"full_name": f"other/repo{i}",
+                               "clone_url": f"https://github.com/other/repo{i}.git"}}
+
+    requests = []
+    for i in range(36):
+        if i % 3 == 0:
+            body, headers = webhook("installation", {
+                "action": "created", "installation": {"id": 500 + i, "account": {"login": f"o{i}"}},
+                "repositories": []}, delivery_id=f"m{i}")
+        else:
+            body, headers = webhook("push", push(i), delivery_id=f"m{i}")
+        requests.append(client.post(URL, data=body, headers=headers))
+    responses = await asyncio.gather(*requests)
+    assert [r.status for r in responses] == [400 if i == 13 else 200 for i in range(36)]
+    stored = {r["delivery_id"]: r["status"] for r in await events(pool)}
+    assert stored == {f"m{i}": "rejected" if i == 13 else "processed" if i % 3 == 0 else "ignored"
+                      for i in range(36)}
+    logins = {r["account_login"] for r in await pool.fetch("SELECT account_login FROM installations")}
+    assert logins == {f"o{i}" for i in range(0, 36, 3)}
+    assert client.app[INTAKE_WRITER].largest_batch > 1
+
+
 def test_token_bucket_bounds_the_audit_rate(monkeypatch):
     from app import webhooks
 
