@@ -573,16 +573,19 @@ class ParsedJson(NamedTuple):
 
 def _has_float(data: Any) -> bool:
     """True when a JSON value holds a number with a fraction or an exponent (a float here)."""
+    if type(data) is not dict and type(data) is not list:
+        return type(data) is float
+    # Iterative (orjson reads 1024 levels, past Python's recursion limit); only
+    # containers go on the stack, so the many strings cost one type check each.
     stack = [data]
     while stack:
-        value = stack.pop()
-        kind = type(value)
-        if kind is dict:
-            stack.extend(value.values())
-        elif kind is list:
-            stack.extend(value)
-        elif kind is float:
-            return True
+        container = stack.pop()
+        for value in container.values() if type(container) is dict else container:
+            kind = type(value)
+            if kind is float:
+                return True
+            if kind is dict or kind is list:
+                stack.append(value)
     return False
 
 

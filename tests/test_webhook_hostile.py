@@ -225,6 +225,16 @@ def test_integers_past_64_bits_are_read_exactly_wherever_they_stand(body, value)
     assert data.get("id", data.get("ids")) == value
 
 
+@pytest.mark.parametrize("body,checked", [
+    (b'{"a": [1, {"b": "2.5", "c": 7}]}', False),     # no fraction, no exponent: stored as is
+    (b'{"a": [1, {"b": 2.5}]}', True),                 # numeric may refuse some: PostgreSQL reads it
+    (b'{"a": ' + b"[" * 1000 + b"1e-5" + b"]" * 1000 + b"}", True),  # however deep
+    (b'{"a": "nul \\u0000"}', True),
+])
+def test_payloads_jsonb_might_refuse_are_read_by_postgresql_first(body, checked):
+    assert webhooks.parse_json(body).needs_check is checked
+
+
 def test_a_run_of_digits_inside_a_string_stays_that_string():
     data = webhooks.parse_json(b'{"before": "0000000000000000000000000000000000000000"}').data
     assert data == {"before": "0" * 40}
