@@ -6,11 +6,13 @@ they use, import this small module and never the intake machinery that imports t
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from asyncpg.transaction import Transaction
 
 from app import jobs
 
@@ -31,30 +33,47 @@ _MISSING = object()
 _PART = re.compile(r"([^.\[\]]+)((?:\[\d+\])*)")
 
 
+@functools.lru_cache(maxsize=1024)
+def _steps(path: str) -> tuple[tuple[str | int, str], ...]:
+    """``path``'s steps (keys and list indexes), each with the path walked once it is taken.
+
+    Cached: handlers read the same few paths from every delivery, and parsing them was
+    a quarter of a push's handler time.
+    """
+    steps: list[tuple[str | int, str]] = []
+    walked = ""
+    for part in path.split("."):
+        match = _PART.fullmatch(part)
+        if match is None:
+            raise ValueError(f"bad payload path {path!r}")
+        walked = f"{walked}.{match[1]}" if walked else match[1]
+        steps.append((match[1], walked))
+        for index in map(int, re.findall(r"\d+", match[2])):
+            walked = f"{walked}[{index}]"
+            steps.append((index, walked))
+    return tuple(steps)
+
+
 def _walk(data: Any, path: str) -> Any:
     """The value at ``path`` (``"a.b"``, ``"a[0].b"``), or ``_MISSING`` if absent or null.
 
     A step into something that is not an object (or list) is a PayloadError naming it.
     """
     value, walked = data, ""
-    for part in path.split("."):
-        match = _PART.fullmatch(part)
-        if match is None:
-            raise ValueError(f"bad payload path {path!r}")
-        steps: list[str | int] = [match[1], *(int(i) for i in re.findall(r"\d+", match[2]))]
-        for step in steps:
-            container = dict if isinstance(step, str) else list
-            if not isinstance(value, container):
-                raise PayloadError(walked, f"has the wrong type (expected "
-                                           f"{_JSON_TYPE[container]}, got {_json_type(value)})")
-            if isinstance(step, str):
-                value = value.get(step)
-                walked = f"{walked}.{step}" if walked else step
-            else:
-                value = value[step] if step < len(value) else None
-                walked = f"{walked}[{step}]"
-            if value is None:
-                return _MISSING
+    for step, after in _steps(path):
+        if isinstance(step, str):
+            if not isinstance(value, dict):
+                raise PayloadError(walked, f"has the wrong type (expected object, got "
+                                           f"{_json_type(value)})")
+            value = value.get(step)
+        else:
+            if not isinstance(value, list):
+                raise PayloadError(walked, f"has the wrong type (expected array, got "
+                                           f"{_json_type(value)})")
+            value = value[step] if step < len(value) else None
+        if value is None:
+            return _MISSING
+        walked = after
     return value
 
 
@@ -111,11 +130,41 @@ def entries(data: Any, path: str) -> range:
     return range(len(optional(data, path, list, [])))
 
 
+class OnDemandTransaction:
+    """A pooled connection whose transaction begins when a handler first asks for it.
+
+    Shared by the deliveries of one intake batch: if no handler needs the database (a
+    push to another repository, an event nobody acts on), intake writes the batch's
+    rows with one statement in its own implicit transaction, sparing the BEGIN and
+    COMMIT round trips (a third of intake's CPU time per delivery).
+    """
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self._transaction: Transaction | None = None
+
+    async def connection(self) -> asyncpg.Connection:
+        """The connection, inside the transaction (begun now if it was not)."""
+        if self._transaction is None:
+            transaction = self.conn.transaction()
+            await transaction.start()
+            self._transaction = transaction
+        return self.conn
+
+    async def commit(self) -> None:
+        if self._transaction is not None:
+            await self._transaction.commit()
+
+    async def rollback(self) -> None:
+        if self._transaction is not None:
+            await self._transaction.rollback()
+
+
 @dataclass
 class Intake:
-    """One delivery as the handlers see it: the open transaction and what they decided."""
+    """One delivery as the handlers see it: its transaction and what they decided."""
 
-    conn: asyncpg.Connection
+    transaction: OnDemandTransaction
     settings: Any
     delivery_id: str
     event: str
@@ -123,9 +172,16 @@ class Intake:
     notes: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
 
+    async def connection(self) -> asyncpg.Connection:
+        """The database connection, in the transaction this delivery commits in (with its
+        ``webhook_events`` row and the rest of its batch): a handler's writes are durable
+        exactly when the delivery is."""
+        return await self.transaction.connection()
+
     async def enqueue(self, task: str, args: dict[str, Any], **options: Any) -> int:
         """Queue a job in this delivery's transaction; returns its id (or its waiting twin's)."""
-        queued = await jobs.enqueue(self.conn, task, args, delivery_id=self.delivery_id, **options)
+        queued = await jobs.enqueue(await self.connection(), task, args,
+                                    delivery_id=self.delivery_id, **options)
         if queued.job_id not in self.job_ids:
             self.job_ids.append(queued.job_id)
         return queued.job_id

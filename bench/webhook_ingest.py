@@ -22,6 +22,10 @@ The Node peers live in ``bench/peers/`` and are installed here with ``npm ci``
 when missing and we are root. After each round the stored deliveries (PAO's
 ``webhook_events``, pg-boss's jobs) are counted: a receiver that acknowledged
 more than it stored fails the bench.
+
+Next to each round's rate it prints CPU time per delivery, which machine noise
+affects far less than rates: the receiver's own processes (``cpu``) and every
+PostgreSQL process (``pg``; the receivers take turns, so that is this receiver's).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT / "bench" / "peers"
@@ -91,6 +96,8 @@ class Receiver:
     procs: list[subprocess.Popen] = field(default_factory=list)
     rates: list[float] = field(default_factory=list)
     p99s: list[float] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)  # receiver CPU per delivery
+    pg_us: list[float] = field(default_factory=list)  # PostgreSQL CPU per delivery
 
 
 @dataclass
@@ -219,6 +226,29 @@ def start_receiver(name: str, pao_dsn: str, boss_dsn: str, log_dir: Path) -> Rec
     return Receiver(name, label, url, [proc])
 
 
+def cpu_seconds(roots: list[int]) -> float:
+    """User + system CPU time of the processes ``roots`` and all their descendants
+    (children that exited and were waited for included)."""
+    total = 0.0
+    for pid in roots:
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for proc in procs:
+            try:
+                times = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+def postmaster_pid(pgdata: Path) -> int:
+    return int((pgdata / "postmaster.pid").read_text().split()[0])
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -249,6 +279,7 @@ async def main() -> None:
     embedded = EmbeddedPostgres(work)
     pao_dsn = embedded.start()
     boss_dsn = embedded._ensure_database(embedded._server.get_uri(), "pgboss")
+    postgres = postmaster_pid(embedded.pgdata)
 
     print(f"payload {len(body)} bytes (GitHub's push example); wrk -c {args.connections}, "
           f"{args.seconds} s per receiver, {args.rounds} interleaved rounds")
@@ -264,9 +295,14 @@ async def main() -> None:
 
         for round_no in range(args.rounds):
             shift = round_no % len(receivers)
+            print(f"round {round_no + 1}: load average {os.getloadavg()[0]:.2f}", flush=True)
             for receiver in receivers[shift:] + receivers[:shift]:
                 before = await count_stored(receiver.name, pao_dsn, boss_dsn)
+                own = [p.pid for p in receiver.procs]
+                cpu_before, pg_before = cpu_seconds(own), cpu_seconds([postgres])
                 result = run_wrk(wrk, work, receiver.url, args.connections, args.seconds)
+                cpu_us = (cpu_seconds(own) - cpu_before) / result.requests * 1e6
+                pg_us = (cpu_seconds([postgres]) - pg_before) / result.requests * 1e6
                 after = await count_stored(receiver.name, pao_dsn, boss_dsn)
                 stored = "" if before is None or after is None else \
                     f"  stored {after - before}/{result.requests}"
@@ -274,9 +310,11 @@ async def main() -> None:
                     raise SystemExit(f"{receiver.name}: acknowledged deliveries were not stored")
                 receiver.rates.append(result.rate)
                 receiver.p99s.append(result.p99_ms)
+                receiver.cpu_us.append(cpu_us)
+                receiver.pg_us.append(pg_us)
                 print(f"round {round_no + 1}  {receiver.name:<14} {result.rate:8.0f} deliveries/s"
-                      f"  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms{stored}",
-                      flush=True)
+                      f"  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms"
+                      f"  cpu {cpu_us:4.0f} us  pg {pg_us:4.0f} us{stored}", flush=True)
         report(receivers)
     finally:
         for receiver in receivers:
@@ -294,11 +332,13 @@ async def main() -> None:
 
 def report(receivers: list[Receiver]) -> None:
     print()
-    print("| receiver | deliveries/s (median, range) | p99 ms (median, range) |")
-    print("|---|---|---|")
+    print("| receiver | deliveries/s (median, range) | p99 ms (median, range) "
+          "| CPU us/delivery: receiver, PostgreSQL |")
+    print("|---|---|---|---|")
     for r in receivers:
         print(f"| {r.label} | {median(r.rates):,.0f} ({min(r.rates):,.0f}-{max(r.rates):,.0f}) "
-              f"| {median(r.p99s):.1f} ({min(r.p99s):.1f}-{max(r.p99s):.1f}) |")
+              f"| {median(r.p99s):.1f} ({min(r.p99s):.1f}-{max(r.p99s):.1f}) "
+              f"| {median(r.cpu_us):.0f}, {median(r.pg_us):.0f} |")
     by_name = {r.name: r for r in receivers}
     print()
     paos = [r for r in receivers if r.name.startswith("pao")]

@@ -7,6 +7,7 @@ sender proved itself (signed), and unauthenticated noise never logs an ERROR.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 import pytest
@@ -40,7 +41,12 @@ def address(client) -> tuple[str, int]:
 
 
 async def events(pool):
-    return [dict(r) for r in await pool.fetch("SELECT * FROM webhook_events ORDER BY id")]
+    """The stored deliveries, payloads read as JSON (they are kept as the text sent)."""
+    rows = [dict(r) for r in await pool.fetch("SELECT * FROM webhook_events ORDER BY id")]
+    for row in rows:
+        if row["payload"] is not None:
+            row["payload"] = json.loads(row["payload"])
+    return rows
 
 
 def head(body: bytes, *lines: bytes) -> bytes:
@@ -166,6 +172,26 @@ async def test_an_action_that_is_not_a_string_is_400_naming_it(client, pool, eve
     assert row["status"] == "rejected" and row["payload"]["action"] == action
 
 
+async def test_a_lone_surrogate_escape_is_400_and_recorded_without_its_payload(client, pool):
+    body = b'{"zen": "half \\ud800 a pair"}'
+    headers = {"X-GitHub-Event": "ping", "X-GitHub-Delivery": "half",
+               "X-Hub-Signature-256": sign(body), "Content-Type": "application/json"}
+    resp = await client.post(URL, data=body, headers=headers)
+    assert resp.status == 400
+    assert "cannot be stored" in (await resp.json())["detail"]
+    [row] = await events(pool)
+    assert row["status"] == "rejected" and row["payload"] is None
+
+
+async def test_fractions_and_exponents_postgresql_reads_are_kept_as_sent(client, pool):
+    body = b'{"zen": 1.50, "hook_id": 2E-3, "ratio": -0.0, "big": 1e300}'
+    headers = {"X-GitHub-Event": "ping", "X-GitHub-Delivery": "floats",
+               "X-Hub-Signature-256": sign(body), "Content-Type": "application/json"}
+    resp = await client.post(URL, data=body, headers=headers)
+    assert resp.status == 200
+    assert await pool.fetchval("SELECT payload FROM webhook_events") == body.decode()
+
+
 async def test_json_nested_past_the_parsers_limits_is_400_not_malformed(client, pool):
     body = b'{"zen": ' + b"[" * 5000 + b"]" * 5000 + b"}"
     headers = {"X-GitHub-Event": "ping", "X-GitHub-Delivery": "deep",
@@ -184,8 +210,34 @@ async def test_numbers_past_a_double_but_within_numeric_are_kept_exactly(client,
                "X-Hub-Signature-256": sign(body), "Content-Type": "application/json"}
     resp = await client.post(URL, data=body, headers=headers)
     assert resp.status == 200
-    stored = await pool.fetchval("SELECT payload->>'hook_id' FROM webhook_events")
+    stored = await pool.fetchval("SELECT payload::jsonb->>'hook_id' FROM webhook_events")
     assert stored == "123456789012345678901234567890"
+
+
+@pytest.mark.parametrize("body,value", [
+    (b'{"id":\n  123456789012345678901234567890}', 123456789012345678901234567890),
+    (b'{"ids": [1,-98765432109876543210987]}', [1, -98765432109876543210987]),
+    (b'{"id":18446744073709551616,"sha":"0000000000000000000000000000000000000000"}',
+     18446744073709551616),
+])
+def test_integers_past_64_bits_are_read_exactly_wherever_they_stand(body, value):
+    data = webhooks.parse_json(body).data
+    assert data.get("id", data.get("ids")) == value
+
+
+@pytest.mark.parametrize("body,checked", [
+    (b'{"a": [1, {"b": "2.5", "c": 7}]}', False),     # no fraction, no exponent: stored as is
+    (b'{"a": [1, {"b": 2.5}]}', True),                 # numeric may refuse some: PostgreSQL reads it
+    (b'{"a": ' + b"[" * 1000 + b"1e-5" + b"]" * 1000 + b"}", True),  # however deep
+    (b'{"a": "nul \\u0000"}', True),
+])
+def test_payloads_jsonb_might_refuse_are_read_by_postgresql_first(body, checked):
+    assert webhooks.parse_json(body).needs_check is checked
+
+
+def test_a_run_of_digits_inside_a_string_stays_that_string():
+    data = webhooks.parse_json(b'{"before": "0000000000000000000000000000000000000000"}').data
+    assert data == {"before": "0" * 40}
 
 
 async def test_an_installation_id_past_64_bits_is_400_naming_it_and_recorded(client, pool):

@@ -20,7 +20,12 @@ async def client(aiohttp_client, runtime):
 
 
 async def events(pool):
-    return [dict(r) for r in await pool.fetch("SELECT * FROM webhook_events ORDER BY id")]
+    """The stored deliveries, payloads read as JSON (they are kept as the text sent)."""
+    rows = [dict(r) for r in await pool.fetch("SELECT * FROM webhook_events ORDER BY id")]
+    for row in rows:
+        if row["payload"] is not None:
+            row["payload"] = json.loads(row["payload"])
+    return rows
 
 
 async def test_ping_answers_pong_and_is_recorded(client, pool):
@@ -31,6 +36,16 @@ async def test_ping_answers_pong_and_is_recorded(client, pool):
     [row] = await events(pool)
     assert row["event"] == "ping" and row["signature_valid"] and row["status"] == "processed"
     assert row["payload"]["zen"] == "Design for failure."
+
+
+async def test_the_payload_is_kept_exactly_as_sent_and_reads_as_jsonb(client, pool):
+    body = b'{ "zen": "Keep it logically awesome.",\n  "hook_id": 7, "hook": {"b": 1, "a": [2.0]} }'
+    headers = {"X-GitHub-Event": "ping", "X-GitHub-Delivery": "as-sent",
+               "X-Hub-Signature-256": sign(body), "Content-Type": "application/json"}
+    assert (await client.post(URL, data=body, headers=headers)).status == 200
+    row = await pool.fetchrow("SELECT payload, payload::jsonb->'hook'->'a' AS a FROM webhook_events")
+    assert row["payload"] == body.decode()  # whitespace, key order and 2.0 as GitHub wrote them
+    assert row["a"] == [2.0]
 
 
 async def test_seed_path_is_served_too(client):
@@ -373,6 +388,37 @@ async def test_a_failed_batch_keeps_the_outcome_of_every_other_delivery(client, 
     stored = {r["delivery_id"]: (r["status"], r["signature_valid"]) for r in await events(pool)}
     assert {d: s for d, (s, _) in stored.items()} == expected
     assert all(valid == (int(d[1:]) % 4 != 3) for d, (_, valid) in stored.items())
+    assert client.app[INTAKE_WRITER].largest_batch > 1
+
+
+async def test_a_burst_mixing_handlers_with_and_without_database_work_is_all_kept(client, pool):
+    """Pushes to another repository need no database, installations do: in one batch the
+    transaction begins at the first handler that asks, and every row and write commits.
+    A delivery PostgreSQL refuses (\\u0000) costs the other pushes nothing."""
+    import asyncio
+
+    def push(i: int) -> dict:
+        return {"ref": "refs/heads/main", "after": "a" * 40, "head_commit": {
+                    "message": "nul \u0000" if i == 13 else f"commit {i}"},
+                "repository": {"full_name": f"other/repo{i}",
+                               "clone_url": f"https://github.com/other/repo{i}.git"}}
+
+    requests = []
+    for i in range(36):
+        if i % 3 == 0:
+            body, headers = webhook("installation", {
+                "action": "created", "installation": {"id": 500 + i, "account": {"login": f"o{i}"}},
+                "repositories": []}, delivery_id=f"m{i}")
+        else:
+            body, headers = webhook("push", push(i), delivery_id=f"m{i}")
+        requests.append(client.post(URL, data=body, headers=headers))
+    responses = await asyncio.gather(*requests)
+    assert [r.status for r in responses] == [400 if i == 13 else 200 for i in range(36)]
+    stored = {r["delivery_id"]: r["status"] for r in await events(pool)}
+    assert stored == {f"m{i}": "rejected" if i == 13 else "processed" if i % 3 == 0 else "ignored"
+                      for i in range(36)}
+    logins = {r["account_login"] for r in await pool.fetch("SELECT account_login FROM installations")}
+    assert logins == {f"o{i}" for i in range(0, 36, 3)}
     assert client.app[INTAKE_WRITER].largest_batch > 1
 
 

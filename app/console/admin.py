@@ -6,7 +6,6 @@ carrying the session's CSRF token.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -19,7 +18,7 @@ from app.console.session import admin_only, csrf_checked_form, csrf_refused, cur
 from app.jobs import queries as job_queries
 from app.mirror import store as mirror_store
 from app.state import RUNTIME
-from app.webhooks import INTAKE_WRITER, routed_delivery
+from app.webhooks import INTAKE_WRITER, parse_json, routed_delivery
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -69,10 +68,11 @@ async def redeliver(request: web.Request) -> web.StreamResponse:
                                  row_id) if row_id is not None else None
     if row is None:
         return error_page(request, 404, "no such delivery")
-    if not isinstance(row["payload"], dict):
+    if row["payload"] is None:
         return error_page(request, 409, "PAO did not keep this delivery's payload (it was rejected); "
                                         "redeliver it from the App's settings on GitHub (Advanced).")
-    delivery = routed_delivery(row["delivery_id"], row["event"], row["payload"], json.dumps(row["payload"]),
+    # Stored as GitHub sent it, and only once read as a JSON object: it parses again.
+    delivery = routed_delivery(row["delivery_id"], row["event"], parse_json(row["payload"].encode()),
                                request.app[INTAKE_WRITER].router)
     done = await request.app[INTAKE_WRITER].submit(delivery)
     user = current_user(request)

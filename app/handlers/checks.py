@@ -41,9 +41,9 @@ async def _request(intake: Intake, data: dict[str, Any], repository: str, pr: st
     head_ref = optional(data, f"{pr}.head.ref", str) \
         if head_repo is None or head_repo.lower() == repository.lower() else None
     base_ref = require(data, f"{pr}.base.ref", str)
-    await intake.conn.execute(UPSERT_REQUEST, repository, number,
-                              optional(data, "installation.id", int), head_sha, head_ref,
-                              base_ref, rerun)
+    conn = await intake.connection()
+    await conn.execute(UPSERT_REQUEST, repository, number,
+                       optional(data, "installation.id", int), head_sha, head_ref, base_ref, rerun)
     key = queue_key(repository, number)
     await intake.enqueue(TASK, {"repository": repository, "pr_number": number},
                          queueing_lock=key, lock=key)
@@ -108,13 +108,14 @@ async def check_run(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs:
                            head_sha, rerun=True)
         return
     # GitHub leaves pull_requests empty for fork PRs: find the PR from our own record.
-    number = await intake.conn.fetchval(
+    conn = await intake.connection()
+    number = await conn.fetchval(
         "SELECT pr_number FROM catalog_check_runs WHERE repository = $1 AND check_run_id = $2",
         repository, require(event.data, "check_run.id", int))
     if number is None:
         intake.ignore("rerequested check run is not one PAO created for a pull request")
         return
-    updated = await intake.conn.fetchval(
+    updated = await conn.fetchval(
         "UPDATE catalog_check_requests SET head_sha = $3, rerun = true, requested_at = now(),"
         " installation_id = COALESCE($4, installation_id)"
         " WHERE repository = $1 AND pr_number = $2 RETURNING pr_number",

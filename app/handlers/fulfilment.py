@@ -23,7 +23,7 @@ _WAITING = "status = 'running' AND step_type IN ('GitHubWorkflow', 'TerraformFil
 
 async def _wake(intake: Intake, rows: list[Any], what: str) -> None:
     for row in rows:
-        job_id = await wake_step(intake.conn, row["id"], intake.delivery_id)
+        job_id = await wake_step(await intake.connection(), row["id"], intake.delivery_id)
         if job_id not in intake.job_ids:
             intake.job_ids.append(job_id)
     if rows:
@@ -35,7 +35,8 @@ async def workflow_run_completed(event: Event, gh: Any, *args: Any, intake: Inta
     run_id = require(event.data, "workflow_run.id", int)
     head_sha = require(event.data, "workflow_run.head_sha", str)
     repository = require(event.data, "repository.full_name", str)
-    rows = await intake.conn.fetch(
+    conn = await intake.connection()
+    rows = await conn.fetch(
         f"""SELECT id FROM request_steps WHERE {_WAITING}
               AND (job_tracking->>'run_id' = $1
                    OR (job_tracking->>'applied_sha' = $2
@@ -50,7 +51,8 @@ async def workflow_run_completed(event: Event, gh: Any, *args: Any, intake: Inta
 async def pull_request_closed(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs: Any) -> None:
     number = require(event.data, "pull_request.number", int)
     repository = require(event.data, "repository.full_name", str)
-    rows = await intake.conn.fetch(
+    conn = await intake.connection()
+    rows = await conn.fetch(
         f"""SELECT id FROM request_steps WHERE {_WAITING}
               AND job_tracking->>'pull_number' = $1
               AND lower(job_tracking->>'pull_repository') = lower($2)""",

@@ -40,7 +40,8 @@ async def _add_repositories(intake: Intake, installation_id: int, data: dict[str
                             key: str) -> None:
     repos = _repositories(data, key)
     if repos:
-        await intake.conn.execute(
+        conn = await intake.connection()
+        await conn.execute(
             ADD_REPOSITORIES,
             installation_id,
             [repo_id for repo_id, _ in repos],
@@ -51,7 +52,8 @@ async def _add_repositories(intake: Intake, installation_id: int, data: dict[str
 async def _upsert_installation(intake: Intake, data: dict[str, Any], suspended: bool) -> int:
     installation_id = require(data, "installation.id", int)
     require(data, "installation.account", dict)
-    await intake.conn.execute(
+    conn = await intake.connection()
+    await conn.execute(
         UPSERT_INSTALLATION,
         installation_id,
         require(data, "installation.account.login", str),
@@ -76,11 +78,13 @@ async def installation_created(event: Event, gh: Any, *args: Any, intake: Intake
 @router.register("installation", action="deleted")
 async def installation_deleted(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs: Any) -> None:
     installation_id = require(event.data, "installation.id", int)
-    await intake.conn.execute(
+    conn = await intake.connection()
+    await conn.execute(
         "UPDATE installations SET deleted_at = now(), updated_at = now() WHERE id = $1",
         installation_id,
     )
-    await intake.conn.execute(
+    conn = await intake.connection()
+    await conn.execute(
         "DELETE FROM installation_repositories WHERE installation_id = $1", installation_id
     )
     gh.forget(installation_id)
@@ -94,5 +98,6 @@ async def repositories_changed(event: Event, gh: Any, *args: Any, intake: Intake
     removed = [require(event.data, f"repositories_removed[{i}].id", int)
                for i in entries(event.data, "repositories_removed")]
     if removed:
-        await intake.conn.execute(REMOVE_REPOSITORIES, installation_id, removed)
+        conn = await intake.connection()
+        await conn.execute(REMOVE_REPOSITORIES, installation_id, removed)
     intake.handled("installation repositories updated")

@@ -30,8 +30,9 @@ async def starred(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs: A
         intake.ignore(OFF_REASON)
         return
     repo = GitHubRepo.from_payload(event.data, "repository.")
+    conn = await intake.connection()
     decision = await requests.request_mirror(
-        intake.conn, intake.enqueue, repo, installation_id=optional(event.data, "installation.id", int),
+        conn, intake.enqueue, repo, installation_id=optional(event.data, "installation.id", int),
         source="star", starred_by=optional(event.data, "sender.login", str))
     if decision.outcome == "queued":
         intake.handled(f"mirror of {repo.full_name}: {decision.message}")
@@ -47,7 +48,7 @@ async def unstarred(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs:
         return
     repo_id = require(event.data, "repository.id", int)
     full_name = require(event.data, "repository.full_name", str)
-    if await requests.request_unstar(intake.conn, intake.enqueue, repo_id, policy=ms.on_unstar,
+    if await requests.request_unstar(await intake.connection(), intake.enqueue, repo_id, policy=ms.on_unstar,
                                      event="unstar") is None:
         intake.ignore(f"{full_name} is not mirrored")
         return
@@ -63,10 +64,11 @@ async def pushed(event: Event, gh: Any, *args: Any, intake: Intake, **kwargs: An
     repo_id = optional(event.data, "repository.id", int)
     if repo_id is None:
         return
-    row = await store.by_github_id(intake.conn, repo_id)
+    conn = await intake.connection()
+    row = await store.by_github_id(conn, repo_id)
     if row is None or row["deleted_at"] is not None:
         return
     repo = GitHubRepo.from_payload(event.data, "repository.")
-    await store.refresh_identity(intake.conn, row["id"], repo)
+    await store.refresh_identity(conn, row["id"], repo)
     await requests.queue_sync(intake.enqueue, row["id"], repo_id, "push")
     intake.handled(f"mirror update of {repo.full_name} queued")

@@ -19,7 +19,8 @@ async def issue_closed(event: Event, gh: Any, *args: Any, intake: Intake, **kwar
     repository = require(event.data, "repository.full_name", str)
     number = require(event.data, "issue.number", int)
     ticket = ticket_id(repository, number)
-    known = await intake.conn.fetchval(
+    conn = await intake.connection()
+    known = await conn.fetchval(
         "SELECT 1 FROM manual_tickets WHERE ticket_system = 'github' AND ticket_id = $1 AND status = 'open'",
         ticket)
     if not known:
