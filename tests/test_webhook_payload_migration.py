@@ -37,7 +37,7 @@ async def test_jsonb_payloads_migrate_to_text_that_reads_back_the_same(pg_server
                    VALUES ('kept', 'ping', true, $1, 'processed'),
                           ('forged', 'ping', false, NULL, 'rejected')""", PAYLOAD)
 
-            assert [m.version for m in await db.migrate(conn)] == [10]
+            assert 10 in [m.version for m in await db.migrate(conn)]  # later ones may follow
 
             rows = {r["delivery_id"]: r for r in await conn.fetch(
                 "SELECT delivery_id, payload, payload::jsonb->>'hook_id' AS hook_id FROM webhook_events")}
