@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from app import __version__
-from app.config import ConfigError, Settings
+from app.config import ConfigError, Settings, StartupError
 
 # Modules that add subcommands; composed here.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -71,6 +71,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_OK
     from app.sync import demo  # with no PAO_REPO_URL, serve the example catalog
 
+    service.ensure_data_dir(settings)  # before the example catalog is written into it
     settings, on_ready = demo.prepare(settings)
     run_service(service.serve(settings, with_workers=not args.no_workers, on_ready=on_ready))
     return EXIT_OK
@@ -90,7 +91,7 @@ async def cmd_migrate(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     _setup_logging(settings)
-    async with db.database_url(settings) as dsn:
+    async with db.database_url(settings) as dsn, db.naming_the_database(settings):
         conn = await db.connect(dsn)
         try:
             applied = await db.migrate(conn)
@@ -291,6 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = asyncio.run(result)
     except KeyboardInterrupt:
         return 130
+    except StartupError as exc:
+        print(f"pao: {exc}", file=sys.stderr)
+        return EXIT_FINDINGS
     return int(result or 0)
 
 
