@@ -11,6 +11,8 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiMapping
 
+from app.pgtext import text_problem
+
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 MAX_ID = 2**63 - 1  # PostgreSQL's bigint: ids beyond it name no row and must not reach a query
 
@@ -53,12 +55,9 @@ def parse_bool(name: str, value: str) -> bool:
 
 def text(name: str, value: str) -> str:
     """``value`` if PostgreSQL can take it as text; else a 400 (a NUL or lone surrogate would be a 500)."""
-    if "\x00" in value:
-        raise BadParameter(name, "must not contain a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadParameter(name, "is not valid Unicode text") from None
+    problem = text_problem(value)
+    if problem:
+        raise BadParameter(name, problem)
     return value
 
 

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from app.api.auth import CALLER, Caller
 from app.api.params import DEFAULT_LIMIT, MAX_LIMIT, BadParameter, decode_cursor, encode_cursor, single, text
+from app.pgtext import json_problem
 from app.requests import events_stream, executor, store, views
 from app.requests.config import request_settings
 from app.requests.plan import Plan, manual_for
@@ -44,6 +45,9 @@ async def _body(request: web.Request) -> dict[str, Any]:
         raise _fail(400, "invalid JSON", "the body must be a JSON object") from None
     if not isinstance(body, dict):
         raise _fail(400, "invalid JSON", "the body must be a JSON object")
+    unstorable = json_problem(body)
+    if unstorable:
+        raise _fail(400, "invalid JSON", f"{unstorable[0]}: {unstorable[1]}")
     return body
 
 

@@ -27,6 +27,7 @@ from gidgethub.aiohttp import GitHubAPI
 from app.console import registration
 from app.console.config import SECRET_KEY_ADVICE, console_settings, github_web_url
 from app.console.render import error_page, page
+from app.console.session import read_form
 from app.crypto import SecretError
 from app.github import USER_AGENT
 from app.state import RUNTIME
@@ -121,7 +122,7 @@ async def unlock(request: web.Request) -> web.Response:
     closed = _closed(request)
     if closed is not None:
         return closed
-    form = await request.post()
+    form = await read_form(request)
     token = str(form.get("token", ""))
     rt = request.app[RUNTIME]
     if not token or not await registration.use_setup_token(rt.pool, token):
