@@ -15,6 +15,7 @@ from app.api.auth import api_auth_middleware
 from app.console.render import error_page
 from app.db import pending_migrations
 from app.handlers import router as handlers
+from app.requests import events_stream
 from app.state import RUNTIME
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ def create_app(state: Any) -> web.Application:
     app[webhooks.LARGE_BODY_BUDGET] = webhooks.ByteBudget(webhooks.LARGE_BODY_BUDGET_BYTES)
     app.on_startup.append(webhooks.start_intake)
     app.on_cleanup.append(webhooks.stop_intake)
+    app.on_shutdown.append(events_stream.close_streams)  # open SSE streams must not hold up SIGTERM
     app.router.add_post("/api/v1/webhooks/github", webhooks.receive)
     app.router.add_post("/webhooks/github", webhooks.receive)
     app.router.add_get("/healthz", healthz)
