@@ -108,6 +108,17 @@ def test_identity_rules():
 
 @pytest.mark.parametrize(("given", "expected"), [
     ("/catalog/items/x", "/catalog/items/x"), ("//evil.example", "/catalog"),
-    ("https://evil.example", "/catalog"), ("/\\evil.example", "/catalog"), (None, "/catalog")])
+    ("https://evil.example", "/catalog"), ("/\\evil.example", "/catalog"), (None, "/catalog"),
+    # Browsers (and yarl, writing the Location header) drop tabs and newlines: "//evil.example".
+    ("/\t/evil.example", "/catalog"), ("/\n/evil.example", "/catalog"), ("/\r/evil.example", "/catalog"),
+    ("/ /evil.example", "/catalog"), ("/\x00", "/catalog"), ("/catalog?q=a%20b", "/catalog?q=a%20b")])
 def test_after_sign_in_only_paths_on_this_site(given, expected):
     assert safe_next(given) == expected
+
+
+async def test_a_next_with_a_tab_never_redirects_off_site(pao):
+    resp = await sign_in_through_github(pao, "sarah", "/%09/evil.example")
+    assert resp.status == 303 and resp.headers["Location"] == "/catalog"
+    for hidden in ("%09", "%0a", "%0d"):  # signed in now: /login sends on at once
+        resp = await pao.get(f"/login?next=/{hidden}/evil.example", allow_redirects=False)
+        assert resp.status == 303 and resp.headers["Location"] == "/catalog"

@@ -44,8 +44,13 @@ MAX_TEAM_PAGES = 10  # 1,000 teams: more than anyone is in
 
 
 def safe_next(value: str | None) -> str:
-    """Where to go after signing in: a path on this site only (no open redirect)."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+    """Where to go after signing in: a path on this site only (no open redirect).
+
+    Browsers drop tabs and newlines from a URL (``/\t/evil.example`` is ``//evil.example``),
+    and so does the Location header's URL parser: no control character or space passes.
+    """
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value \
+            or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in value):
         return "/catalog"
     return value
 
