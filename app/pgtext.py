@@ -50,3 +50,20 @@ def json_problem(value: Any, path: str = "") -> tuple[str, str] | None:
         elif isinstance(node, list):
             stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(node))
     return None
+
+
+def storable_copy(value: Any, depth: int = 0) -> Any:
+    """``value`` (parsed JSON) made storable for diagnostics: NUL and lone surrogates become
+    U+FFFD, NaN and Infinity their names as text, nesting past ``MAX_DEPTH`` is cut. For what
+    a remote system said in an error; data users rely on is refused with ``json_problem``."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace").replace("\x00", "\ufffd")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if depth >= MAX_DEPTH and isinstance(value, dict | list):
+        return "(nested too deep)"
+    if isinstance(value, dict):
+        return {storable_copy(str(k)): storable_copy(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable_copy(v, depth + 1) for v in value]
+    return value
