@@ -77,9 +77,13 @@ async def test_a_forged_state_or_a_bad_code_signs_nobody_in(pao, runtime):
     cookie = pao.session.cookie_jar.filter_cookies(pao.make_url("/login/callback"))["pao_oauth"].value
     real_state = keys.unsign("oauth", cookie)["state"]
     resp = await pao.get(f"/login/callback?code=not-a-code&state={real_state}", allow_redirects=False)
-    assert resp.status == 502
+    assert resp.status == 403  # GitHub refused the person's code: theirs to retry, not a gateway error
     assert "The code passed is incorrect or expired." in html.unescape(await resp.text())
     assert "pao_session" not in resp.cookies
+    for query in ("", "&code=", "&code=%00", "&code=a%20b", "&code=" + "a" * 200):
+        resp = await pao.get(f"/login/callback?state={real_state}{query}", allow_redirects=False)
+        assert resp.status == 400 and "no valid sign-in code" in html.unescape(await resp.text())
+        assert "pao_session" not in resp.cookies
 
 
 async def test_sign_out_needs_the_csrf_token(pao):
