@@ -21,7 +21,7 @@ from urllib.parse import quote, urlencode
 
 import yaml
 from aiohttp import web
-from gidgethub import GitHubException
+from gidgethub import BadRequest, GitHubException
 from gidgethub.aiohttp import GitHubAPI
 
 from app.console import registration
@@ -160,8 +160,10 @@ async def callback(request: web.Request) -> web.Response:
         reg = registration.AppRegistration.from_conversion(data)
     except GitHubException as exc:
         log.warning("GitHub refused the App manifest code: %s", exc)
-        return error_page(request, 502, "GitHub refused the code (a code works once, within an hour): "
-                                        "start again from /setup.")
+        # A 4xx is about the code (expired, used): the person's to redo; else GitHub failed.
+        status = 403 if isinstance(exc, BadRequest) else 502
+        return error_page(request, status, "GitHub refused the code (a code works once, within an hour): "
+                                           "start again from /setup.")
     except (KeyError, TypeError, ValueError):
         return error_page(request, 502,
                           "GitHub's answer lacked the App's credentials; start again from /setup.")
