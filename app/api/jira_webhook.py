@@ -12,6 +12,7 @@ import json
 
 from aiohttp import web
 
+from app.httpbody import read_capped
 from app.pgtext import text_problem
 from app.requests.config import request_settings
 from app.requests.executor import resolve_ticket
@@ -30,7 +31,7 @@ async def jira_webhook(request: web.Request) -> web.Response:
     secret = request_settings(request.app[RUNTIME].settings).jira_webhook_secret
     if not secret:
         return error(404, "not found", "Jira webhooks are off: PAO_JIRA_WEBHOOK_SECRET is unset")
-    body = await request.content.read(MAX_BODY + 1)
+    body = await read_capped(request.content, MAX_BODY)
     if len(body) > MAX_BODY:
         return error(413, "payload too large")
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
