@@ -183,3 +183,19 @@ async def test_a_jira_signature_with_non_ascii_characters_is_a_401(client):
 def test_a_secret_field_with_a_nul_is_refused_without_quoting_it():
     code, message = check_value({"name": "password", "type": "secret"}, "hunter2\x00")
     assert code == "invalid" and "NUL" in message and "hunter2" not in message
+
+
+async def test_an_event_id_that_is_no_bigint_is_a_400_on_every_event_stream(client):
+    resp = await client.post("/api/v1/requests", headers={"Authorization": f"Bearer {client.token}"},
+                             json={"catalog_item": "free-form", "parameters": {"note": "a"}})
+    href = (await resp.json())["href"]
+    request_id = href.rsplit("/", 1)[1]
+    for after in ("99999999999999999999", "²", "-1"):
+        for accept in ("application/json", "text/event-stream"):
+            for how in ({"Last-Event-ID": after}, {}):
+                query = "" if how else f"?after={after}"
+                resp = await client.get(f"{href}/events{query}", headers={
+                    "Authorization": f"Bearer {client.token}", "Accept": accept, **how})
+                assert resp.status == 400 and (await resp.json())["parameter"] == "after", (after, how)
+        resp = await client.get(f"/requests/{request_id}/events", headers={"Last-Event-ID": after})
+        assert resp.status == 400 and resp.content_type == "text/html"

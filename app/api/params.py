@@ -66,13 +66,21 @@ def path_text(request: web.Request, name: str) -> str:
     return text(name, request.match_info[name])
 
 
+def whole_number(value: str, *, minimum: int = 1) -> int | None:
+    """``value`` as an id (``minimum``..bigint's maximum), or None when it is not one."""
+    # isascii: str.isdigit also accepts digits int() refuses, such as '²'.
+    if not (value.isascii() and value.isdigit()) or len(value) > 19 or not minimum <= int(value) <= MAX_ID:
+        return None
+    return int(value)
+
+
 def path_id(request: web.Request, name: str) -> int:
     """The path parameter ``name`` as a row id (1..bigint's maximum); else a 400 naming it."""
     value = request.match_info[name]
-    # isascii: str.isdigit also accepts digits int() refuses, such as '²'.
-    if not (value.isascii() and value.isdigit()) or len(value) > 19 or not 1 <= int(value) <= MAX_ID:
+    number = whole_number(value)
+    if number is None:
         raise BadParameter(name, f"expected a whole number 1..{MAX_ID}, got {value[:40]!r}")
-    return int(value)
+    return number
 
 
 def single(query: MultiMapping[str], name: str) -> str | None:

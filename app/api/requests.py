@@ -13,7 +13,16 @@ from typing import Any
 from aiohttp import web
 
 from app.api.auth import CALLER, Caller
-from app.api.params import DEFAULT_LIMIT, MAX_LIMIT, BadParameter, decode_cursor, encode_cursor, single, text
+from app.api.params import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    BadParameter,
+    decode_cursor,
+    encode_cursor,
+    single,
+    text,
+    whole_number,
+)
 from app.pgtext import json_problem
 from app.requests import events_stream, executor, store, views
 from app.requests.config import request_settings
@@ -252,9 +261,9 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     row = await visible_request(request)
     pool = request.app[RUNTIME].pool
     after_text = request.headers.get("Last-Event-ID") or single(request.query, "after") or "0"
-    if not after_text.isdigit():
+    after = whole_number(after_text, minimum=0)
+    if after is None:  # '²' passes isdigit, and a bigint overflow would be a 500
         raise BadParameter("after", "expected an event id")
-    after = int(after_text)
     if "text/event-stream" not in request.headers.get("Accept", ""):
         return _json({"request_id": row["request_id"],
                       "events": [views.event(e) for e in await store.get_events(pool, row["id"],

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from app.api.params import whole_number
 from app.console.render import error_page, page
 from app.console.session import Identity, current_user, signed_in
 from app.requests import events_stream, store
@@ -81,7 +82,8 @@ async def request_events(request: web.Request) -> web.StreamResponse:
     if isinstance(found, web.Response):
         return found
     _, row = found
-    after_text = request.headers.get("Last-Event-ID") or request.query.get("after") or "0"
-    if not (after_text.isdigit() and len(after_text) < 19):
+    after = whole_number(request.headers.get("Last-Event-ID") or request.query.get("after") or "0",
+                         minimum=0)
+    if after is None:
         return error_page(request, 400, "after: expected an event id")
-    return await events_stream.stream(request, row, int(after_text))
+    return await events_stream.stream(request, row, after)
