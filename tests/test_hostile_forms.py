@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import json
 import re
 from urllib.parse import urlencode
 
@@ -15,6 +16,8 @@ import aiohttp
 import pytest
 
 from app.api.auth import create_token
+from app.api.params import encode_cursor
+from app.api.requests import LIST_FILTERS
 from app.requests.parameters import check_value
 from app.web import create_app
 from tests.console_support import sign_in, with_console
@@ -48,7 +51,7 @@ JIRA_SECRET = "jira-hook-secret"
 @pytest.fixture
 async def client(aiohttp_client, runtime, tmp_path, settings, pool):
     await sync_catalog(tmp_path, settings, pool, runtime, extra={"catalog/misc/free-form.yaml": FREE_FORM})
-    runtime.settings = with_console(runtime.settings)
+    runtime.settings = with_console(runtime.settings, admin_users=frozenset({"sarah"}))
     requests = runtime.settings.extra["requests"]
     runtime.settings.extra["requests"] = dataclasses.replace(requests, jira_webhook_secret=JIRA_SECRET)
     client = await aiohttp_client(create_app(runtime))
@@ -199,3 +202,20 @@ async def test_an_event_id_that_is_no_bigint_is_a_400_on_every_event_stream(clie
                 assert resp.status == 400 and (await resp.json())["parameter"] == "after", (after, how)
         resp = await client.get(f"/requests/{request_id}/events", headers={"Last-Event-ID": after})
         assert resp.status == 400 and resp.content_type == "text/html"
+
+
+async def test_numbers_str_isdigit_takes_but_int_refuses_are_400s(client, runtime):
+    # '²' is a digit to str.isdigit, not to int(): each of these was a 500.
+    api = {"Authorization": f"Bearer {client.token}"}
+    resp = await client.get("/api/v1/requests?limit=²", headers=api)
+    assert resp.status == 400 and (await resp.json())["parameter"] == "limit"
+    forged = encode_cursor("²", json.dumps([None] * len(LIST_FILTERS)))
+    resp = await client.get(f"/api/v1/requests?cursor={forged}", headers=api)
+    assert resp.status == 400 and (await resp.json())["parameter"] == "cursor"
+    resp = await client.get("/requests?before=²")
+    assert resp.status == 400 and resp.content_type == "text/html"
+    sign_in(client, runtime, admin=True)
+    page = await (await client.get("/admin/jobs")).text()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    resp = await client.post("/admin/jobs/²/retry", data={"csrf_token": token}, allow_redirects=False)
+    assert resp.status == 404 and resp.content_type == "text/html"

@@ -152,15 +152,15 @@ async def list_requests(request: web.Request) -> web.Response:
         raise BadParameter("status", f"must be one of {', '.join(STATUSES)}; got {filters['status']!r}")
     limit = DEFAULT_LIMIT
     if (limit_text := single(request.query, "limit")) is not None:
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
+        number = whole_number(limit_text)
+        if number is None or number > MAX_LIMIT:
             raise BadParameter("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
-        limit = int(limit_text)
+        limit = number
     before = None
     if cursor := single(request.query, "cursor"):
-        after = decode_cursor(cursor, _fingerprint(filters))
-        if not after.isdigit():
+        before = whole_number(decode_cursor(cursor, _fingerprint(filters)))
+        if before is None:
             raise BadParameter("cursor", "not a cursor this API returned")
-        before = int(after)
     rows = await store.list_requests(
         request.app[RUNTIME].pool, filters=filters, before=before, limit=limit + 1,
         visible_to=None if caller.is_admin else (caller.user_id, caller.team))

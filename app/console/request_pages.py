@@ -49,11 +49,12 @@ async def request_list(request: web.Request) -> web.Response:
     user = current_user(request)
     assert user is not None
     before_text = request.query.get("before", "")
-    if before_text and not (before_text.isdigit() and len(before_text) < 19):
+    before = whole_number(before_text) if before_text else None
+    if before_text and before is None:
         return error_page(request, 400, "before: expected a position this page linked to")
     rows = await store.list_requests(request.app[RUNTIME].pool, filters={},
                                      visible_to=(user.login, user.team),
-                                     before=int(before_text) if before_text else None, limit=PAGE_SIZE + 1)
+                                     before=before, limit=PAGE_SIZE + 1)
     older = rows[PAGE_SIZE - 1]["id"] if len(rows) > PAGE_SIZE else None
     return page(request, "request_list.html", rows=rows[:PAGE_SIZE], older=older)
 
