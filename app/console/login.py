@@ -42,6 +42,7 @@ routes = web.RouteTableDef()
 OAUTH_COOKIE = "pao_oauth"
 OAUTH_LIFETIME = 600  # seconds between leaving for GitHub and coming back
 MAX_TEAM_PAGES = 10  # 1,000 teams: more than anyone is in
+MAX_NEXT = 2000  # the path rides in the sign-in cookie, which browsers cap at 4 KB
 VALID_CODE = re.compile(r"[A-Za-z0-9_-]{1,100}")  # GitHub's codes are 20 hex characters
 
 
@@ -51,8 +52,8 @@ def safe_next(value: str | None) -> str:
     Browsers drop tabs and newlines from a URL (``/\t/evil.example`` is ``//evil.example``),
     and so does the Location header's URL parser: no control character or space passes.
     """
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value \
-            or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in value):
+    if not value or len(value) > MAX_NEXT or not value.startswith("/") or value.startswith("//") \
+            or "\\" in value or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in value):
         return "/catalog"
     return value
 
