@@ -34,7 +34,11 @@ MACHINE_PATHS = ("/api/", "/webhooks/", "/metrics", "/healthz", "/readyz")
 
 
 def _is_console(request: web.Request) -> bool:
-    return not request.path.startswith(MACHINE_PATHS)
+    """A console page's request, or a browser's for a path PAO does not serve."""
+    if request.path.startswith(MACHINE_PATHS):
+        return False
+    matched = request.match_info.http_exception is None  # a route of PAO's, not a 404/405
+    return matched or "text/html" in request.headers.get("Accept", "")
 
 
 def _console_error(request: web.Request, status: int, message: str) -> web.StreamResponse | None:

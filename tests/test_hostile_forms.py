@@ -147,8 +147,13 @@ async def test_a_file_upload_is_refused_and_console_errors_are_pages(client, poo
     many = {"csrf_token": "x", **{f"parameters.f{i}": "v" for i in range(1500)}}
     resp = await client.post(FORM, data=many)
     assert resp.status == 413 and resp.content_type == "text/html"
-    resp = await client.put("/catalog")
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    resp = await client.put("/catalog", headers=browser)
     assert resp.status == 405 and resp.content_type == "text/html" and "GET" in resp.headers["Allow"]
+    resp = await client.get("/no-such-page", headers=browser)
+    assert resp.status == 404 and resp.content_type == "text/html"
+    resp = await client.get("/no-such-page")  # a machine's: JSON, as every unknown route
+    assert resp.status == 404 and resp.content_type == "application/json"
     resp = await client.put("/api/v1/catalog/items", headers={"Authorization": f"Bearer {client.token}"})
     assert resp.status == 405 and resp.content_type == "application/json"
     assert await stored(pool) == 0
