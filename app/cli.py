@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from app import __version__
-from app.config import ConfigError, Settings
+from app.config import ConfigError, Settings, StartupError
 
 # Modules that add subcommands; composed here.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -71,6 +71,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_OK
     from app.sync import demo  # with no PAO_REPO_URL, serve the example catalog
 
+    service.ensure_data_dir(settings)  # before the example catalog is written into it
     settings, on_ready = demo.prepare(settings)
     run_service(service.serve(settings, with_workers=not args.no_workers, on_ready=on_ready))
     return EXIT_OK
@@ -90,7 +91,7 @@ async def cmd_migrate(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     _setup_logging(settings)
-    async with db.database_url(settings) as dsn:
+    async with db.database_url(settings) as dsn, db.naming_the_database(settings):
         conn = await db.connect(dsn)
         try:
             applied = await db.migrate(conn)
@@ -210,14 +211,26 @@ def _replace(settings: Settings, **changes: Any) -> Settings:
     return dataclasses.replace(settings, **changes)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+# PostgreSQL's bigint: a larger id names no row, and asyncpg refuses it with a traceback.
+MAX_ID = 2**63 - 1
+
+
+def whole_number(minimum: int, maximum: int) -> Any:
+    """An argparse type: a whole number from ``minimum`` to ``maximum``, else a usage error."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"must be from {minimum} to {maximum}, got {value}")
+        return value
+    return parse
+
+
+_positive_int = whole_number(1, MAX_ID)
+_row_id = whole_number(1, MAX_ID)
+_limit = whole_number(1, 10_000)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,14 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the web server (PAO_WEB_PROCESSES processes) "
                                      "and workers")
     p.add_argument("--host", help="listen address (default PAO_HOST or 127.0.0.1)")
-    p.add_argument("--port", type=int, help="listen port (default PAO_PORT or 8000)")
+    p.add_argument("--port", type=whole_number(0, 65535), help="listen port (default PAO_PORT or 8000)")
     p.add_argument("--no-workers", action="store_true", help="web server only")
     # Internal: a process started by `pao serve` itself (app/supervisor.py).
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("worker", help="run job workers only")
-    p.add_argument("--concurrency", type=_positive_int,
+    p.add_argument("--concurrency", type=whole_number(1, 256),
                    help="jobs at a time (default PAO_WORKERS)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_worker)
@@ -250,15 +263,15 @@ def build_parser() -> argparse.ArgumentParser:
     q = jobs_sub.add_parser("list", help="recent jobs")
     q.add_argument("--status", choices=["todo", "doing", "succeeded", "failed", "cancelled"])
     q.add_argument("--task")
-    q.add_argument("--limit", type=_positive_int, default=50)
+    q.add_argument("--limit", type=_limit, default=50)
     q.add_argument("--json", action="store_true")
     q = jobs_sub.add_parser("show", help="one job with its attempts")
-    q.add_argument("id", type=int)
+    q.add_argument("id", type=_row_id)
     q = jobs_sub.add_parser("retry", help="queue failed jobs again")
-    q.add_argument("ids", type=int, nargs="*")
+    q.add_argument("ids", type=_row_id, nargs="*")
     q.add_argument("--all-failed", action="store_true")
     q = jobs_sub.add_parser("requeue", help="run waiting jobs now, skipping their backoff")
-    q.add_argument("ids", type=int, nargs="+")
+    q.add_argument("ids", type=_row_id, nargs="+")
     p.set_defaults(func=cmd_jobs)
 
     p = sub.add_parser("token", help="manage REST API tokens")
@@ -270,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--admin", action="store_true")
     q.add_argument("--description")
     q = tok_sub.add_parser("revoke", help="revoke a token by id")
-    q.add_argument("id", type=int)
+    q.add_argument("id", type=_row_id)
     tok_sub.add_parser("list", help="list tokens (never their values)")
     p.set_defaults(func=cmd_token)
 
@@ -294,6 +307,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:  # found at start, after the environment (the data dir's key file)
         print(f"pao: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except StartupError as exc:
+        print(f"pao: {exc}", file=sys.stderr)
+        return EXIT_FINDINGS
     return int(result or 0)
 
 

@@ -6,13 +6,14 @@ reported together so an operator fixes them in one pass.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, urlparse
 
 T = TypeVar("T")
 
@@ -25,6 +26,11 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class StartupError(Exception):
+    """A resource the configuration names cannot be used (the database, the listen address):
+    the message names the variable, and ``pao`` prints it instead of a traceback."""
 
 
 class EnvReader:
@@ -42,7 +48,17 @@ class EnvReader:
         value = self.env.get(name)
         if value is None or value.strip() == "":
             return None
+        if not is_utf8(value):
+            # os.environ decodes undecodable bytes to lone surrogates, which fail later
+            # (HMAC keys, headers, SQL): refuse them here, without quoting a possible secret.
+            self.problem(f"{name}: is not valid UTF-8")
+            return None
         return value.strip()
+
+    def problem(self, message: str) -> None:
+        """Record ``message`` once (a variable may be read more than once)."""
+        if message not in self.problems:
+            self.problems.append(message)
 
     def str(self, name: str, default: str | None = None) -> str | None:
         value = self.raw(name)
@@ -72,6 +88,8 @@ class EnvReader:
         number, unit = (value[:-1], value[-1]) if value[-1] in units else (value, "s")
         try:
             seconds = float(number) * units[unit]
+            if not math.isfinite(seconds):
+                raise ValueError(value)
         except ValueError:
             self.problems.append(
                 f"{name}: expected a duration such as 90, 90s, 15m or 8h, got {value!r}"
@@ -79,6 +97,10 @@ class EnvReader:
             return default
         if seconds <= 0:
             self.problems.append(f"{name}: must be positive, got {value!r}")
+            return default
+        if seconds > MAX_DURATION:
+            # Beyond this, timers overflow the event loop and SQL intervals.
+            self.problems.append(f"{name}: must be at most 366d, got {value!r}")
             return default
         return seconds
 
@@ -110,8 +132,8 @@ class EnvReader:
         value = self.raw(name)
         if value is None:
             return default
-        parsed = urlparse(value)
-        if parsed.scheme not in schemes or not parsed.netloc:
+        parsed = parse_url(value)
+        if parsed is None or parsed.scheme not in schemes or not parsed.netloc:
             self.problems.append(
                 f"{name}: expected an absolute {'/'.join(schemes)} URL, got {redact_url(value)!r}"
             )
@@ -145,9 +167,35 @@ class EnvReader:
             return default
 
 
+MAX_DURATION = 366 * 86400.0
+MAX_KEY_BYTES = 64 * 1024
+
+
+def is_utf8(value: str) -> bool:
+    """False for a string holding undecodable bytes (``surrogateescape``) or lone surrogates."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def parse_url(value: str) -> ParseResult | None:
+    """``urlparse(value)``, or None when it is no URL at all (a broken IPv6 host, a port
+    outside 0..65535): urllib raises on those, and start-up must name the variable instead."""
+    try:
+        parsed = urlparse(value)
+        parsed.port  # noqa: B018  (raises ValueError for a port out of range)
+    except ValueError:
+        return None
+    return parsed
+
+
 def redact_url(url: str) -> str:
     """The URL with any user:password part replaced, safe to log."""
-    parsed = urlparse(url)
+    parsed = parse_url(url)
+    if parsed is None:
+        return "(not a URL)"
     if parsed.username is None and parsed.password is None:
         return url
     netloc = parsed.hostname or ""
@@ -229,14 +277,19 @@ class Settings:
         env = os.environ if env is None else env
         r = EnvReader(env)
         db_url = r.str("PAO_DB_URL")
-        if db_url is not None and urlparse(db_url).scheme not in ("postgres", "postgresql"):
+        parsed_db_url = parse_url(db_url) if db_url is not None else None
+        if db_url is not None and (parsed_db_url is None
+                                   or parsed_db_url.scheme not in ("postgres", "postgresql")):
             r.problems.append("PAO_DB_URL: expected a postgresql:// URL")
         data_dir = Path(r.str("PAO_DATA_DIR") or default_data_dir()).expanduser()
-        if data_dir.exists() and not data_dir.is_dir():
-            r.problems.append(f"PAO_DATA_DIR: {data_dir} exists and is not a directory")
+        try:
+            if data_dir.exists() and not data_dir.is_dir():
+                r.problems.append(f"PAO_DATA_DIR: {data_dir} exists and is not a directory")
+        except OSError as exc:  # a name too long for the file system, say
+            r.problems.append(f"PAO_DATA_DIR: unusable path: {exc.strerror}")
 
         app_id = r.str("PAO_APP_ID")
-        if app_id is not None and not app_id.isdigit():
+        if app_id is not None and not (app_id.isascii() and app_id.isdigit()):
             r.problems.append(f"PAO_APP_ID: expected the numeric App ID, got {app_id!r}")
         private_key = r.raw("PAO_PRIVATE_KEY")
         key_path = r.str("PAO_PRIVATE_KEY_PATH")
@@ -245,9 +298,13 @@ class Settings:
             r.problems.append("PAO_PRIVATE_KEY and PAO_PRIVATE_KEY_PATH: set one, not both")
         elif key_path:
             try:
-                private_key = Path(key_path).expanduser().read_text()
+                # A PEM key is a few KB: reading a bounded amount keeps /dev/zero from hanging start-up.
+                with Path(key_path).expanduser().open("rb") as key_file:
+                    private_key = key_file.read(MAX_KEY_BYTES).decode()
             except OSError as exc:
                 r.problems.append(f"PAO_PRIVATE_KEY_PATH: cannot read {key_path}: {exc.strerror}")
+            except UnicodeDecodeError:
+                r.problems.append(f"PAO_PRIVATE_KEY_PATH: {key_path} is not a PEM text file")
         if private_key is not None:
             # Environments often flatten the PEM's newlines to literal "\n".
             private_key = private_key.replace("\\n", "\n")
@@ -267,10 +324,12 @@ class Settings:
 
         repo_url = r.str("PAO_REPO_URL")
         if repo_url is not None:
-            scheme = urlparse(repo_url).scheme
-            if scheme in ("http", "https"):
-                parsed = urlparse(repo_url)
-                if parsed.username or parsed.password:
+            parsed_repo = parse_url(repo_url)
+            scheme = parsed_repo.scheme if parsed_repo is not None else None
+            if parsed_repo is None:
+                r.problems.append("PAO_REPO_URL: not a valid URL or path")
+            elif scheme in ("http", "https"):
+                if parsed_repo.username or parsed_repo.password:
                     r.problems.append(
                         "PAO_REPO_URL: must not carry credentials; put the token in PAO_REPO_TOKEN"
                     )
@@ -317,7 +376,7 @@ class Settings:
             job_poll_interval=r.duration("PAO_JOB_POLL_INTERVAL", 2.0),
             job_stall_timeout=stall_timeout,
             admin_token=r.raw("PAO_ADMIN_TOKEN"),
-            retention_days=r.int("PAO_RETENTION_DAYS", 30, minimum=1),
+            retention_days=r.int("PAO_RETENTION_DAYS", 30, minimum=1, maximum=36500),
             extra=_feature_settings(r),
         )
         if r.problems:

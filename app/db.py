@@ -22,6 +22,7 @@ from typing import Any
 
 import asyncpg
 
+from app.config import StartupError, parse_url, redact_url
 from app.git.env import pao_settings_hidden
 
 log = logging.getLogger(__name__)
@@ -252,6 +253,26 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True  # alive, run by another user (pgserver runs postgres as "pgserver" under root)
     return True
+
+
+# What connecting can raise for a database that is unreachable, refuses PAO, or is misnamed.
+_DB_ERRORS = (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+@contextlib.asynccontextmanager
+async def naming_the_database(settings: Any) -> AsyncIterator[None]:
+    """Turn a failure to reach the database into a StartupError naming ``PAO_DB_URL``."""
+    try:
+        yield
+    except _DB_ERRORS as exc:
+        where = redact_url(settings.db_url) if settings.db_url else "the embedded PostgreSQL"
+        reason = str(exc) or type(exc).__name__
+        parsed = parse_url(settings.db_url) if settings.db_url else None
+        password = parsed.password if parsed is not None else None
+        if password:
+            reason = reason.replace(password, "***")
+        raise StartupError(f"PAO_DB_URL: cannot use the database at {where}: {reason}") from None
+
 
 
 @contextlib.asynccontextmanager

@@ -13,7 +13,8 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from app.config import FEATURE_READERS, EnvReader
+from app.config import FEATURE_READERS, EnvReader, StartupError
+from app.listen import listen
 from app.log import register_secret
 from app.metrics import refresh_queue_gauges
 
@@ -89,5 +90,10 @@ async def start_listener(rt: Any) -> web.AppRunner | None:
     app.router.add_get("/metrics", handler)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    await web.TCPSite(runner, address[0], address[1]).start()
+    try:
+        await listen(web.TCPSite(runner, address[0], address[1]), "PAO_METRICS_LISTEN",
+                     f"{address[0]}:{address[1]}")
+    except StartupError:
+        await runner.cleanup()
+        raise
     return runner

@@ -24,10 +24,11 @@ import asyncpg
 from aiohttp import web
 
 from app import db, metrics_endpoint
-from app.config import Settings
+from app.config import Settings, StartupError
 from app.console.registration import apply_stored as apply_stored_registration
 from app.console.startup import start_watching as start_registration_watch
 from app.github import GitHubClients
+from app.listen import listen
 from app.log import register_secret
 from app.secret_key import with_secret_key
 from app.supervisor import Supervisor, child_env, stop_when_orphaned, web_child_args
@@ -66,14 +67,16 @@ async def runtime(settings: Settings, *, run_migrations: bool = True,
     settings = with_secret_key(settings)
     for secret in (*settings.webhook_secrets, settings.repo_token, settings.admin_token):
         register_secret(secret)
+    ensure_data_dir(settings)
     async with db.database_url(settings) as dsn:
-        if run_migrations:
-            conn = await db.connect(dsn)
-            try:
-                await db.migrate(conn)
-            finally:
-                await conn.close()
-        pool = await db.create_pool(dsn, min_size=2, max_size=pool_size)
+        async with db.naming_the_database(settings):
+            if run_migrations:
+                conn = await db.connect(dsn)
+                try:
+                    await db.migrate(conn)
+                finally:
+                    await conn.close()
+            pool = await db.create_pool(dsn, min_size=2, max_size=pool_size)
         http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
         try:
             github = GitHubClients.from_settings(settings, http)
@@ -84,6 +87,18 @@ async def runtime(settings: Settings, *, run_migrations: bool = True,
         finally:
             await http.close()
             await pool.close()
+
+
+def ensure_data_dir(settings: Settings) -> None:
+    """Create ``PAO_DATA_DIR`` now: git caches and the embedded database live there, and a
+    directory PAO cannot write would otherwise fail only at the first sync or mirror."""
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(settings.data_dir, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as exc:
+        raise StartupError(f"PAO_DATA_DIR: cannot use {settings.data_dir}: "
+                           f"{exc.strerror or exc}") from None
 
 
 def make_worker(rt: Runtime, concurrency: int | None = None) -> Any:
@@ -147,7 +162,7 @@ async def serve(settings: Settings, *, with_workers: bool = True,
         # reuse_port: the web processes share one port (Linux spreads connections
         # between them), which is how intake scales past one core.
         site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, reuse_port=True)
-        await site.start()
+        await listen(site, "PAO_HOST/PAO_PORT", f"{settings.host}:{settings.port}")
         bound = runner.addresses[0] if runner.addresses else (settings.host, settings.port)
         url = f"http://{bound[0]}:{bound[1]}"
         worker = None

@@ -12,8 +12,10 @@ from aiohttp.web_request import BaseRequest
 
 from app import metrics, metrics_endpoint, webhooks
 from app.api.auth import TOKEN_CACHE, TokenCache, api_auth_middleware
+from app.console.render import error_page
 from app.db import pending_migrations
 from app.handlers import router as handlers
+from app.requests import events_stream
 from app.requests.batch import SUBMISSIONS, SubmissionWriter, stop_submissions
 from app.state import RUNTIME, WEBHOOK_PATHS
 
@@ -28,9 +30,31 @@ ROUTE_MODULES: tuple[str, ...] = (
 )
 
 
+# Paths that are not the console: machines call them and read JSON errors.
+MACHINE_PATHS = ("/api/", "/webhooks/", "/metrics", "/healthz", "/readyz")
+
+
+def _is_console(request: web.Request) -> bool:
+    """A console page's request, or a browser's for a path PAO does not serve."""
+    if request.path.startswith(MACHINE_PATHS):
+        return False
+    matched = request.match_info.http_exception is None  # a route of PAO's, not a 404/405
+    return matched or "text/html" in request.headers.get("Accept", "")
+
+
+def _console_error(request: web.Request, status: int, message: str) -> web.StreamResponse | None:
+    """The console's HTML error page, or None if even that cannot be drawn."""
+    try:
+        return error_page(request, status, message)
+    except Exception:
+        log.exception("could not draw the error page for %s %s", request.method, request.path)
+        return None
+
+
 @web.middleware
 async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Every error leaves as a JSON body with the right status; no tracebacks reach callers."""
+    """Every error leaves with the right status and a body naming the problem, never a
+    traceback: JSON for the API and webhooks, an HTML page for the console."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -40,10 +64,19 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
         body = {"error": messages.get(exc.status, exc.reason.lower())}
         if exc.text and exc.text != f"{exc.status}: {exc.reason}":
             body["detail"] = exc.text
-        return web.json_response(body, status=exc.status, headers={
-            k: v for k, v in exc.headers.items() if k.lower() == "allow"})
+        allow = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        if _is_console(request):
+            shown = _console_error(request, exc.status, str(body.get("detail") or body["error"]))
+            if shown is not None:
+                shown.headers.update(allow)
+                return shown
+        return web.json_response(body, status=exc.status, headers=allow)
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
+        if _is_console(request):
+            shown = _console_error(request, 500, "PAO could not answer this page; the error is logged.")
+            if shown is not None:
+                return shown
         return web.json_response({"error": "internal error"}, status=500)
 
 
@@ -96,6 +129,7 @@ def create_app(state: Any) -> web.Application:
     app[webhooks.LARGE_BODY_BUDGET] = webhooks.ByteBudget(webhooks.LARGE_BODY_BUDGET_BYTES)
     app.on_startup.append(webhooks.start_intake)
     app.on_cleanup.append(webhooks.stop_intake)
+    app.on_shutdown.append(events_stream.close_streams)  # open SSE streams must not hold up SIGTERM
     for path in WEBHOOK_PATHS:
         app.router.add_post(path, receive_counted)
     app.router.add_get("/healthz", healthz)

@@ -186,3 +186,69 @@ def test_procfile_web_listens_on_the_platforms_port():
     expanded = subprocess.run(["bash", "-c", f"echo {web}"], env={"PORT": "5123"},
                               capture_output=True, text=True, check=True).stdout
     assert "--port 5123" in expanded and "--host 0.0.0.0" in expanded
+
+
+URL_VARIABLES = ("PAO_GITHUB_API_URL", "PAO_GITHUB_URL", "PAO_PUBLIC_URL", "PAO_ONEDEV_URL",
+                 "PAO_JIRA_URL", "PAO_SERVICENOW_URL", "PAO_NOTIFY_SLACK_URL",
+                 "PAO_NOTIFY_WEBHOOK_URL", "PAO_DB_URL", "PAO_REPO_URL")
+
+
+@pytest.mark.parametrize("value", ["http://[::1", "https://host:99999/x"])
+@pytest.mark.parametrize("name", URL_VARIABLES)
+def test_a_url_urllib_cannot_parse_is_a_problem_naming_its_variable(name, value):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({name: value})
+    assert name in str(info.value)
+
+
+def test_team_slack_urls_that_are_no_urls_are_named():
+    with pytest.raises(ConfigError, match="PAO_NOTIFY_TEAM_SLACK_URLS"):
+        Settings.from_env({"PAO_NOTIFY_TEAM_SLACK_URLS": "web=http://[::1"})
+
+
+DURATIONS = ("PAO_JOB_POLL_INTERVAL", "PAO_JOB_STALL_TIMEOUT", "PAO_MIRROR_POLL_INTERVAL",
+             "PAO_MIRROR_REFRESH_INTERVAL", "PAO_MIRROR_TIMEOUT", "PAO_HTTP_POLL_INTERVAL",
+             "PAO_HTTP_TIMEOUT", "PAO_TICKET_POLL_INTERVAL", "PAO_DELIVERY_RECOVERY_INTERVAL")
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1e309", "-inf", "99999999999999999999d", "400d"])
+@pytest.mark.parametrize("name", DURATIONS)
+def test_durations_must_be_finite_and_below_a_year(name, value):
+    # nan passed "> 0" and reached asyncio timers; huge values overflow them and SQL intervals.
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({name: value})
+    assert name in str(info.value)
+    assert Settings.from_env({name: "366d"})  # the largest accepted
+
+
+def test_retention_has_an_upper_bound():
+    with pytest.raises(ConfigError, match="PAO_RETENTION_DAYS: must be between 1 and 36500"):
+        Settings.from_env({"PAO_RETENTION_DAYS": "99999999999999999999"})
+
+
+@pytest.mark.parametrize("name", ["PAO_WEBHOOK_SECRET", "PAO_REPO_BRANCH", "PAO_ONEDEV_TOKEN",
+                                  "PAO_JIRA_TOKEN", "PAO_HOST", "PAO_ADMIN_USERS"])
+def test_values_that_are_not_utf8_are_refused_without_quoting_them(name):
+    # os.environ turns undecodable bytes into lone surrogates: "\udcff" is the byte 0xff.
+    env = {name: "secret\udcffvalue", "PAO_JIRA_URL": "https://jira.example.com"}
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    assert f"{name}: is not valid UTF-8" in info.value.problems
+    assert "secret" not in str(info.value)
+
+
+def test_app_id_takes_ascii_digits_only():
+    with pytest.raises(ConfigError, match="PAO_APP_ID: expected the numeric App ID"):
+        Settings.from_env({"PAO_APP_ID": "١٢٣", "PAO_PRIVATE_KEY": rsa_pem()})
+
+
+def test_unusable_data_dir_and_key_path_are_named(tmp_path):
+    with pytest.raises(ConfigError, match="PAO_DATA_DIR: unusable path"):
+        Settings.from_env({"PAO_DATA_DIR": str(tmp_path / ("x" * 5000))})
+    binary = tmp_path / "key.der"
+    binary.write_bytes(b"\x30\x82\xff\xfe" * 100)
+    with pytest.raises(ConfigError, match=r"PAO_PRIVATE_KEY_PATH: .* is not a PEM text file"):
+        Settings.from_env({"PAO_APP_ID": "1", "PAO_PRIVATE_KEY_PATH": str(binary)})
+    # A device that never ends is read only as far as a key could go.
+    with pytest.raises(ConfigError, match="PAO_PRIVATE_KEY_PATH: not a PEM private key"):
+        Settings.from_env({"PAO_APP_ID": "1", "PAO_PRIVATE_KEY_PATH": "/dev/zero"})

@@ -77,9 +77,13 @@ async def test_a_forged_state_or_a_bad_code_signs_nobody_in(pao, runtime):
     cookie = pao.session.cookie_jar.filter_cookies(pao.make_url("/login/callback"))["pao_oauth"].value
     real_state = keys.unsign("oauth", cookie)["state"]
     resp = await pao.get(f"/login/callback?code=not-a-code&state={real_state}", allow_redirects=False)
-    assert resp.status == 502
+    assert resp.status == 403  # GitHub refused the person's code: theirs to retry, not a gateway error
     assert "The code passed is incorrect or expired." in html.unescape(await resp.text())
     assert "pao_session" not in resp.cookies
+    for query in ("", "&code=", "&code=%00", "&code=a%20b", "&code=" + "a" * 200):
+        resp = await pao.get(f"/login/callback?state={real_state}{query}", allow_redirects=False)
+        assert resp.status == 400 and "no valid sign-in code" in html.unescape(await resp.text())
+        assert "pao_session" not in resp.cookies
 
 
 async def test_sign_out_needs_the_csrf_token(pao):
@@ -108,6 +112,18 @@ def test_identity_rules():
 
 @pytest.mark.parametrize(("given", "expected"), [
     ("/catalog/items/x", "/catalog/items/x"), ("//evil.example", "/catalog"),
-    ("https://evil.example", "/catalog"), ("/\\evil.example", "/catalog"), (None, "/catalog")])
+    ("https://evil.example", "/catalog"), ("/\\evil.example", "/catalog"), (None, "/catalog"),
+    # Browsers (and yarl, writing the Location header) drop tabs and newlines: "//evil.example".
+    ("/\t/evil.example", "/catalog"), ("/\n/evil.example", "/catalog"), ("/\r/evil.example", "/catalog"),
+    ("/ /evil.example", "/catalog"), ("/\x00", "/catalog"), ("/catalog?q=a%20b", "/catalog?q=a%20b"),
+    ("/catalog?q=" + "a" * 5000, "/catalog")])  # too long for the sign-in cookie
 def test_after_sign_in_only_paths_on_this_site(given, expected):
     assert safe_next(given) == expected
+
+
+async def test_a_next_with_a_tab_never_redirects_off_site(pao):
+    resp = await sign_in_through_github(pao, "sarah", "/%09/evil.example")
+    assert resp.status == 303 and resp.headers["Location"] == "/catalog"
+    for hidden in ("%09", "%0a", "%0d"):  # signed in now: /login sends on at once
+        resp = await pao.get(f"/login?next=/{hidden}/evil.example", allow_redirects=False)
+        assert resp.status == 303 and resp.headers["Location"] == "/catalog"

@@ -129,7 +129,7 @@ async def test_a_callback_this_browser_did_not_start_or_a_replayed_code_is_refus
     assert resp.status == 403 and not runtime.settings.app_mode
     github_fake.manifest_codes.clear()  # the code expired on GitHub's side
     resp = await pao.get(f"/setup/callback?code={code}&state={state}")
-    assert resp.status == 502 and "start again" in await resp.text()
+    assert resp.status == 403 and "start again" in await resp.text()  # the code, not GitHub, failed
     assert not runtime.settings.app_mode
     assert await runtime.pool.fetchval("SELECT count(*) FROM github_app_registration") == 0
 

@@ -90,3 +90,41 @@ async def test_killed_worker_mid_push_is_retried_to_completion(make_env, db_dsn,
     assert "sync_initiated" in logs and "sync_completed" in logs
     for secret in (ONEDEV_TOKEN, gh.personal_token):
         assert secret not in logs
+
+
+async def test_killed_worker_that_never_learnt_its_new_projects_id_reuses_that_project(
+        make_env, db_dsn, tmp_path):
+    """OneDev created the project, the worker died before the answer: the retry finds the project
+    PAO made (its description names the repository) instead of making a second, suffixed one."""
+    env = await make_env(mode="token", worker=False)
+    gh, onedev = env.gh, env.onedev
+    repo = make_history(gh, "octo/fresh")
+    onedev.create_delay = 60.0
+    status, _ = await env.deliver("watch", gh.watch_payload(repo, "alice"))
+    assert status == 202
+    env_vars = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PAO_")},
+        "PAO_DB_URL": db_dsn, "PAO_DATA_DIR": str(tmp_path / "worker-data"),
+        "PAO_GITHUB_API_URL": gh.url, "PAO_REPO_TOKEN": gh.personal_token,
+        "PAO_ONEDEV_URL": onedev.url, "PAO_ONEDEV_TOKEN": ONEDEV_TOKEN,
+        "PAO_WORKERS": "1", "PAO_JOB_POLL_INTERVAL": "0.2", "PAO_JOB_STALL_TIMEOUT": "2",
+    }
+    first = await start_worker(env_vars, tmp_path / "worker1.log")
+    try:
+        await asyncio.wait_for(onedev.project_created.wait(), 60)
+    finally:
+        await stop(first, signal.SIGKILL)
+    onedev.create_delay = 0.0
+    row = await env.mirror_row("octo/fresh")
+    assert row["onedev_project_id"] is None  # the crash left no record of the project
+    second = await start_worker(env_vars, tmp_path / "worker2.log")
+    try:
+        row = await env.wait_status("octo/fresh", "completed", timeout=90)
+    finally:
+        await stop(second, signal.SIGTERM)
+    # The end state of an uncrashed run: one project, under the plain name, holding every ref.
+    assert [onedev.path_of(p) for p in onedev.projects.values()] == ["octo-fresh"]
+    assert row["onedev_project_path"] == "octo-fresh" and not row["onedev_adopted"]
+    assert onedev.refs("octo-fresh") == heads_and_tags(github_refs(repo))
+    job = await env.pool.fetchrow("SELECT * FROM jobs WHERE task = 'mirror.sync'")
+    assert job["status"] == "succeeded" and job["attempts"] == 2

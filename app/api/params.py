@@ -11,6 +11,8 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiMapping
 
+from app.pgtext import text_problem
+
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 MAX_ID = 2**63 - 1  # PostgreSQL's bigint: ids beyond it name no row and must not reach a query
 
@@ -53,12 +55,9 @@ def parse_bool(name: str, value: str) -> bool:
 
 def text(name: str, value: str) -> str:
     """``value`` if PostgreSQL can take it as text; else a 400 (a NUL or lone surrogate would be a 500)."""
-    if "\x00" in value:
-        raise BadParameter(name, "must not contain a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadParameter(name, "is not valid Unicode text") from None
+    problem = text_problem(value)
+    if problem:
+        raise BadParameter(name, problem)
     return value
 
 
@@ -67,13 +66,21 @@ def path_text(request: web.Request, name: str) -> str:
     return text(name, request.match_info[name])
 
 
+def whole_number(value: str, *, minimum: int = 1) -> int | None:
+    """``value`` as an id (``minimum``..bigint's maximum), or None when it is not one."""
+    # isascii: str.isdigit also accepts digits int() refuses, such as '²'.
+    if not (value.isascii() and value.isdigit()) or len(value) > 19 or not minimum <= int(value) <= MAX_ID:
+        return None
+    return int(value)
+
+
 def path_id(request: web.Request, name: str) -> int:
     """The path parameter ``name`` as a row id (1..bigint's maximum); else a 400 naming it."""
     value = request.match_info[name]
-    # isascii: str.isdigit also accepts digits int() refuses, such as '²'.
-    if not (value.isascii() and value.isdigit()) or len(value) > 19 or not 1 <= int(value) <= MAX_ID:
+    number = whole_number(value)
+    if number is None:
         raise BadParameter(name, f"expected a whole number 1..{MAX_ID}, got {value[:40]!r}")
-    return int(value)
+    return number
 
 
 def single(query: MultiMapping[str], name: str) -> str | None:

@@ -13,7 +13,17 @@ from typing import Any
 from aiohttp import web
 
 from app.api.auth import CALLER, Caller
-from app.api.params import DEFAULT_LIMIT, MAX_LIMIT, BadParameter, decode_cursor, encode_cursor, single, text
+from app.api.params import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    BadParameter,
+    decode_cursor,
+    encode_cursor,
+    single,
+    text,
+    whole_number,
+)
+from app.pgtext import json_problem
 from app.requests import events_stream, executor, store, views
 from app.requests.batch import SUBMISSIONS
 from app.requests.config import request_settings
@@ -50,6 +60,9 @@ async def _body(request: web.Request) -> dict[str, Any]:
         raise _fail(400, "invalid JSON", "the body must be a JSON object") from None
     if not isinstance(body, dict):
         raise _fail(400, "invalid JSON", "the body must be a JSON object")
+    unstorable = json_problem(body)
+    if unstorable:
+        raise _fail(400, "invalid JSON", f"{unstorable[0]}: {unstorable[1]}")
     return body
 
 
@@ -145,15 +158,15 @@ async def list_requests(request: web.Request) -> web.Response:
         raise BadParameter("status", f"must be one of {', '.join(STATUSES)}; got {filters['status']!r}")
     limit = DEFAULT_LIMIT
     if (limit_text := single(request.query, "limit")) is not None:
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
+        number = whole_number(limit_text)
+        if number is None or number > MAX_LIMIT:
             raise BadParameter("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
-        limit = int(limit_text)
+        limit = number
     before = None
     if cursor := single(request.query, "cursor"):
-        after = decode_cursor(cursor, _fingerprint(filters))
-        if not after.isdigit():
+        before = whole_number(decode_cursor(cursor, _fingerprint(filters)))
+        if before is None:
             raise BadParameter("cursor", "not a cursor this API returned")
-        before = int(after)
     rows = await store.list_requests(
         request.app[RUNTIME].pool, filters=filters, before=before, limit=limit + 1,
         visible_to=None if caller.is_admin else (caller.user_id, caller.team))
@@ -257,9 +270,9 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     row = await visible_request(request)
     pool = request.app[RUNTIME].pool
     after_text = request.headers.get("Last-Event-ID") or single(request.query, "after") or "0"
-    if not after_text.isdigit():
+    after = whole_number(after_text, minimum=0)
+    if after is None:  # '²' passes isdigit, and a bigint overflow would be a 500
         raise BadParameter("after", "expected an event id")
-    after = int(after_text)
     if "text/event-stream" not in request.headers.get("Accept", ""):
         return _json({"request_id": row["request_id"],
                       "events": [views.event(e) for e in await store.get_events(pool, row["id"],

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from app.api.params import whole_number
 from app.api.sync import runs_with_errors
 from app.console.render import error_page, page
 from app.console.session import admin_only, csrf_checked_form, csrf_refused, current_user
@@ -36,7 +37,7 @@ def _status_filter(request: web.Request, allowed: tuple[str, ...], default: str 
 
 def _row_id(request: web.Request) -> int | None:
     text = request.match_info["id"]
-    return int(text) if text.isdigit() and len(text) < 19 else None
+    return whole_number(text)
 
 
 @routes.get("/admin/deliveries")

@@ -9,6 +9,7 @@ inputs, with hints, the submitted values kept, and the errors of a 422 answer
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -201,13 +202,16 @@ def parse_submission(sections: Mapping[str, Iterable[Mapping[str, Any]]],
                     problems.append({"path": path, "code": "type", "message": "enter a whole number"})
             elif kind == "number":
                 try:
-                    out[name] = float(raw)
+                    number = float(raw)
+                    if not math.isfinite(number):  # "nan", "inf", "1e999": no number to store
+                        raise ValueError(raw)
+                    out[name] = number
                 except ValueError:
                     problems.append({"path": path, "code": "type", "message": "enter a number"})
             elif kind == "json":
                 try:
                     out[name] = json.loads(raw)
-                except ValueError as exc:
+                except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
                     problems.append({"path": path, "code": "json", "message": f"not valid JSON: {exc}"})
             else:
                 out[name] = raw

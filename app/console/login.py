@@ -8,6 +8,7 @@ the login and team become the session (``app/console/session.py``).
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import time
 from typing import Any
@@ -41,11 +42,18 @@ routes = web.RouteTableDef()
 OAUTH_COOKIE = "pao_oauth"
 OAUTH_LIFETIME = 600  # seconds between leaving for GitHub and coming back
 MAX_TEAM_PAGES = 10  # 1,000 teams: more than anyone is in
+MAX_NEXT = 2000  # the path rides in the sign-in cookie, which browsers cap at 4 KB
+VALID_CODE = re.compile(r"[A-Za-z0-9_-]{1,100}")  # GitHub's codes are 20 hex characters
 
 
 def safe_next(value: str | None) -> str:
-    """Where to go after signing in: a path on this site only (no open redirect)."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+    """Where to go after signing in: a path on this site only (no open redirect).
+
+    Browsers drop tabs and newlines from a URL (``/\t/evil.example`` is ``//evil.example``),
+    and so does the Location header's URL parser: no control character or space passes.
+    """
+    if not value or len(value) > MAX_NEXT or not value.startswith("/") or value.startswith("//") \
+            or "\\" in value or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in value):
         return "/catalog"
     return value
 
@@ -88,8 +96,13 @@ async def login_start(request: web.Request) -> web.Response:
     raise response
 
 
+class CodeRefused(ValueError):
+    """GitHub answered the code exchange with an OAuth error: the code is wrong, used or expired."""
+
+
 async def _exchange(request: web.Request, client: registration.OAuthClient, code: str) -> str:
-    """The user token for ``code``; ValueError with GitHub's reason when refused."""
+    """The user token for ``code``; CodeRefused with GitHub's reason when GitHub refuses the code,
+    ValueError when its answer makes no sense."""
     rt = request.app[RUNTIME]
     web_url = github_web_url(rt.settings.github_api_url, console_settings(rt.settings).github_url)
     async with rt.http.post(f"{web_url}/login/oauth/access_token", headers={"Accept": "application/json"},
@@ -99,9 +112,10 @@ async def _exchange(request: web.Request, client: registration.OAuthClient, code
         if resp.status != 200:
             raise ValueError(f"GitHub answered {resp.status}")
         data: Any = await resp.json(content_type=None)
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        raise CodeRefused(str(data.get("error_description") or data["error"]))
     if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
-        reason = data.get("error_description") or data.get("error") if isinstance(data, dict) else None
-        raise ValueError(str(reason or "no access token in GitHub's answer"))
+        raise ValueError("no access token in GitHub's answer")
     register_secret(data["access_token"], short_lived=True)
     return data["access_token"]
 
@@ -132,11 +146,16 @@ async def login_callback(request: web.Request) -> web.Response:
     if "error" in request.query:  # the person declined on GitHub
         return error_page(request, 403, "GitHub did not authorise the sign-in: "
                                         + request.query.get("error_description", request.query["error"]))
+    code = request.query.get("code", "")
+    if not VALID_CODE.fullmatch(code):
+        return error_page(request, 400, "GitHub's answer has no valid sign-in code; sign in again.")
     try:
-        token = await _exchange(request, client, request.query.get("code", ""))
+        token = await _exchange(request, client, code)
         gh = GitHubAPI(rt.http, USER_AGENT, oauth_token=token, base_url=rt.settings.github_api_url)
         user = await gh.getitem("/user")
         teams = await _teams(gh)
+    except CodeRefused as exc:  # the person's own code, not GitHub failing
+        return error_page(request, 403, f"GitHub refused the sign-in ({exc}); sign in again.")
     except (ValueError, GitHubException, ClientError, KeyError, TypeError) as exc:
         log.warning("sign-in with GitHub failed: %s", exc)
         return error_page(request, 502, f"GitHub did not complete the sign-in ({exc}); try again.")

@@ -10,7 +10,8 @@ from aiohttp import web
 
 # What the pages show when a handler refuses: the same words the JSON API uses.
 TITLES = {400: "Bad request", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
-          409: "Conflict", 502: "GitHub did not answer as expected"}
+          409: "Conflict", 413: "Payload too large", 415: "Unsupported media type",
+          500: "Internal error", 502: "GitHub did not answer as expected"}
 
 
 @functools.cache

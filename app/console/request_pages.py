@@ -19,6 +19,7 @@ from urllib.parse import quote, urlencode
 import asyncpg
 from aiohttp import web
 
+from app.api.params import whole_number
 from app.console.render import error_page, page
 from app.console.session import Identity, csrf_checked_form, csrf_refused, current_user, signed_in
 from app.requests import events_stream, executor, store
@@ -81,12 +82,13 @@ async def request_list(request: web.Request) -> web.Response:
     if isinstance(filters, str):
         return error_page(request, 400, filters)
     before_text = request.query.get("before", "")
-    if before_text and not (before_text.isdigit() and len(before_text) < 19):
+    before = whole_number(before_text) if before_text else None
+    if before_text and before is None:
         return error_page(request, 400, "before: expected a position this page linked to")
     pool = request.app[RUNTIME].pool
     visible = (user.login, user.team)
     rows = await store.list_requests(pool, filters=filters, visible_to=visible,
-                                     before=int(before_text) if before_text else None, limit=PAGE_SIZE + 1)
+                                     before=before, limit=PAGE_SIZE + 1)
     older = list_link(filters, before=rows[PAGE_SIZE - 1]["id"]) if len(rows) > PAGE_SIZE else None
     items, bundles = await store.requested_entries(pool, visible_to=visible)
     return page(request, "request_list.html", rows=rows[:PAGE_SIZE], older=older, filters=filters,
@@ -179,7 +181,8 @@ async def request_events(request: web.Request) -> web.StreamResponse:
     if isinstance(found, web.Response):
         return found
     _, row = found
-    after_text = request.headers.get("Last-Event-ID") or request.query.get("after") or "0"
-    if not (after_text.isdigit() and len(after_text) < 19):
+    after = whole_number(request.headers.get("Last-Event-ID") or request.query.get("after") or "0",
+                         minimum=0)
+    if after is None:
         return error_page(request, 400, "after: expected an event id")
-    return await events_stream.stream(request, row, int(after_text))
+    return await events_stream.stream(request, row, after)

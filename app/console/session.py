@@ -18,11 +18,13 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from app.console import registration
 from app.console.config import console_settings
 from app.console.render import CONTEXT_PROVIDERS, error_page
 from app.crypto import SecretError
+from app.pgtext import text_problem
 from app.state import RUNTIME
 
 SESSION_COOKIE = "pao_session"
@@ -105,9 +107,30 @@ def csrf_token(request: web.Request) -> str:
     return keys.mac("csrf", user.session_id)
 
 
+async def read_form(request: web.Request) -> Any:
+    """The posted form's fields, all text PostgreSQL can store; else a 400 naming the problem
+    (the console's error middleware draws it as a page). aiohttp raises on bodies it cannot
+    decode (bytes not in the declared charset, an unknown charset, broken multipart)."""
+    try:
+        form = await request.post()
+    except web.HTTPException:
+        raise  # too large: aiohttp's own 413
+    except (ValueError, LookupError, AssertionError, RuntimeError, HttpProcessingError) as exc:
+        raise web.HTTPBadRequest(text=f"The form could not be read ({type(exc).__name__}): send it "
+                                      "from PAO's page, as UTF-8.") from None
+    for name, value in form.items():
+        shown = repr(name[:64])
+        if not isinstance(value, str):
+            raise web.HTTPBadRequest(text=f"Field {shown} is a file upload; PAO's forms take text only.")
+        problem = text_problem(name) or text_problem(value)
+        if problem:
+            raise web.HTTPBadRequest(text=f"Field {shown} {problem}.")
+    return form
+
+
 async def csrf_checked_form(request: web.Request) -> Any:
     """The posted form if it carries this session's CSRF token, else None (answer with ``csrf_refused``)."""
-    form = await request.post()
+    form = await read_form(request)
     expected = csrf_token(request)
     given = str(form.get("csrf_token", ""))
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):

@@ -21,12 +21,13 @@ from urllib.parse import quote, urlencode
 
 import yaml
 from aiohttp import web
-from gidgethub import GitHubException
+from gidgethub import BadRequest, GitHubException
 from gidgethub.aiohttp import GitHubAPI
 
 from app.console import registration
 from app.console.config import SECRET_KEY_ADVICE, console_settings, github_web_url
 from app.console.render import error_page, page
+from app.console.session import read_form
 from app.crypto import SecretError
 from app.github import USER_AGENT
 from app.state import RUNTIME
@@ -121,7 +122,7 @@ async def unlock(request: web.Request) -> web.Response:
     closed = _closed(request)
     if closed is not None:
         return closed
-    form = await request.post()
+    form = await read_form(request)
     token = str(form.get("token", ""))
     rt = request.app[RUNTIME]
     if not token or not await registration.use_setup_token(rt.pool, token):
@@ -159,8 +160,10 @@ async def callback(request: web.Request) -> web.Response:
         reg = registration.AppRegistration.from_conversion(data)
     except GitHubException as exc:
         log.warning("GitHub refused the App manifest code: %s", exc)
-        return error_page(request, 502, "GitHub refused the code (a code works once, within an hour): "
-                                        "start again from /setup.")
+        # A 4xx is about the code (expired, used): the person's to redo; else GitHub failed.
+        status = 403 if isinstance(exc, BadRequest) else 502
+        return error_page(request, status, "GitHub refused the code (a code works once, within an hour): "
+                                           "start again from /setup.")
     except (KeyError, TypeError, ValueError):
         return error_page(request, 502,
                           "GitHub's answer lacked the App's credentials; start again from /setup.")

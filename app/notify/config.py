@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
-from app.config import FEATURE_READERS, EnvReader
+from app.config import FEATURE_READERS, EnvReader, parse_url
 from app.log import register_secret
 from app.notify.messages import EVENTS
 
@@ -72,8 +72,9 @@ def read(r: EnvReader) -> NotifySettings:
     teams: dict[str, str] = {}
     for entry in r.list("PAO_NOTIFY_TEAM_SLACK_URLS"):
         team, sep, url = entry.partition("=")
-        parsed = urlparse(url.strip())
-        if not sep or not team.strip() or parsed.scheme not in ("http", "https") or not parsed.netloc:
+        parsed = parse_url(url.strip())
+        if not sep or not team.strip() or parsed is None or parsed.scheme not in ("http", "https") \
+                or not parsed.netloc:
             r.problems.append("PAO_NOTIFY_TEAM_SLACK_URLS: expected TEAM=https://... entries "
                               f"separated by commas; one entry for {team.strip() or '?'!r} is not")
             continue

@@ -56,7 +56,7 @@ async def send(ctx: JobContext, target: str, notification: dict[str, Any]) -> di
     detail = f"{target} notification answered {status}: {scrub(' '.join(answer.split()))}"
     if status == 429 or status >= 500:
         metrics.NOTIFICATIONS.labels(kind, "retry").inc()
-        delay = float(retry_after) if retry_after.isdigit() else None
+        delay = float(retry_after) if retry_after.isascii() and retry_after.isdigit() else None
         raise RetryJob(detail, delay)
     metrics.NOTIFICATIONS.labels(kind, "failed").inc()
     raise PermanentJobError(detail + " (check the URL in the PAO_NOTIFY_* variable)")

@@ -86,12 +86,14 @@ async def _cmd(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any) -> None:
+    from app.cli import whole_number
+
     p = sub.add_parser("requests", help="service requests: list, show, cancel, retry, complete")
     rsub = p.add_subparsers(dest="requests_command", metavar="ACTION", required=True)
     q = rsub.add_parser("list", help="recent requests, newest first")
     for name in ("status", "item", "bundle", "requester", "team"):
         q.add_argument(f"--{name}")
-    q.add_argument("--limit", type=int, default=50)
+    q.add_argument("--limit", type=whole_number(1, 10_000), default=50)
     q.add_argument("--json", action="store_true")
     q = rsub.add_parser("show", help="one request with its steps")
     q.add_argument("id")

@@ -20,6 +20,7 @@ from gidgethub import BadRequest, GitHubBroken, RateLimitExceeded
 from gidgethub.abc import GitHubAPI
 
 from app.github import GitHubAuthError
+from app.httpbody import read_capped
 from app.jobs import JobContext, PermanentJobError, enqueue, task
 from app.requests.steps.base import StepContext, StepFailed, declared_outputs
 from app.sync.tasks import repository_installation
@@ -113,7 +114,7 @@ async def _download(http: aiohttp.ClientSession, client: RepoClient, url: str) -
             if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
                 location = resp.headers["Location"]
             elif resp.status == 200:
-                return await resp.content.read(MAX_ARTIFACT_BYTES + 1)
+                return await read_capped(resp.content, MAX_ARTIFACT_BYTES)
             else:
                 raise StepFailed("github_error", f"artifact download answered {resp.status}",
                                  {"status": resp.status}, retryable=resp.status >= 500)
@@ -121,7 +122,7 @@ async def _download(http: aiohttp.ClientSession, client: RepoClient, url: str) -
             if blob.status != 200:
                 raise StepFailed("github_error", f"artifact storage answered {blob.status}",
                                  {"status": blob.status}, retryable=True)
-            return await blob.content.read(MAX_ARTIFACT_BYTES + 1)
+            return await read_capped(blob.content, MAX_ARTIFACT_BYTES)
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise StepFailed("github_error", f"artifact download failed: {type(exc).__name__}",
                          retryable=True) from None

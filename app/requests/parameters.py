@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.catalog.rules import MATCH_BUDGET, RegexpTooSlow, fullmatch
+from app.pgtext import json_problem
 
 SECRET = "secret"
 
@@ -73,6 +74,10 @@ def check_value(field: dict[str, Any], value: Any) -> tuple[str, str] | None:
     """
     ftype = field.get("type")
     shown = "the value" if ftype == SECRET else repr(value)
+    unstorable = json_problem(value)
+    if unstorable:  # NUL, a lone surrogate, NaN: PostgreSQL would refuse to store the request
+        where, why = unstorable
+        return "invalid", f"{where}: {why}" if where else why
     if ftype in ("string", SECRET):
         if not isinstance(value, str):
             return "type", f"expected a string, got {_kind(value)}"

@@ -27,6 +27,8 @@ Behaves as OneDev 12+ does for these calls:
 * ``{server}/{project path}.git`` is served by ``git http-backend`` with the same auth.
 * ``unavailable = True`` or ``fail_next = N`` answers 503 to everything (API and git).
 * ``push_delay`` holds every receive-pack this many seconds (sets ``push_started`` first).
+* ``create_delay`` holds the answer to a project creation this many seconds, the project
+  already made (sets ``project_created`` first): a caller killed meanwhile never learns its id.
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ class OneDevFake:
         self.fail_next = 0
         self.push_delay = 0.0
         self.push_started = asyncio.Event()
+        self.create_delay = 0.0
+        self.project_created = asyncio.Event()
         self.backend = GitHttpBackend(self.root, authorize=self._authorize_git, realm="OneDev")
 
     # -- model ----------------------------------------------------------------
@@ -283,6 +287,9 @@ class OneDevFake:
         project = self.add_project(name, parent_id, body.get("description"))
         project.code_management = bool(body.get("codeManagement", True))
         project.issue_management = bool(body.get("issueManagement", True))
+        if self.create_delay:
+            self.project_created.set()
+            await asyncio.sleep(self.create_delay)
         return self._json(project.id)
 
     def _check_duplicate(self, name: str, parent_id: int | None, own_id: int | None = None) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 
 from app.log import scrub
+from app.pgtext import json_problem, storable_copy
 from app.requests.config import RequestSettings
 
 
@@ -27,7 +28,9 @@ class StepFailed(Exception):
     def as_dict(self) -> dict[str, Any]:
         """The error as stored and shown, with every known secret (secret fields too) scrubbed."""
         details = json.loads(scrub(json.dumps(self.details, default=str)))
-        return {"type": self.type, "message": scrub(self.message), "details": details}
+        # What a remote system answered may hold text PostgreSQL refuses (a NUL, NaN): made storable.
+        return {"type": self.type, "message": storable_copy(scrub(self.message)),
+                "details": storable_copy(details)}
 
 
 class StepWaiting(Exception):
@@ -89,7 +92,11 @@ def declared_outputs(ctx: StepContext, body: Any) -> dict[str, Any]:
     if missing:
         raise StepFailed("missing_output", f"the answer lacks the declared output(s) {', '.join(missing)}",
                          {"missing": missing})
-    return {n: body[n] for n in ctx.outputs_declared}
+    outputs = {n: body[n] for n in ctx.outputs_declared}
+    unstorable = json_problem(outputs)
+    if unstorable:  # stored as jsonb, rendered into later steps: refused, never half-stored
+        raise StepFailed("bad_output", f"output {unstorable[0]} {unstorable[1]}", {"output": unstorable[0]})
+    return outputs
 
 
 Runner = Callable[[StepContext], Awaitable[StepResult]]

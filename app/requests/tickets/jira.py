@@ -94,6 +94,11 @@ async def is_resolved(http: aiohttp.ClientSession, settings: RequestSettings, ti
 
 
 def resolved_issue(issue: Any) -> bool:
-    fields = (issue or {}).get("fields") or {}
-    category = ((fields.get("status") or {}).get("statusCategory") or {}).get("key")
-    return fields.get("resolution") is not None or category == "done"
+    """Is the issue (Jira's JSON, from the REST API or a webhook) resolved? Parts of another
+    shape than Jira's count as absent, never as an error."""
+    def part(value: Any, key: str) -> Any:
+        return value.get(key) if isinstance(value, dict) else None
+
+    fields = part(issue, "fields")
+    category = part(part(part(fields, "status"), "statusCategory"), "key")
+    return part(fields, "resolution") is not None or category == "done"
