@@ -41,9 +41,16 @@ def alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and PR_SET_PDEATHSIG")
-def test_git_dies_with_a_killed_worker():
-    code = ("import asyncio; from app.git.run import run_git; "
-            f"asyncio.run(run_git({SLOW_REMOTE!r}, timeout=60))")
+@pytest.mark.parametrize("spawn", ["setpriv", "preexec"])
+def test_git_dies_with_a_killed_worker(spawn):
+    if spawn == "setpriv":
+        from app.git.run import _death_signal_prefix
+
+        assert _death_signal_prefix() is not None, "setpriv (util-linux) with --pdeathsig is missing"
+    # "preexec": a host without setpriv sets the signal in the forked child instead.
+    fallback = "run._death_signal_prefix = lambda: None; " if spawn == "preexec" else ""
+    code = ("import asyncio; from app.git import run; from app.git.run import run_git; "
+            f"{fallback}asyncio.run(run_git({SLOW_REMOTE!r}, timeout=60))")
     worker = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
     try:
         deadline = time.monotonic() + 20
