@@ -14,14 +14,35 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Plain scalars' tags by (value, implicit): the composer asks the (pure Python) resolver
+# for every scalar, and catalog files repeat the same keys and values.
+_SCALAR_TAGS: dict[tuple[str, tuple[bool, bool]], str] = {}
+_SCALAR_TAGS_MAX = 20_000
+_SCALAR_TAG_LENGTH = 64  # longer values are rarely repeated: not kept
+
+
+class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """The safe loader with its scalar resolution memoised (safe: SafeLoader has no path
+    resolvers, so a scalar's tag depends on its text and quoting alone)."""
+
+    def resolve(self, kind: type, value: Any, implicit: Any) -> str:
+        if kind is not ScalarNode or len(value) > _SCALAR_TAG_LENGTH:
+            return super().resolve(kind, value, implicit)
+        key = (value, implicit)
+        tag = _SCALAR_TAGS.get(key)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(_SCALAR_TAGS) < _SCALAR_TAGS_MAX:
+                _SCALAR_TAGS[key] = tag
+        return tag
+
 _constructor = yaml.constructor.SafeConstructor()
 
 Path = tuple[str | int, ...]
@@ -59,8 +80,10 @@ def _tag_name(tag: str) -> str:
     return "!!" + tag[len(_YAML_TAG):] if tag.startswith(_YAML_TAG) else tag
 
 
-@dataclass(frozen=True)
-class Mark:
+class Mark(NamedTuple):
+    """Where a value or key starts. A tuple: built by the thousand, cheaply (a frozen
+    dataclass's ``__init__`` made turning a file's marks a tenth of its validation)."""
+
     line: int  # 1-based
     col: int  # 1-based
     style: str | None = None  # scalar style: None plain, "'", '"', "|", ">"
@@ -117,10 +140,14 @@ class Loaded:
         end = self._line_starts[number] if number < len(self._line_starts) else len(self.text)
         return self.text[start:end].rstrip("\r\n\x85\u2028\u2029")
 
-    def resolved(self, keep: Callable[[Path], bool]) -> Loaded:
-        """A copy with only the marks ``keep`` wants, as Marks (no YAML nodes kept alive)."""
-        return Loaded(None, {p: as_mark(m) for p, m in self.marks.items() if keep(p)},
-                      {p: as_mark(m) for p, m in self.key_marks.items() if keep(p)})
+    def resolved(self, under: frozenset[str | int]) -> Loaded:
+        """A copy with the marks of the top-level keys and of everything under the keys
+        ``under``, as Marks (no YAML nodes kept alive)."""
+        def keep(table: dict[Path, Mark | Node]) -> dict[Path, Mark]:
+            # Inline test, not a predicate call: it runs for every value of every file.
+            return {p: m if type(m) is Mark else _mark(m) for p, m in table.items()
+                    if len(p) <= 1 or p[0] in under}
+        return Loaded(None, keep(self.marks), keep(self.key_marks))
 
 
 class _Budget(Exception):
