@@ -150,6 +150,12 @@ class Loaded:
         return Loaded(None, keep(self.marks), keep(self.key_marks))
 
 
+    def only(self, path: Path) -> Loaded:
+        """A copy with the marks of ``path`` alone (value and key), as Marks."""
+        return Loaded(None, {path: as_mark(self.marks[path])} if path in self.marks else {},
+                      {path: as_mark(self.key_marks[path])} if path in self.key_marks else {})
+
+
 class _Budget(Exception):
     def __init__(self, mark: Mark, message: str):
         self.mark = mark

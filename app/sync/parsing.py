@@ -1,13 +1,16 @@
 """Parsing the files a sync read, off the event loop.
 
 The validator (``app.catalog.parse``) is the same one the CLI and check runs
-use, so the API serves only what passes it. It costs about 1.3 times a bare
-YAML load, which makes it the largest part of a full load.
-(A process pool was measured for 10,000-file loads and did not pay on a
-loaded 2-core host, so parsing stays in one thread.) The cyclic garbage
-collector is paused during a batch (and the engine pauses it for a whole sync):
-the thousands of documents it builds are kept, and rescanning them on every
-collection nearly doubled a full load's parse.
+use, so the API serves only what passes it. It costs about 1.2 times a bare
+YAML load, which makes it the largest part of a full load: from
+``PARALLEL_FROM`` files on (full loads, big pushes) the files are parsed in
+chunks by ``PAO_SYNC_PARSE_PROCESSES`` processes (forked from a forkserver that
+has the validator imported), with exactly the serial path's results, in the
+same order. Smaller batches parse in one thread: starting processes would cost
+more than it saves. The cyclic garbage collector is paused during a batch (and
+the engine pauses it for a whole sync): the thousands of documents it builds
+are kept, and rescanning them on every collection nearly doubled a full load's
+parse.
 
 YAML can carry values PostgreSQL cannot store (a NUL character, written ``"\\0"``,
 a lone surrogate, an integer beyond 64 bits): such a document is an error of its
@@ -20,13 +23,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import gc
+import multiprocessing
 import threading
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Awaitable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.context import BaseContext
+from typing import Any, TypeVar
 
 import orjson
 
+from app.catalog.crossfile import NAME
 from app.catalog.model import crashed
 from app.catalog.parse import Finding, ParsedFile, parse_catalog_file
 from app.sync.plan import content_hash
@@ -119,8 +127,11 @@ def collector_paused() -> Iterator[None]:
 
 def parse_one(path: str, data: bytes) -> ParsedFile:
     """One file, validated and made storable; whatever fails is that file's error."""
-    # The marks cross-file rules use: the sync reports a lost name (PAO040) at its place.
     parsed = parse_catalog_file(path, data)
+    if parsed.loaded is not None:
+        # The one mark the sync places a finding at: a lost name (PAO040). The others
+        # would only be held, and shipped back from a parsing process, for nothing.
+        parsed.loaded = parsed.loaded.only(NAME)
     try:
         return storable(parsed, data)
     except Exception as exc:  # one file's failure never fails the sync's other files
@@ -134,6 +145,72 @@ def parse_batch(contents: Mapping[str, bytes]) -> Parsed:
     return parsed, {path: content_hash(data) for path, data in contents.items()}
 
 
-async def parse_many(contents: Mapping[str, bytes]) -> Parsed:
-    """``parse_batch`` in a worker thread, so the web app keeps answering during a big load."""
+# Below this many files a batch parses in one thread. Forking the pool's processes from
+# a running forkserver and shipping the results back costs tens of milliseconds.
+PARALLEL_FROM = 500
+# Files per chunk handed to a process: small enough that every process gets several
+# (an even finish) and a cancelled sync waits little for the chunks already running.
+CHUNK_FILES = 250
+
+
+async def parse_many(contents: Mapping[str, bytes], *, processes: int = 1) -> Parsed:
+    """``parse_batch`` off the event loop, so the web app keeps answering during a big load:
+    in ``processes`` processes from ``PARALLEL_FROM`` files on, else in a worker thread."""
+    if processes > 1 and len(contents) >= PARALLEL_FROM:
+        return await _parse_in_processes(contents, processes)
     return await asyncio.to_thread(parse_batch, contents)
+
+
+@functools.cache
+def _context() -> BaseContext:
+    """A forkserver that has imported the validator: each pool process forks from it, ready.
+
+    Not fork() from the worker itself: it runs threads (a child could inherit a lock
+    one of them held) and copying its page tables is what made each git cost 20 ms.
+    The server also imports the main module (``pao``'s script, guarded by
+    ``__name__``) once, or every pool process would run it again on start.
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["__main__", __name__])
+    return context
+
+
+async def _parse_in_processes(contents: Mapping[str, bytes], processes: int) -> Parsed:
+    items = list(contents.items())
+    chunks = [dict(items[i:i + CHUNK_FILES]) for i in range(0, len(items), CHUNK_FILES)]
+    executor = ProcessPoolExecutor(max_workers=min(processes, len(chunks)), mp_context=_context())
+    try:
+        loop = asyncio.get_running_loop()
+        done = await asyncio.gather(*(loop.run_in_executor(executor, parse_batch, chunk)
+                                      for chunk in chunks))
+    finally:
+        # Cancelled or failed (a process died: BrokenProcessPool, and the job is retried):
+        # queued chunks are dropped and the running ones awaited, so no process outlives
+        # the sync.
+        await _uncancellable(asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True))
+    parsed: dict[str, ParsedFile] = {}
+    hashes: dict[str, str] = {}
+    for chunk_parsed, chunk_hashes in done:  # in chunk order: the serial path's order
+        parsed.update(chunk_parsed)
+        hashes.update(chunk_hashes)
+    return parsed, hashes
+
+
+_T = TypeVar("_T")
+
+
+async def _uncancellable(step: Awaitable[_T]) -> _T:
+    """Await ``step`` to its end even if cancelled meanwhile; then re-raise the cancel."""
+    future = asyncio.ensure_future(step)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if future.done():
+                raise
+            cancelled = True
+            continue
+        if cancelled:
+            raise asyncio.CancelledError
+        return result
