@@ -101,6 +101,7 @@ async def _sync(pool: asyncpg.Pool, source: CatalogSource, cache: GitCache, toke
     state = await store.get_state(pool, source.key, source.branch)
     last = state.last_processed_sha
     changes: list[Change]
+    recorded = True  # whether catalog_files may hold records of this repository
     if last is None or full:
         mode = "full" if last is None else "reconcile"
     elif last == head:
@@ -114,6 +115,7 @@ async def _sync(pool: asyncpg.Pool, source: CatalogSource, cache: GitCache, toke
     if mode in ("full", "reconcile"):
         head_files = await cache.list_catalog(head)
         known = await store.all_file_oids(pool, source.key)
+        recorded = bool(known)
         changes = changes_from_trees(head_files, known)
     elif mode == "incremental":
         assert last is not None
@@ -126,9 +128,12 @@ async def _sync(pool: asyncpg.Pool, source: CatalogSource, cache: GitCache, toke
     wanted = {c.path: c.oid for c in changes if c.oid is not None}
     parsed, hashes = await _read(cache, wanted, processes)
     clock.lap("read_parse")
-    before = await store.load_files(pool, source.key, [c.path for c in changes])
+    # A first load has no file records to read: asking for 10,000 paths and names
+    # anyway cost two round trips of 10,000-element arrays.
+    before = await store.load_files(pool, source.key, [c.path for c in changes]) if recorded else {}
     keys = affected_names(changes, before, parsed)
-    claimants = await store.load_claimants(pool, source.key, keys)
+    claimants = (await store.load_claimants(pool, source.key, keys) if recorded
+                 else {k: [] for k in keys})
     current = await store.load_current(pool, keys)
     # Unchanged files that may take over a name (the holder left) or lose one: read them
     # too (a file that lost its name has it as its error, so errors are no filter).
