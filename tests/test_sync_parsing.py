@@ -78,7 +78,7 @@ async def test_processes_parse_exactly_as_one_thread_does(monkeypatch):
     monkeypatch.setattr(parsing, "PARALLEL_FROM", 10)
     monkeypatch.setattr(parsing, "CHUNK_FILES", 7)  # several chunks per process, merged in order
     serial = await parsing.parse_many(files, processes=1)
-    parallel = await parsing.parse_many(files, processes=2)
+    parallel = await parsing.parse_many(files, processes=3)
     assert list(parallel[0]) == list(serial[0]) == list(files)
     assert parallel == serial  # documents, findings, identifiers, hashes
     assert any(not p.ok for p in serial[0].values()) and any(p.ok for p in serial[0].values())
@@ -98,7 +98,7 @@ async def test_a_cancelled_parallel_parse_leaves_no_process_behind(monkeypatch):
              for i in range(400)}
     parse = asyncio.create_task(parsing.parse_many(files, processes=2))
     async def pool_running() -> bool:
-        return len(multiprocessing.active_children()) == 2
+        return bool(multiprocessing.active_children())
 
     await wait_for(pool_running, what="the pool's processes")
     parse.cancel()

@@ -4,13 +4,13 @@ The validator (``app.catalog.parse``) is the same one the CLI and check runs
 use, so the API serves only what passes it. It costs about 1.2 times a bare
 YAML load, which makes it the largest part of a full load: from
 ``PARALLEL_FROM`` files on (full loads, big pushes) the files are parsed in
-chunks by ``PAO_SYNC_PARSE_PROCESSES`` processes (forked from a forkserver that
-has the validator imported), with exactly the serial path's results, in the
-same order. Smaller batches parse in one thread: starting processes would cost
-more than it saves. The cyclic garbage collector is paused during a batch (and
-the engine pauses it for a whole sync): the thousands of documents it builds
-are kept, and rescanning them on every collection nearly doubled a full load's
-parse.
+chunks by the thread and ``PAO_SYNC_PARSE_PROCESSES - 1`` processes (forked from
+a forkserver that has the validator imported), each taking the next chunk when
+free, with exactly the serial path's results, in the same order. Smaller
+batches parse in one thread: starting processes would cost more than it saves.
+The cyclic garbage collector is paused during a batch (and the engine pauses it
+for a whole sync): the thousands of documents it builds are kept, and rescanning
+them on every collection nearly doubled a full load's parse.
 
 YAML can carry values PostgreSQL cannot store (a NUL character, written ``"\\0"``,
 a lone surrogate, an integer beyond 64 bits): such a document is an error of its
@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import functools
 import gc
+import itertools
 import multiprocessing
 import threading
 from collections.abc import Awaitable, Iterator, Mapping
@@ -155,7 +156,7 @@ CHUNK_FILES = 250
 
 async def parse_many(contents: Mapping[str, bytes], *, processes: int = 1) -> Parsed:
     """``parse_batch`` off the event loop, so the web app keeps answering during a big load:
-    in ``processes`` processes from ``PARALLEL_FROM`` files on, else in a worker thread."""
+    in a worker thread, helped by ``processes - 1`` processes from ``PARALLEL_FROM`` files on."""
     if processes > 1 and len(contents) >= PARALLEL_FROM:
         return await _parse_in_processes(contents, processes)
     return await asyncio.to_thread(parse_batch, contents)
@@ -176,23 +177,50 @@ def _context() -> BaseContext:
 
 
 async def _parse_in_processes(contents: Mapping[str, bytes], processes: int) -> Parsed:
+    """Chunks parsed by this process (in a thread) and ``processes - 1`` pool processes.
+
+    Each takes the next chunk when it is free, so whoever gets the CPU does the work:
+    on a host whose cores are busy the pool's processes may get little of it, and the
+    thread still parses as fast as the one-thread path would.
+    """
     items = list(contents.items())
     chunks = [dict(items[i:i + CHUNK_FILES]) for i in range(0, len(items), CHUNK_FILES)]
-    executor = ProcessPoolExecutor(max_workers=min(processes, len(chunks)), mp_context=_context())
+    done: list[Parsed | None] = [None] * len(chunks)
+    order = itertools.count()  # next() is atomic under the GIL: each chunk is taken once
+    stop = threading.Event()
+
+    def take() -> int | None:
+        i = next(order)
+        return i if i < len(chunks) and not stop.is_set() else None
+
+    def in_this_process() -> None:
+        while (i := take()) is not None:
+            done[i] = parse_batch(chunks[i])
+
+    loop = asyncio.get_running_loop()
+
+    async def in_a_process(executor: ProcessPoolExecutor) -> None:
+        while (i := take()) is not None:
+            done[i] = await loop.run_in_executor(executor, parse_batch, chunks[i])
+
+    executor = ProcessPoolExecutor(max_workers=processes - 1, mp_context=_context())
+    here = asyncio.ensure_future(asyncio.to_thread(in_this_process))
     try:
-        loop = asyncio.get_running_loop()
-        done = await asyncio.gather(*(loop.run_in_executor(executor, parse_batch, chunk)
-                                      for chunk in chunks))
+        await asyncio.gather(asyncio.shield(here), *(in_a_process(executor) for _ in range(processes - 1)))
     finally:
         # Cancelled or failed (a process died: BrokenProcessPool, and the job is retried):
-        # queued chunks are dropped and the running ones awaited, so no process outlives
-        # the sync.
-        await _uncancellable(asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True))
+        # no chunk is started any more, and the running ones are awaited, so neither the
+        # thread nor a process outlives the sync.
+        stop.set()
+        await _uncancellable(asyncio.gather(
+            here, asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True),
+            return_exceptions=True))
     parsed: dict[str, ParsedFile] = {}
     hashes: dict[str, str] = {}
-    for chunk_parsed, chunk_hashes in done:  # in chunk order: the serial path's order
-        parsed.update(chunk_parsed)
-        hashes.update(chunk_hashes)
+    for chunk in done:  # in chunk order: the serial path's order
+        assert chunk is not None
+        parsed.update(chunk[0])
+        hashes.update(chunk[1])
     return parsed, hashes
 
 
