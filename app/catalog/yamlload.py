@@ -332,7 +332,7 @@ class _Converter:
                           f"limit{f' under {path[0]!r}' if path else ''}; write the values out "
                           "or reduce alias use")
         self.out.marks[path] = node
-        if isinstance(node, ScalarNode):
+        if type(node) is ScalarNode:  # (the composer makes no subclasses)
             return self.scalar(node)
         if id(node) in self.active:
             raise _Budget(_mark(node), "an alias refers to a node that contains it; "
@@ -355,6 +355,10 @@ class _Converter:
             self.active.discard(id(node))
 
     def scalar(self, node: ScalarNode) -> Any:
+        if node.tag == _STR:  # most values: no builder call, no number checks
+            if "\0" in node.value:
+                self._nul(node)
+            return node.value
         build = _SCALAR_BUILDERS.get(node.tag)
         if build is None:
             self.out.problems.append(Problem(
@@ -401,20 +405,21 @@ class _Converter:
         result: dict[str, Any] = {}
         seen: dict[str, Node] = {}
         for key_node, value_node in node.value:
-            if isinstance(key_node, ScalarNode) and key_node.tag not in _SCALAR_BUILDERS \
-                    and key_node.tag != _YAML_TAG + "merge":
-                self.out.problems.append(Problem(
-                    "PAO008", _mark(key_node), f"unsupported tag {_tag_name(key_node.tag)!r} on "
-                    "a key; remove the tag"))
-                continue
-            if not (isinstance(key_node, ScalarNode) and key_node.tag == _STR):
-                key_mark = _mark(key_node)
-                what = "a merge key '<<'" if key_node.tag == "tag:yaml.org,2002:merge" else (
-                    f"{key_node.value!r}" if isinstance(key_node, ScalarNode) else "a collection")
-                self.out.problems.append(Problem(
-                    "PAO007", key_mark,
-                    f"mapping key {what} is not a plain string; quote it or write the keys out"))
-                continue
+            if key_node.tag != _STR or type(key_node) is not ScalarNode:  # plain keys skip both
+                if isinstance(key_node, ScalarNode) and key_node.tag not in _SCALAR_BUILDERS \
+                        and key_node.tag != _YAML_TAG + "merge":
+                    self.out.problems.append(Problem(
+                        "PAO008", _mark(key_node), f"unsupported tag {_tag_name(key_node.tag)!r} on "
+                        "a key; remove the tag"))
+                    continue
+                if not (isinstance(key_node, ScalarNode) and key_node.tag == _STR):
+                    key_mark = _mark(key_node)
+                    what = "a merge key '<<'" if key_node.tag == "tag:yaml.org,2002:merge" else (
+                        f"{key_node.value!r}" if isinstance(key_node, ScalarNode) else "a collection")
+                    self.out.problems.append(Problem(
+                        "PAO007", key_mark,
+                        f"mapping key {what} is not a plain string; quote it or write the keys out"))
+                    continue
             key = key_node.value
             if "\0" in key:
                 self._nul(key_node)
@@ -425,6 +430,7 @@ class _Converter:
                     f"duplicate key '{key}' (first at line {first.line}); YAML would keep only "
                     f"this one: remove one of them"))
             seen[key] = key_node
-            self.out.key_marks[(*path, key)] = key_node
-            result[key] = self.convert(value_node, (*path, key))
+            child = (*path, key)
+            self.out.key_marks[child] = key_node
+            result[key] = self.convert(value_node, child)
         return result
