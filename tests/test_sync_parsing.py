@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import multiprocessing
+import os
 from pathlib import Path
 
 import pytest
@@ -104,4 +105,24 @@ async def test_a_cancelled_parallel_parse_leaves_no_process_behind(monkeypatch):
     parse.cancel()
     with pytest.raises(asyncio.CancelledError):
         await parse
+    assert not multiprocessing.active_children()
+
+
+class _KillsItsReader(bytes):
+    """Bytes that end the process unpickling them: a parsing process that dies."""
+
+    def __reduce__(self):  # type: ignore[override]
+        return (os._exit, (3,))
+
+
+async def test_the_thread_parses_what_a_dead_parsing_process_had_taken(monkeypatch, caplog):
+    from app.sync import parsing
+
+    files = _mixed_batch()
+    monkeypatch.setattr(parsing, "PARALLEL_FROM", 10)
+    monkeypatch.setattr(parsing, "CHUNK_FILES", 7)
+    serial = await parsing.parse_many(files, processes=1)
+    deadly = {path: _KillsItsReader(data) for path, data in files.items()}
+    assert await parsing.parse_many(deadly, processes=3) == serial
+    assert "parsing process failed (BrokenProcessPool" in caplog.text
     assert not multiprocessing.active_children()

@@ -26,10 +26,12 @@ import dataclasses
 import functools
 import gc
 import itertools
+import logging
 import multiprocessing
 import threading
 from collections.abc import Awaitable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.context import BaseContext
 from typing import Any, TypeVar
 
@@ -41,6 +43,7 @@ from app.catalog.parse import Finding, ParsedFile, parse_catalog_file
 from app.sync.plan import content_hash
 
 Parsed = tuple[dict[str, ParsedFile], dict[str, str]]
+log = logging.getLogger(__name__)
 
 
 def _unstorable(text: str) -> str | None:
@@ -201,20 +204,31 @@ async def _parse_in_processes(contents: Mapping[str, bytes], processes: int) -> 
 
     async def in_a_process(executor: ProcessPoolExecutor) -> None:
         while (i := take()) is not None:
-            done[i] = await loop.run_in_executor(executor, parse_batch, chunks[i])
+            try:
+                done[i] = await loop.run_in_executor(executor, parse_batch, chunks[i])
+            except (BrokenProcessPool, OSError) as exc:
+                # No process could start, or one died (a main module that runs code when
+                # imported, a resource limit, a crash): the thread parses what is left.
+                log.warning("parsing process failed (%s: %s); parsing in this process",
+                            type(exc).__name__, exc)
+                return
 
     executor = ProcessPoolExecutor(max_workers=processes - 1, mp_context=_context())
     here = asyncio.ensure_future(asyncio.to_thread(in_this_process))
     try:
         await asyncio.gather(asyncio.shield(here), *(in_a_process(executor) for _ in range(processes - 1)))
     finally:
-        # Cancelled or failed (a process died: BrokenProcessPool, and the job is retried):
-        # no chunk is started any more, and the running ones are awaited, so neither the
-        # thread nor a process outlives the sync.
+        # Cancelled or failed: no chunk is started any more, and the running ones are
+        # awaited, so neither the thread nor a process outlives the sync.
         stop.set()
         await _uncancellable(asyncio.gather(
             here, asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True),
             return_exceptions=True))
+    missing = {i: chunks[i] for i, chunk in enumerate(done) if chunk is None}
+    if missing:  # the chunks a failed process had taken
+        redone = await asyncio.to_thread(lambda: {i: parse_batch(c) for i, c in missing.items()})
+        for i, chunk in redone.items():
+            done[i] = chunk
     parsed: dict[str, ParsedFile] = {}
     hashes: dict[str, str] = {}
     for chunk in done:  # in chunk order: the serial path's order
