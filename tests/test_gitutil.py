@@ -177,3 +177,14 @@ def owned_by(pid: int) -> list[int]:
                 if var.startswith(f"{OWNER_VAR}=".encode()) and var.split(b"/")[-2] == str(pid).encode():
                     found.append(int(entry.name))
     return [p for p in found if alive(p)]
+
+
+def test_git_runs_on_uvloop_the_event_loop_pao_serves_on():
+    # uvloop refuses some of asyncio's subprocess options (process_group): `pao serve`
+    # and `pao worker` run on it, so every git they start goes through it.
+    import uvloop
+
+    async def version() -> bytes:
+        return (await run_git(["--version"])).stdout
+
+    assert uvloop.run(version()).startswith(b"git version")

@@ -161,10 +161,12 @@ def _spawn_options() -> tuple[tuple[str, ...], dict[str, Any]]:
     (the signal is not inherited): those are stopped by the next write to the
     cache or the next worker start (``app.git.orphans``).
     """
+    # A new session (so a group of its own): unlike process_group, uvloop (`pao`'s
+    # event loop) supports it too.
     prefix = _death_signal_prefix()
     if prefix is not None or _LIBC is None:
-        return prefix or (), {"process_group": 0}
-    return (), {"process_group": 0, "preexec_fn": _child_setup}
+        return prefix or (), {"start_new_session": True}
+    return (), {"start_new_session": True, "preexec_fn": _child_setup}
 
 
 def _kill_group(proc: asyncio.subprocess.Process) -> None:
