@@ -188,3 +188,20 @@ def test_git_runs_on_uvloop_the_event_loop_pao_serves_on():
         return (await run_git(["--version"])).stdout
 
     assert uvloop.run(version()).startswith(b"git version")
+
+
+async def test_a_cancelled_git_is_killed_and_reaped():
+    # A run that loses its job (taken over, shut down) cancels its git: the git and its
+    # helpers stop, and no zombie is left for the worker's lifetime.
+    run = asyncio.create_task(run_git(SLOW_REMOTE, timeout=60))
+
+    async def git_running() -> list[int]:
+        return [p for p in children(os.getpid())
+                if Path(f"/proc/{p}/comm").read_text().strip().startswith("git")]
+
+    gits = await wait_for(git_running, what="git to start")
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert not set(gits) & set(children(os.getpid())), "git was not reaped"
+    assert not any(alive(p) for p in gits)

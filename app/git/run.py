@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import contextlib
 import ctypes
 import functools
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from app.aio import uncancellable
 from app.git.env import child_env
 from app.git.orphans import owner_env
 from app.log import register_secret, scrub
@@ -169,7 +171,32 @@ def _spawn_options() -> tuple[tuple[str, ...], dict[str, Any]]:
     return (), {"start_new_session": True, "preexec_fn": _child_setup}
 
 
-def _kill_group(proc: asyncio.subprocess.Process) -> None:
+def _start(argv: list[str], *, cwd: str | None, env: dict[str, str], stdin: int,
+           options: dict[str, Any]) -> subprocess.Popen[bytes]:
+    """Start git with piped output (in the caller's thread: by vfork, a millisecond)."""
+    # Its own process group, so a timeout also stops the helpers git starts
+    # (git-remote-http holds the pipes open until the server answers).
+    return subprocess.Popen(argv, cwd=cwd, env=env, stdin=stdin, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, **options)
+
+
+# Threads that wait for a git's output, one per running git.
+_WAITERS = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="pao-git")
+
+
+def _communicate(proc: subprocess.Popen[bytes], input: bytes | None,
+                 timeout: float) -> tuple[bytes, bytes]:
+    """``proc``'s output; past ``timeout`` its group is killed (and reaped) and
+    ``TimeoutExpired`` raised."""
+    try:
+        return proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        proc.communicate()
+        raise
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError):
@@ -191,28 +218,25 @@ async def run_git(
     full_env = child_env({**owner_env(), **auth_env(token, username=username, url=_origin(args)),
                           **(env or {})})
     prefix, options = _spawn_options()
-    proc = await asyncio.create_subprocess_exec(
-        *prefix,
-        "git",
-        *args,
-        cwd=str(cwd) if cwd is not None else None,
-        env=full_env,
-        stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        # Its own process group, so a timeout also stops the helpers git starts
-        # (git-remote-http holds the pipes open until the server answers).
-        **options,
-    )
+    # Started by the standard library, not the event loop: uvloop (`pao`'s loop) starts
+    # processes with fork(), which copies the worker's page tables (20-35 ms a git once a
+    # big catalog was loaded); Popen uses vfork(). A thread waits for the output.
+    proc = _start([*prefix, "git", *args], cwd=str(cwd) if cwd is not None else None,
+                  env=full_env, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                  options=options)
+    waiting = _WAITERS.submit(_communicate, proc, input, timeout)
     try:
-        stdout, stderr_bytes = await asyncio.wait_for(proc.communicate(input), timeout)
-    except TimeoutError:
-        _kill_group(proc)
-        await proc.wait()
+        stdout, stderr_bytes = await asyncio.wrap_future(waiting)
+    except subprocess.TimeoutExpired:
         raise GitTimeout(args, -9, f"timed out after {timeout:.0f}s") from None
     except asyncio.CancelledError:
         _kill_group(proc)
-        await proc.wait()
+        # The waiting thread ends once git is gone, and reaps it; if it never started,
+        # git is reaped here.
+        reaped = (asyncio.to_thread(proc.communicate) if waiting.cancelled()
+                  else asyncio.wrap_future(waiting))
+        with contextlib.suppress(Exception):
+            await uncancellable(reaped)
         raise
     stderr = scrub(stderr_bytes.decode("utf-8", "replace"))
     if check and proc.returncode != 0:

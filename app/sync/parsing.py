@@ -29,14 +29,15 @@ import itertools
 import logging
 import multiprocessing
 import threading
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.context import BaseContext
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 
+from app.aio import uncancellable
 from app.catalog.crossfile import NAME
 from app.catalog.model import crashed
 from app.catalog.parse import Finding, ParsedFile, parse_catalog_file
@@ -221,7 +222,7 @@ async def _parse_in_processes(contents: Mapping[str, bytes], processes: int) -> 
         # Cancelled or failed: no chunk is started any more, and the running ones are
         # awaited, so neither the thread nor a process outlives the sync.
         stop.set()
-        await _uncancellable(asyncio.gather(
+        await uncancellable(asyncio.gather(
             here, asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True),
             return_exceptions=True))
     missing = {i: chunks[i] for i, chunk in enumerate(done) if chunk is None}
@@ -236,23 +237,3 @@ async def _parse_in_processes(contents: Mapping[str, bytes], processes: int) -> 
         parsed.update(chunk[0])
         hashes.update(chunk[1])
     return parsed, hashes
-
-
-_T = TypeVar("_T")
-
-
-async def _uncancellable(step: Awaitable[_T]) -> _T:
-    """Await ``step`` to its end even if cancelled meanwhile; then re-raise the cancel."""
-    future = asyncio.ensure_future(step)
-    cancelled = False
-    while True:
-        try:
-            result = await asyncio.shield(future)
-        except asyncio.CancelledError:
-            if future.done():
-                raise
-            cancelled = True
-            continue
-        if cancelled:
-            raise asyncio.CancelledError
-        return result
