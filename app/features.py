@@ -14,6 +14,7 @@ FEATURE_CONFIG_MODULES: tuple[str, ...] = (
     "app.notify.config",
     "app.console.config",
     "app.requests.config",
+    "app.sync.config",
 )
 
 for _name in FEATURE_CONFIG_MODULES:

@@ -19,6 +19,8 @@ its floor; the 10,000-file full load stays within 1.5x of its floor (issue 15).
 The full loads run in interleaved rounds with the floor (each into a fresh
 database and git cache); the ratio printed is the median of the rounds' ratios.
 Uses PAO_BENCH_DB_URL when set, else an embedded PostgreSQL in a temp dir.
+``--parse-processes 1`` parses the full load in one thread (the sync's default is
+one parser per CPU): compare both where the cores are free.
 """
 
 from __future__ import annotations
@@ -188,7 +190,8 @@ def signed(payload: dict) -> tuple[bytes, dict[str, str]]:
     }
 
 
-async def full_load(n: int, remote: Path, base: Path, db_url: str, tag: str) -> tuple[float, dict]:
+async def full_load(n: int, remote: Path, base: Path, db_url: str, tag: str,
+                    parse_processes: int | None = None) -> tuple[float, dict]:
     """PAO's first sync of ``remote`` into an empty database with an empty git cache."""
     settings = Settings(db_url=db_url, data_dir=base / f"data-{tag}", webhook_secrets=(SECRET,),
                         repo_url=remote.as_uri())
@@ -197,13 +200,14 @@ async def full_load(n: int, remote: Path, base: Path, db_url: str, tag: str) -> 
         assert source is not None
         cache = GitCache(source, source.cache_dir(settings.data_dir))
         start = time.perf_counter()
-        result = await sync_repository(rt.pool, source, cache, None)
+        result = await sync_repository(rt.pool, source, cache, None, parse_processes=parse_processes)
         elapsed = time.perf_counter() - start
         assert result.counts["items_added"] == n, result.summary()
     return elapsed, result.summary()["timings_ms"]
 
 
-async def bench_size(n: int, pushes: int, admin_url: str, scratch: Path, rounds: int) -> dict:
+async def bench_size(n: int, pushes: int, admin_url: str, scratch: Path, rounds: int,
+                     parse_processes: int | None = None) -> dict:
     base = scratch / f"n{n}"
     base.mkdir()
     gen_start = time.perf_counter()
@@ -216,7 +220,7 @@ async def bench_size(n: int, pushes: int, admin_url: str, scratch: Path, rounds:
         floor = None
         if r % 2 == 1:
             floor = full_load_floor(remote, base)
-        elapsed, phases = await full_load(n, remote, base, db_url, f"r{r}")
+        elapsed, phases = await full_load(n, remote, base, db_url, f"r{r}", parse_processes)
         if floor is None:
             floor = full_load_floor(remote, base)
         out["full_load_rounds"].append(elapsed)
@@ -354,6 +358,8 @@ async def main() -> None:
     parser.add_argument("--pushes", type=int, default=7, help="one-file pushes per size")
     parser.add_argument("--rounds", type=int, default=3,
                         help="full loads per size, interleaved with the floor")
+    parser.add_argument("--parse-processes", type=int, default=None,
+                        help="the full load's parsers (PAO_SYNC_PARSE_PROCESSES; default: the CPUs)")
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON too")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pao-bench-sync-") as tmp:
@@ -361,7 +367,8 @@ async def main() -> None:
         with database(scratch) as admin_url:
             results = []
             for n in args.sizes:
-                results.append(await bench_size(n, args.pushes, admin_url, scratch, args.rounds))
+                results.append(await bench_size(n, args.pushes, admin_url, scratch, args.rounds,
+                                                args.parse_processes))
                 report(results[-1])
             if args.json:
                 print(json.dumps(results, indent=2))

@@ -242,7 +242,8 @@ def test_nesting_too_deep_is_pao005_whichever_parser_reads_it(
     if parser == "pure-python":
         monkeypatch.setattr(yamlload, "_Loader", yaml.SafeLoader)
     else:
-        assert yamlload._Loader is getattr(yaml, "CSafeLoader", None), "libyaml is not installed"
+        assert hasattr(yaml, "CSafeLoader"), "libyaml is not installed"
+        assert issubclass(yamlload._Loader, yaml.CSafeLoader)
     pf = parse_catalog_file(ITEM, content)
     assert [(f.code, f.line, f.col) for f in pf.findings] == [("PAO005", *where)]
     assert "nests deeper than 100 levels" in pf.findings[0].message
@@ -583,3 +584,24 @@ def test_an_owner_or_a_path_too_long_to_store_is_pao027() -> None:
     deep = "catalog/" + "d" * 1010 + "/x.yaml"
     [f] = parse_catalog_file(deep, item()).findings
     assert (f.code, f.line, f.col) == ("PAO027", 1, 1) and "1,025 bytes, over the 1,024" in f.message
+
+
+def test_scalars_read_the_same_whether_their_tag_was_resolved_before_or_not() -> None:
+    # The loader remembers plain scalars' tags by text and quoting: a value seen before
+    # (in this or an earlier file) must read exactly as a fresh yaml.safe_load reads it.
+    import yaml
+
+    from app.catalog import spec, yamlload
+
+    values = ["yes", "no", "on", "true", "1", "0x1f", "0o17", "1_000", "1.5", ".inf", "1e3",
+              "~", "null", "", "2024-01-31", "text", "-x", "+1", "0b101", "1:30"]
+    text = "".join(f"p{i}: {v}\nq{i}: '{v}'\n" for i, v in enumerate(values))
+    yamlload._SCALAR_TAGS.clear()
+    first = yamlload.load(text, max_nodes=spec.MAX_NODES).value
+    again = yamlload.load(text, max_nodes=spec.MAX_NODES).value
+    assert yamlload._SCALAR_TAGS, "nothing was remembered"
+    assert first == again
+    expected = yaml.safe_load(text)
+    expected["p14"] = "2024-01-31"  # PAO keeps dates as written
+    expected["p9"] = None  # .inf is PAO011 (JSON has no infinity)
+    assert first == expected

@@ -31,6 +31,17 @@ def test_web_processes_default_to_one_and_are_validated():
     assert "PAO_WEB_PROCESSES: must be between 1 and 64, got 0" in str(err.value)
 
 
+def test_sync_parse_processes_default_to_the_cpus_and_are_validated():
+    from app.sync.config import default_parse_processes, sync_settings
+
+    assert sync_settings(Settings.from_env({})).parse_processes == default_parse_processes() >= 1
+    assert sync_settings(Settings.from_env({"PAO_SYNC_PARSE_PROCESSES": "1"})).parse_processes == 1
+    for bad, says in (("0", "must be between 1 and 64, got 0"), ("two", "expected a whole number")):
+        with pytest.raises(ConfigError) as err:
+            Settings.from_env({"PAO_SYNC_PARSE_PROCESSES": bad})
+        assert f"PAO_SYNC_PARSE_PROCESSES: {says}" in str(err.value)
+
+
 def test_webhook_secret_list_allows_rotation():
     s = Settings.from_env({"PAO_WEBHOOK_SECRET": "old-secret, new-secret"})
     assert s.webhook_secrets == ("old-secret", "new-secret")

@@ -41,9 +41,16 @@ def alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and PR_SET_PDEATHSIG")
-def test_git_dies_with_a_killed_worker():
-    code = ("import asyncio; from app.git.run import run_git; "
-            f"asyncio.run(run_git({SLOW_REMOTE!r}, timeout=60))")
+@pytest.mark.parametrize("spawn", ["setpriv", "preexec"])
+def test_git_dies_with_a_killed_worker(spawn):
+    if spawn == "setpriv":
+        from app.git.run import _death_signal_prefix
+
+        assert _death_signal_prefix() is not None, "setpriv (util-linux) with --pdeathsig is missing"
+    # "preexec": a host without setpriv sets the signal in the forked child instead.
+    fallback = "run._death_signal_prefix = lambda: None; " if spawn == "preexec" else ""
+    code = ("import asyncio; from app.git import run; from app.git.run import run_git; "
+            f"{fallback}asyncio.run(run_git({SLOW_REMOTE!r}, timeout=60))")
     worker = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
     try:
         deadline = time.monotonic() + 20
@@ -170,3 +177,31 @@ def owned_by(pid: int) -> list[int]:
                 if var.startswith(f"{OWNER_VAR}=".encode()) and var.split(b"/")[-2] == str(pid).encode():
                     found.append(int(entry.name))
     return [p for p in found if alive(p)]
+
+
+def test_git_runs_on_uvloop_the_event_loop_pao_serves_on():
+    # uvloop refuses some of asyncio's subprocess options (process_group): `pao serve`
+    # and `pao worker` run on it, so every git they start goes through it.
+    import uvloop
+
+    async def version() -> bytes:
+        return (await run_git(["--version"])).stdout
+
+    assert uvloop.run(version()).startswith(b"git version")
+
+
+async def test_a_cancelled_git_is_killed_and_reaped():
+    # A run that loses its job (taken over, shut down) cancels its git: the git and its
+    # helpers stop, and no zombie is left for the worker's lifetime.
+    run = asyncio.create_task(run_git(SLOW_REMOTE, timeout=60))
+
+    async def git_running() -> list[int]:
+        return [p for p in children(os.getpid())
+                if Path(f"/proc/{p}/comm").read_text().strip().startswith("git")]
+
+    gits = await wait_for(git_running, what="git to start")
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert not set(gits) & set(children(os.getpid())), "git was not reaped"
+    assert not any(alive(p) for p in gits)

@@ -416,3 +416,52 @@ async def test_a_sync_pauses_the_garbage_collector_and_always_turns_it_back_on(
     with pytest.raises(RuntimeError, match="disk gone"):
         await sync(pool, source, Failing(source, cache.path))
     assert gc.isenabled()
+
+
+async def _catalog_tables(pool) -> dict[str, list[dict]]:
+    """Every stored column of the catalog tables but ids and timestamps, in key order."""
+    out = {}
+    for table, key in (("catalog_items", "name"), ("catalog_bundles", "name"),
+                       ("catalog_files", "path")):
+        rows = await pool.fetch(f"SELECT * FROM {table} ORDER BY {key}")
+        out[table] = [{k: v for k, v in r.items() if k not in ("id", "created_at", "updated_at")}
+                      for r in rows]
+    return out
+
+
+async def test_big_writes_through_copy_store_exactly_what_array_writes_store(
+        pool, repo, source, cache, monkeypatch):
+    from app.sync import store
+
+    root = Path(__file__).resolve().parent.parent / "examples"
+    for path in sorted((root / "catalog").rglob("*.yaml")):  # items and a bundle
+        repo.write(str(path.relative_to(root)), path.read_text())
+    repo.write("catalog/x/broken.yaml", "name: [unclosed\n")
+    repo.write("catalog/x/tabs.yaml", item_yaml("tabs", description="back\\\\slash\\ttab\\nline"))
+    repo.write("catalog/x/twin.yaml", item_yaml("redis-cache"))  # a name held twice
+    first = repo.commit_push("first")
+    seen = []
+    for copy_from in (0, 10**9):  # every write staged through COPY; none
+        monkeypatch.setattr(store, "COPY_FROM", copy_from)
+        await pool.execute("TRUNCATE catalog_items, catalog_bundles, catalog_files,"
+                           " catalog_sync_state")
+        await sync(pool, source, cache)
+        repo.write("catalog/caching/redis-cache.yaml", item_yaml("redis-cache", "9.0.0"))
+        update = repo.commit_push("update")
+        await sync(pool, source, cache, full=True)  # existing rows updated on conflict
+        tables = await _catalog_tables(pool)
+        for rows in tables.values():  # the commits differ between the rounds, not their roles
+            for r in rows:
+                if "last_seen_sha" in r:
+                    r["last_seen_sha"] = {first: "first", update: "update"}[r["last_seen_sha"]]
+        seen.append(tables)
+        repo.write("catalog/caching/redis-cache.yaml",
+                   (root / "catalog/caching/redis-cache.yaml").read_text())
+        first = repo.commit_push("back")
+    assert seen[0]["catalog_items"] and seen[0]["catalog_bundles"]
+    assert {r["last_seen_sha"] for r in seen[0]["catalog_items"]} == {"first", "update"}
+    assert any(r["error"] for r in seen[0]["catalog_files"])
+    assert any("\t" in r["description"] for r in seen[0]["catalog_items"])
+    for table in seen[0]:
+        for a, b in zip(seen[0][table], seen[1][table], strict=True):
+            assert a == b, {k: (a[k], b[k]) for k in a if a[k] != b[k]}

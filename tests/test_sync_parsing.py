@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import multiprocessing
+import os
+from pathlib import Path
 
 import pytest
 
 from app.sync.parsing import collector_paused, parse_batch
+from tests.support import wait_for
 
 
 def test_the_collector_is_paused_for_a_batch_and_restored_after_nested_pauses():
@@ -38,3 +43,86 @@ def test_parse_batch_parses_and_hashes_every_file():
     assert parsed["catalog/b.yaml"].document is None and not parsed["catalog/b.yaml"].ok
     assert set(hashes) == {"catalog/a.yaml", "catalog/b.yaml"}
     assert gc.isenabled()
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _mixed_batch() -> dict[str, bytes]:
+    """Every outcome a file can have: valid items and bundles, findings, broken YAML,
+    an unstorable value, a name held twice, a title as name, non-UTF-8."""
+    files = {str(p.relative_to(ROOT / "examples")): p.read_bytes()
+             for p in sorted((ROOT / "examples" / "catalog").rglob("*.yaml"))}
+    files.update({
+        "catalog/x/broken.yaml": b"name: [unclosed\n",
+        "catalog/x/nul.yaml": b'name: "nul"\nversion: "1.0.0"\ndescription: "a\\0b"\nowner: t\n',
+        "catalog/x/title.yaml": b'name: "A Title"\nversion: "1.0.0"\ndescription: d\nowner: t\n',
+        "catalog/x/latin1.yaml": b"name: caf\xe9\n",
+        "catalog/x/dup.yaml": b"name: redis-cache\nname: again\n",
+        "catalog/x/list.yaml": b"- 1\n- 2\n",
+    })
+    for i in range(40):
+        files[f"catalog/gen/item-{i:03d}.yaml"] = (
+            f'name: "item-{i:03d}"\nversion: "1.{i}.0"\ndescription: "item {i}"\nowner: "team"\n'
+            f'tags: ["a", "b", "{"a" if i % 5 == 0 else "c"}"]\n'
+            'presentation:\n  fields:\n    - name: "size"\n      type: "selection"\n'
+            f'      oneof: ["s", "m"]\n      default: "{"m" if i % 3 else "xl"}"\n'
+            'fulfillment:\n  manual:\n    system: "jira"\n    template:\n'
+            '      summary: "{{ size }} for {{ requester.team }}"\n').encode()
+    return files
+
+
+async def test_processes_parse_exactly_as_one_thread_does(monkeypatch):
+    from app.sync import parsing
+
+    files = _mixed_batch()
+    monkeypatch.setattr(parsing, "PARALLEL_FROM", 10)
+    monkeypatch.setattr(parsing, "CHUNK_FILES", 7)  # several chunks per process, merged in order
+    serial = await parsing.parse_many(files, processes=1)
+    parallel = await parsing.parse_many(files, processes=3)
+    assert list(parallel[0]) == list(serial[0]) == list(files)
+    assert parallel == serial  # documents, findings, identifiers, hashes
+    assert any(not p.ok for p in serial[0].values()) and any(p.ok for p in serial[0].values())
+    for path, p in serial[0].items():
+        q = parallel[0][path]
+        assert (q.loaded.marks, q.loaded.key_marks) == (p.loaded.marks, p.loaded.key_marks) \
+            if p.loaded is not None else q.loaded is None
+    assert not multiprocessing.active_children()  # the pool's processes ended with it
+
+
+async def test_a_cancelled_parallel_parse_leaves_no_process_behind(monkeypatch):
+    from app.sync import parsing
+
+    monkeypatch.setattr(parsing, "PARALLEL_FROM", 10)
+    monkeypatch.setattr(parsing, "CHUNK_FILES", 20)
+    files = {f"catalog/gen/item-{i:04d}.yaml": b'name: "x"\ntags: [' + b"1, " * 2000 + b"2]\n"
+             for i in range(400)}
+    parse = asyncio.create_task(parsing.parse_many(files, processes=2))
+    async def pool_running() -> bool:
+        return bool(multiprocessing.active_children())
+
+    await wait_for(pool_running, what="the pool's processes")
+    parse.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await parse
+    assert not multiprocessing.active_children()
+
+
+class _KillsItsReader(bytes):
+    """Bytes that end the process unpickling them: a parsing process that dies."""
+
+    def __reduce__(self):  # type: ignore[override]
+        return (os._exit, (3,))
+
+
+async def test_the_thread_parses_what_a_dead_parsing_process_had_taken(monkeypatch, caplog):
+    from app.sync import parsing
+
+    files = _mixed_batch()
+    monkeypatch.setattr(parsing, "PARALLEL_FROM", 10)
+    monkeypatch.setattr(parsing, "CHUNK_FILES", 7)
+    serial = await parsing.parse_many(files, processes=1)
+    deadly = {path: _KillsItsReader(data) for path, data in files.items()}
+    assert await parsing.parse_many(deadly, processes=3) == serial
+    assert "parsing process failed (BrokenProcessPool" in caplog.text
+    assert not multiprocessing.active_children()

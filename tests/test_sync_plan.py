@@ -169,3 +169,13 @@ def test_a_file_that_loses_a_name_keeps_pao040_in_its_record_until_it_takes_the_
     assert plan.errors == [] and plan.file_deletes == ["catalog/a.yaml"]
     assert plan.file_upserts == [FileRecord("catalog/b.yaml", B, "item", "x", None)]
     assert [(u.name, u.path, u.change) for u in plan.upserts] == [("x", "catalog/b.yaml", "updated")]
+
+
+def test_an_entrys_category_is_its_directory_under_catalog():
+    from app.sync.plan import category_of
+
+    assert category_of("catalog/databases/mysql.yaml", "item") == "databases"
+    assert category_of("catalog/cloud/aws/s3.yaml", "item") == "cloud/aws"
+    assert category_of("catalog/top.yaml", "item") is None
+    assert category_of("catalog/bundles/web/stack.yaml", "bundle") == "web"
+    assert category_of("catalog/bundles/stack.yaml", "bundle") is None

@@ -8,6 +8,9 @@ from app.catalog import spec
 from app.catalog.model import Finding, ParsedFile, Reporter, did_you_mean, guarded
 from app.catalog.semver import Constraint, Version
 
+# Where a duplicate identifier is reported: the file's name (its value's mark).
+NAME: tuple[str, ...] = ("name",)
+
 
 def _finding(pf: ParsedFile, path: tuple[str | int, ...], code: str, message: str,
              *, key: bool = False) -> Finding:
@@ -30,7 +33,7 @@ def duplicate_name(pf: ParsedFile, owner_path: str) -> Finding:
 
     The sync records the same finding when it gives a name to one of two files.
     """
-    return _finding(pf, ("name",), "PAO040",
+    return _finding(pf, NAME, "PAO040",
                     f"{pf.kind} '{pf.identifier}' is already declared in {owner_path}; "
                     "rename one of them (identifiers are unique)")
 

@@ -38,9 +38,8 @@ __all__ = ["BUNDLES_DIR", "CATALOG_DIR", "YAML_SUFFIXES", "Finding", "ParsedFile
            "parse_catalog_file", "resolve_identifier", "validate_catalog"]
 
 
-def _cross_file_path(path: tuple[str | int, ...]) -> bool:
-    """The marks cross-file rules place findings at: the header keys and the bundle lists."""
-    return len(path) <= 1 or path[0] == "bundle"
+# The marks cross-file rules place findings at: the header keys and the bundle lists.
+_CROSS_FILE_UNDER: frozenset[str | int] = frozenset({"bundle"})
 
 
 def parse_catalog_file(path: str, data: bytes, *, keep_marks: bool = True) -> ParsedFile:
@@ -56,7 +55,7 @@ def parse_catalog_file(path: str, data: bytes, *, keep_marks: bool = True) -> Pa
     try:
         parsed = _parse(path, data)
         if parsed.loaded is not None:
-            parsed.loaded = parsed.loaded.resolved(_cross_file_path) if keep_marks else None
+            parsed.loaded = parsed.loaded.resolved(_CROSS_FILE_UNDER) if keep_marks else None
     except Exception as exc:  # a file's failure is its own finding, never its caller's
         return ParsedFile(path, kind_for_path(path), None, None, [crashed(path, "checking", exc)])
     return parsed

@@ -154,8 +154,13 @@ warnings.filterwarnings("ignore", message="Possible (nested set|set difference|s
 MAX_REGEXP_EXPANSION = 10_000
 
 
+@functools.lru_cache(maxsize=2048)
 def compile_regexp(text: str) -> tuple[re.Pattern[str] | None, str | None]:
-    """``text`` compiled, or None and why not (PAO023's message)."""
+    """``text`` compiled, or None and why not (PAO023's message).
+
+    Cached by text: fields repeat their patterns across a catalog, and measuring a
+    pattern's expansion (``re``'s parser) was a tenth of a full load's validation.
+    """
     if len(text) > MAX_REGEXP_LENGTH:
         return None, (f"regexp has {len(text):,} characters, over the {MAX_REGEXP_LENGTH:,} "
                       "limit; a field's pattern checks one value: shorten it")

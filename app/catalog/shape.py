@@ -10,6 +10,8 @@ from app.catalog.model import Reporter, did_you_mean
 
 def check_shape(rep: Reporter, shape: spec.Shape, value: Any, path: tuple[str | int, ...]) -> bool:
     """Check ``value`` against ``shape``; False when the type is wrong (children skipped)."""
+    if type(shape) is spec.Scalar:  # most values: straight to the scalar check
+        return _check_scalar(rep, shape, value, path)
     if isinstance(shape, spec.Obj):
         if not isinstance(value, dict):
             rep.add(path, "PAO011", f"{_where(path)} must be a mapping ({shape.title}), "
@@ -49,6 +51,9 @@ def _check_scalar(rep: Reporter, shape: spec.Scalar, value: Any, path: tuple[str
     t = shape.type
     if t == "any":
         return True
+    if t == "string" and type(value) is str and not (shape.min_length or shape.max_length
+                                                       or shape.enum):
+        return True  # a plain string where one is wanted: nothing more to check
     ok = (
         (t == "string" and isinstance(value, str))
         or (t == "boolean" and isinstance(value, bool))

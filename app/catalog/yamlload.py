@@ -14,14 +14,35 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Plain scalars' tags by (value, implicit): the composer asks the (pure Python) resolver
+# for every scalar, and catalog files repeat the same keys and values.
+_SCALAR_TAGS: dict[tuple[str, tuple[bool, bool]], str] = {}
+_SCALAR_TAGS_MAX = 20_000
+_SCALAR_TAG_LENGTH = 64  # longer values are rarely repeated: not kept
+
+
+class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """The safe loader with its scalar resolution memoised (safe: SafeLoader has no path
+    resolvers, so a scalar's tag depends on its text and quoting alone)."""
+
+    def resolve(self, kind: type, value: Any, implicit: Any) -> str:
+        if kind is not ScalarNode or len(value) > _SCALAR_TAG_LENGTH:
+            return super().resolve(kind, value, implicit)
+        key = (value, implicit)
+        tag = _SCALAR_TAGS.get(key)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(_SCALAR_TAGS) < _SCALAR_TAGS_MAX:
+                _SCALAR_TAGS[key] = tag
+        return tag
+
 _constructor = yaml.constructor.SafeConstructor()
 
 Path = tuple[str | int, ...]
@@ -59,8 +80,10 @@ def _tag_name(tag: str) -> str:
     return "!!" + tag[len(_YAML_TAG):] if tag.startswith(_YAML_TAG) else tag
 
 
-@dataclass(frozen=True)
-class Mark:
+class Mark(NamedTuple):
+    """Where a value or key starts. A tuple: built by the thousand, cheaply (a frozen
+    dataclass's ``__init__`` made turning a file's marks a tenth of its validation)."""
+
     line: int  # 1-based
     col: int  # 1-based
     style: str | None = None  # scalar style: None plain, "'", '"', "|", ">"
@@ -117,10 +140,20 @@ class Loaded:
         end = self._line_starts[number] if number < len(self._line_starts) else len(self.text)
         return self.text[start:end].rstrip("\r\n\x85\u2028\u2029")
 
-    def resolved(self, keep: Callable[[Path], bool]) -> Loaded:
-        """A copy with only the marks ``keep`` wants, as Marks (no YAML nodes kept alive)."""
-        return Loaded(None, {p: as_mark(m) for p, m in self.marks.items() if keep(p)},
-                      {p: as_mark(m) for p, m in self.key_marks.items() if keep(p)})
+    def resolved(self, under: frozenset[str | int]) -> Loaded:
+        """A copy with the marks of the top-level keys and of everything under the keys
+        ``under``, as Marks (no YAML nodes kept alive)."""
+        def keep(table: dict[Path, Mark | Node]) -> dict[Path, Mark]:
+            # Inline test, not a predicate call: it runs for every value of every file.
+            return {p: m if type(m) is Mark else _mark(m) for p, m in table.items()
+                    if len(p) <= 1 or p[0] in under}
+        return Loaded(None, keep(self.marks), keep(self.key_marks))
+
+
+    def only(self, path: Path) -> Loaded:
+        """A copy with the marks of ``path`` alone (value and key), as Marks."""
+        return Loaded(None, {path: as_mark(self.marks[path])} if path in self.marks else {},
+                      {path: as_mark(self.key_marks[path])} if path in self.key_marks else {})
 
 
 class _Budget(Exception):
@@ -299,7 +332,7 @@ class _Converter:
                           f"limit{f' under {path[0]!r}' if path else ''}; write the values out "
                           "or reduce alias use")
         self.out.marks[path] = node
-        if isinstance(node, ScalarNode):
+        if type(node) is ScalarNode:  # (the composer makes no subclasses)
             return self.scalar(node)
         if id(node) in self.active:
             raise _Budget(_mark(node), "an alias refers to a node that contains it; "
@@ -322,6 +355,10 @@ class _Converter:
             self.active.discard(id(node))
 
     def scalar(self, node: ScalarNode) -> Any:
+        if node.tag == _STR:  # most values: no builder call, no number checks
+            if "\0" in node.value:
+                self._nul(node)
+            return node.value
         build = _SCALAR_BUILDERS.get(node.tag)
         if build is None:
             self.out.problems.append(Problem(
@@ -368,20 +405,21 @@ class _Converter:
         result: dict[str, Any] = {}
         seen: dict[str, Node] = {}
         for key_node, value_node in node.value:
-            if isinstance(key_node, ScalarNode) and key_node.tag not in _SCALAR_BUILDERS \
-                    and key_node.tag != _YAML_TAG + "merge":
-                self.out.problems.append(Problem(
-                    "PAO008", _mark(key_node), f"unsupported tag {_tag_name(key_node.tag)!r} on "
-                    "a key; remove the tag"))
-                continue
-            if not (isinstance(key_node, ScalarNode) and key_node.tag == _STR):
-                key_mark = _mark(key_node)
-                what = "a merge key '<<'" if key_node.tag == "tag:yaml.org,2002:merge" else (
-                    f"{key_node.value!r}" if isinstance(key_node, ScalarNode) else "a collection")
-                self.out.problems.append(Problem(
-                    "PAO007", key_mark,
-                    f"mapping key {what} is not a plain string; quote it or write the keys out"))
-                continue
+            if key_node.tag != _STR or type(key_node) is not ScalarNode:  # plain keys skip both
+                if isinstance(key_node, ScalarNode) and key_node.tag not in _SCALAR_BUILDERS \
+                        and key_node.tag != _YAML_TAG + "merge":
+                    self.out.problems.append(Problem(
+                        "PAO008", _mark(key_node), f"unsupported tag {_tag_name(key_node.tag)!r} on "
+                        "a key; remove the tag"))
+                    continue
+                if not (isinstance(key_node, ScalarNode) and key_node.tag == _STR):
+                    key_mark = _mark(key_node)
+                    what = "a merge key '<<'" if key_node.tag == "tag:yaml.org,2002:merge" else (
+                        f"{key_node.value!r}" if isinstance(key_node, ScalarNode) else "a collection")
+                    self.out.problems.append(Problem(
+                        "PAO007", key_mark,
+                        f"mapping key {what} is not a plain string; quote it or write the keys out"))
+                    continue
             key = key_node.value
             if "\0" in key:
                 self._nul(key_node)
@@ -392,6 +430,7 @@ class _Converter:
                     f"duplicate key '{key}' (first at line {first.line}); YAML would keep only "
                     f"this one: remove one of them"))
             seen[key] = key_node
-            self.out.key_marks[(*path, key)] = key_node
-            result[key] = self.convert(value_node, (*path, key))
+            child = (*path, key)
+            self.out.key_marks[child] = key_node
+            result[key] = self.convert(value_node, child)
         return result

@@ -21,6 +21,7 @@ from app.catalog.parse import Finding, ParsedFile
 from app.git.catalog import GitCache
 from app.sync import store
 from app.sync.changes import Change, changes_from_diff, changes_from_trees, files_changed, split_unstorable
+from app.sync.config import default_parse_processes
 from app.sync.parsing import collector_paused, parse_many, storable_text
 from app.sync.plan import Plan, affected_names, plan_sync
 from app.sync.source import CatalogSource
@@ -52,13 +53,14 @@ class SyncResult:
                 "timings_ms": {k: round(v * 1000, 1) for k, v in self.timings.items()}}
 
 
-async def _read(cache: GitCache, wanted: Mapping[str, str]) -> tuple[dict[str, ParsedFile], dict[str, str]]:
+async def _read(cache: GitCache, wanted: Mapping[str, str],
+                processes: int) -> tuple[dict[str, ParsedFile], dict[str, str]]:
     """Read blobs (path -> oid) in one cat-file process and parse them off the event loop."""
     blobs = await cache.read_blobs(wanted.values())
     missing = [p for p, oid in wanted.items() if oid not in blobs]
     if missing:
         raise RuntimeError(f"git cache lacks blobs for {', '.join(missing[:5])}")
-    return await parse_many({p: blobs[oid] for p, oid in wanted.items()})
+    return await parse_many({p: blobs[oid] for p, oid in wanted.items()}, processes=processes)
 
 
 async def sync_repository(
@@ -71,15 +73,20 @@ async def sync_repository(
     delivery_id: str | None = None,
     job_id: int | None = None,
     full: bool = False,
+    parse_processes: int | None = None,
 ) -> SyncResult:
-    """Bring the catalog tables to the branch head; record the run. Git errors propagate."""
+    """Bring the catalog tables to the branch head; record the run. Git errors propagate.
+
+    ``parse_processes``: processes that parse a big batch of files (default: one per CPU).
+    """
+    processes = parse_processes if parse_processes is not None else default_parse_processes()
     run_id = await store.start_run(pool, repository=source.key, branch=source.branch,
                                    triggered_by=triggered_by, delivery_id=delivery_id, job_id=job_id)
     try:
         # The sync holds every document it reads until it commits; rescanning them on
         # each collection cost a full load of 10,000 files about a third of its time.
         with collector_paused():
-            return await _sync(pool, source, cache, token, run_id, full=full)
+            return await _sync(pool, source, cache, token, run_id, full=full, processes=processes)
     except BaseException as exc:
         # Cancelled or crashed mid-way: nothing of the sync was committed.
         await asyncio.shield(store.fail_run(pool, run_id, f"{type(exc).__name__}: {exc}"[:2000]))
@@ -87,13 +94,14 @@ async def sync_repository(
 
 
 async def _sync(pool: asyncpg.Pool, source: CatalogSource, cache: GitCache, token: str | None,
-                run_id: int, *, full: bool) -> SyncResult:
+                run_id: int, *, full: bool, processes: int) -> SyncResult:
     clock = _Clock()
     head = await cache.fetch(token)
     clock.lap("fetch")
     state = await store.get_state(pool, source.key, source.branch)
     last = state.last_processed_sha
     changes: list[Change]
+    recorded = True  # whether catalog_files may hold records of this repository
     if last is None or full:
         mode = "full" if last is None else "reconcile"
     elif last == head:
@@ -107,6 +115,7 @@ async def _sync(pool: asyncpg.Pool, source: CatalogSource, cache: GitCache, toke
     if mode in ("full", "reconcile"):
         head_files = await cache.list_catalog(head)
         known = await store.all_file_oids(pool, source.key)
+        recorded = bool(known)
         changes = changes_from_trees(head_files, known)
     elif mode == "incremental":
         assert last is not None
@@ -117,11 +126,14 @@ async def _sync(pool: asyncpg.Pool, source: CatalogSource, cache: GitCache, toke
     clock.lap("changes")
 
     wanted = {c.path: c.oid for c in changes if c.oid is not None}
-    parsed, hashes = await _read(cache, wanted)
+    parsed, hashes = await _read(cache, wanted, processes)
     clock.lap("read_parse")
-    before = await store.load_files(pool, source.key, [c.path for c in changes])
+    # A first load has no file records to read: asking for 10,000 paths and names
+    # anyway cost two round trips of 10,000-element arrays.
+    before = await store.load_files(pool, source.key, [c.path for c in changes]) if recorded else {}
     keys = affected_names(changes, before, parsed)
-    claimants = await store.load_claimants(pool, source.key, keys)
+    claimants = (await store.load_claimants(pool, source.key, keys) if recorded
+                 else {k: [] for k in keys})
     current = await store.load_current(pool, keys)
     # Unchanged files that may take over a name (the holder left) or lose one: read them
     # too (a file that lost its name has it as its error, so errors are no filter).
@@ -129,7 +141,7 @@ async def _sync(pool: asyncpg.Pool, source: CatalogSource, cache: GitCache, toke
     extra = {r.path: r.blob_oid for rs in claimants.values() for r in rs
              if r.path not in changed_paths}
     if extra:
-        more_parsed, more_hashes = await _read(cache, extra)
+        more_parsed, more_hashes = await _read(cache, extra, processes)
         parsed.update(more_parsed)
         hashes.update(more_hashes)
     plan = plan_sync(changes, parsed, hashes, before, claimants, current)

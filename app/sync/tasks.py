@@ -18,6 +18,7 @@ from app.git.catalog import GitCache
 from app.git.run import GitAuthError, GitNotFoundError
 from app.github import GitHubAuthError
 from app.jobs import JobContext, PermanentJobError, enqueue, task
+from app.sync.config import sync_settings
 from app.sync.engine import sync_repository
 from app.sync.source import CatalogSource, catalog_source
 
@@ -94,7 +95,8 @@ async def sync_catalog(ctx: JobContext, *, repository: str, triggered_by: str = 
         token = await git_token(ctx.github, ctx.pool, source, installation_id)
         cache = GitCache(source, source.cache_dir(ctx.settings.data_dir))
         result = await sync_repository(ctx.pool, source, cache, token, triggered_by=triggered_by,
-                                       delivery_id=ctx.delivery_id, job_id=ctx.job_id, full=full)
+                                       delivery_id=ctx.delivery_id, job_id=ctx.job_id, full=full,
+                                       parse_processes=sync_settings(ctx.settings).parse_processes)
     except (GitHubAuthError, GitAuthError, GitNotFoundError) as exc:
         raise PermanentJobError(f"cannot read {source.url}: {exc}") from None
     return result.summary()
