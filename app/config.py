@@ -375,7 +375,7 @@ class Settings:
             web_processes=r.int("PAO_WEB_PROCESSES", 1, minimum=1, maximum=MAX_WEB_PROCESSES),
             job_poll_interval=r.duration("PAO_JOB_POLL_INTERVAL", 2.0),
             job_stall_timeout=stall_timeout,
-            admin_token=r.raw("PAO_ADMIN_TOKEN"),
+            admin_token=_admin_token(r),
             retention_days=r.int("PAO_RETENTION_DAYS", 30, minimum=1, maximum=36500),
             extra=_feature_settings(r),
         )
@@ -388,6 +388,16 @@ class Settings:
 # The object is reachable as ``settings.extra[name]``; keeping the readers beside
 # the features keeps this module from knowing about mirrors or catalogs.
 FEATURE_READERS: dict[str, Callable[[EnvReader], Any]] = {}
+
+
+def _admin_token(r: EnvReader) -> str | None:
+    """PAO_ADMIN_TOKEN grants every right over the API: a short one could be guessed."""
+    token = r.raw("PAO_ADMIN_TOKEN")
+    if token is not None and len(token) < 16:
+        r.problems.append("PAO_ADMIN_TOKEN: use at least 16 characters (a random string, "
+                          "e.g. from `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+        return None
+    return token
 
 
 def _feature_settings(r: EnvReader) -> dict[str, Any]:

@@ -108,10 +108,17 @@ def test_repo_url_accepts_local_paths_and_file_urls():
 
 
 def test_secrets_stay_out_of_repr():
-    s = Settings.from_env({"PAO_REPO_TOKEN": "ghp_abcdefabcdefabcdef12", "PAO_ADMIN_TOKEN": "adm1n-t0ken"})
+    s = Settings.from_env({"PAO_REPO_TOKEN": "ghp_abcdefabcdefabcdef12",
+                           "PAO_ADMIN_TOKEN": "adm1n-t0ken-of-some-length"})
     assert "ghp_abcdef" not in repr(s) and "adm1n" not in repr(s)
     s = Settings.from_env({"PAO_DB_URL": "postgresql://pao:db-passw0rd@db.internal/pao"})
     assert "db-passw0rd" not in repr(s)
+
+
+def test_a_short_admin_token_is_refused_naming_the_variable():
+    with pytest.raises(ConfigError, match="PAO_ADMIN_TOKEN: use at least 16 characters"):
+        Settings.from_env({"PAO_ADMIN_TOKEN": "admin"})
+    assert Settings.from_env({"PAO_ADMIN_TOKEN": "x" * 16}).admin_token == "x" * 16
 
 
 def test_scrub_hides_tokens_and_url_credentials():

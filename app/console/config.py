@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from app.config import FEATURE_READERS, EnvReader
+from app.github.hosts import github_web_url
 from app.log import register_secret
 
 # Shortest PAO_SECRET_KEY accepted: it protects stored App secrets and signs sessions.
@@ -23,15 +24,6 @@ class ConsoleSettings:
     # OAuth client of an App registered by hand (PAO_APP_ID); /setup stores its own.
     client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)
-
-
-def github_web_url(api_url: str, configured: str | None) -> str:
-    """GitHub's web address: PAO_GITHUB_URL, else derived from the API's (github.com or GHES)."""
-    if configured:
-        return configured
-    if api_url.rstrip("/") == "https://api.github.com":
-        return "https://github.com"
-    return api_url.rstrip("/").removesuffix("/api/v3")
 
 
 def read(r: EnvReader) -> ConsoleSettings:
@@ -67,3 +59,9 @@ def console_settings(settings: object) -> ConsoleSettings:
     extra = getattr(settings, "extra", {}) or {}
     found = extra.get("console")
     return found if isinstance(found, ConsoleSettings) else ConsoleSettings()
+
+
+def github_web(settings: object) -> str:
+    """GitHub's web address for ``settings``: PAO_GITHUB_URL, else derived from the API's."""
+    return github_web_url(str(getattr(settings, "github_api_url", "https://api.github.com")),
+                          console_settings(settings).github_url)

@@ -19,7 +19,7 @@ from gidgethub import GitHubException
 from gidgethub.aiohttp import GitHubAPI
 
 from app.console import registration
-from app.console.config import console_settings, github_web_url
+from app.console.config import console_settings, github_web
 from app.console.render import error_page, page
 from app.console.session import (
     SESSION_COOKIE,
@@ -85,7 +85,7 @@ async def login_start(request: web.Request) -> web.Response:
     if keys is None or client is None:
         raise web.HTTPSeeOther("/login")
     state = secrets.token_urlsafe(16)
-    web_url = github_web_url(rt.settings.github_api_url, console_settings(rt.settings).github_url)
+    web_url = github_web(rt.settings)
     query = urlencode({"client_id": client.client_id, "redirect_uri": f"{public_url(request)}/login/callback",
                        "state": state})
     response = web.HTTPSeeOther(f"{web_url}/login/oauth/authorize?{query}")
@@ -104,7 +104,7 @@ async def _exchange(request: web.Request, client: registration.OAuthClient, code
     """The user token for ``code``; CodeRefused with GitHub's reason when GitHub refuses the code,
     ValueError when its answer makes no sense."""
     rt = request.app[RUNTIME]
-    web_url = github_web_url(rt.settings.github_api_url, console_settings(rt.settings).github_url)
+    web_url = github_web(rt.settings)
     async with rt.http.post(f"{web_url}/login/oauth/access_token", headers={"Accept": "application/json"},
                             json={"client_id": client.client_id, "client_secret": client.client_secret,
                                   "code": code, "redirect_uri": f"{public_url(request)}/login/callback"},

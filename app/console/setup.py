@@ -25,7 +25,7 @@ from gidgethub import BadRequest, GitHubException
 from gidgethub.aiohttp import GitHubAPI
 
 from app.console import registration
-from app.console.config import SECRET_KEY_ADVICE, console_settings, github_web_url
+from app.console.config import SECRET_KEY_ADVICE, console_settings, github_web
 from app.console.render import error_page, page
 from app.console.session import read_form
 from app.crypto import SecretError
@@ -107,7 +107,7 @@ async def setup_page(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     keys = registration.keys_for(rt.settings)
     assert keys is not None
-    web_url = github_web_url(rt.settings.github_api_url, console_settings(rt.settings).github_url)
+    web_url = github_web(rt.settings)
     target = f"{web_url}/organizations/{quote(org)}/settings/apps/new" if account == "org" \
         else f"{web_url}/settings/apps/new"
     state = keys.mac("setup-state", session["nonce"])

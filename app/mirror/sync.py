@@ -20,8 +20,10 @@ from typing import Any
 
 import asyncpg
 
+from app.console.config import github_web
 from app.git.run import GitAuthError, GitError, GitNotFoundError, GitTimeout
 from app.github import GitHubAuthError
+from app.github.hosts import on_github
 from app.jobs import JobContext, PermanentJobError
 from app.log import scrub
 from app.mirror import git, identity, store
@@ -72,6 +74,10 @@ class SyncResult:
     refused: list[str] = field(default_factory=list)
 
 
+class ForeignCloneUrl(Exception):
+    """A private repository's clone URL is not on the configured GitHub: no token goes there."""
+
+
 def onedev_client(ctx_http: Any, ms: MirrorSettings) -> OneDevClient:
     assert ms.onedev_url and ms.onedev_token
     return OneDevClient(ctx_http, ms.onedev_url, ms.onedev_token, ms.onedev_user)
@@ -82,7 +88,7 @@ def permanent(exc: BaseException) -> bool:
     if isinstance(exc, OneDevError):
         return not exc.retryable
     if isinstance(exc, GitAuthError | GitNotFoundError | MirrorConflict | git.DiskFull
-                  | GitHubAuthError):
+                  | GitHubAuthError | ForeignCloneUrl):
         return True
     return False
 
@@ -203,7 +209,19 @@ async def follow_rename(client: OneDevClient, ms: MirrorSettings, row: asyncpg.R
 
 async def github_token(ctx: JobContext, row: asyncpg.Record) -> str | None:
     """The installation token (App mode) or PAO_REPO_TOKEN; None for a public repository
-    when PAO has no credentials at all."""
+    when PAO has no credentials at all.
+
+    The clone URL was learnt from a webhook payload or an API answer: the token goes only to
+    the configured GitHub's own host. Another host gets no token (a public repository still
+    mirrors), and a private repository there is a permanent error naming both hosts."""
+    web_url = github_web(ctx.settings)
+    if not on_github(row["github_clone_url"], web_url):
+        if row["github_is_private"]:
+            raise ForeignCloneUrl(
+                f"{row['github_full_name']}: clone URL {scrub(row['github_clone_url'])} is not on "
+                f"the configured GitHub ({web_url}); PAO sends its GitHub token only there "
+                "(set PAO_GITHUB_URL if GitHub's web address is not derived from PAO_GITHUB_API_URL)")
+        return None
     try:
         return await ctx.github.token(await identity.installation_for_row(ctx, row))
     except GitHubAuthError:
