@@ -1,6 +1,6 @@
 """Process lifecycle: start the database, migrate, and run the web server and/or workers.
 
-``pao serve`` runs ``PAO_WEB_PROCESSES`` web processes (default one) and its
+``pao serve`` runs ``PAO_WEB_PROCESSES`` web processes (default one per CPU, at most 4) and its
 workers in a process of their own (with one web process, in that process);
 ``pao worker`` runs workers only, and any number of them may join the same database.
 SIGTERM stops taking new work; running jobs get a grace period, then are released.

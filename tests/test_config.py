@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app.config import ConfigError, Settings
+from app.config import ConfigError, Settings, usable_cpus
 from app.log import register_secret, scrub
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,8 +23,8 @@ def test_defaults_need_no_configuration():
     assert not s.app_mode
 
 
-def test_web_processes_default_to_one_and_are_validated():
-    assert Settings.from_env({}).web_processes == 1
+def test_web_processes_default_to_one_per_cpu_and_are_validated():
+    assert Settings.from_env({}).web_processes == min(usable_cpus(), 4)
     assert Settings.from_env({"PAO_WEB_PROCESSES": "4"}).web_processes == 4
     with pytest.raises(ConfigError) as err:
         Settings.from_env({"PAO_WEB_PROCESSES": "0"})

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
-from app.config import FEATURE_READERS, EnvReader
+from app.config import FEATURE_READERS, EnvReader, usable_cpus
 
 MAX_PARSE_PROCESSES = 64
 
 
 def default_parse_processes() -> int:
     """The CPUs this process may run on (its affinity, where the OS tells it)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
+    return usable_cpus()
 
 
 @dataclass(frozen=True)
