@@ -26,6 +26,7 @@ from gidgethub import routing
 from gidgethub.sansio import Event
 
 from app import metrics
+from app.groupcommit import GroupCommit
 from app.intake import BIGINT_MAX, Intake, OnDemandTransaction, PayloadError, optional
 from app.log import delivery_id_var, scrub
 from app.state import RUNTIME
@@ -208,7 +209,7 @@ class Delivery:
                 self.job_ids, storable(self.error) if self.error is not None else None)
 
 
-class IntakeWriter:
+class IntakeWriter(GroupCommit[tuple[Delivery, asyncio.Future[Delivery]]]):
     """Writes deliveries (and runs their handlers) in shared transactions: group commit.
 
     Requests hand their delivery over and wait. Each writer loop takes every
@@ -224,55 +225,32 @@ class IntakeWriter:
 
     def __init__(self, state: Any, router: routing.Router, *, writers: int = 3,
                  max_batch: int = 64):
+        super().__init__("intake", writers=writers, max_batch=max_batch)
         self.state = state
         self.router = router  # the handlers, composed in app.handlers
-        self.writers = writers
-        self.max_batch = max_batch
-        self._queue: asyncio.Queue[tuple[Delivery, asyncio.Future[Delivery]]] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
-        self.largest_batch = 0  # for tests and debugging: did group commit happen?
-
-    def start(self) -> None:
-        if not self._tasks:
-            self._tasks = [asyncio.create_task(self._loop(), name=f"pao-intake-{i}")
-                           for i in range(self.writers)]
-
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
 
     async def submit(self, delivery: Delivery) -> Delivery:
         """Store ``delivery`` (after its handlers ran); returns it with status and job ids set."""
-        self.start()
         future: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((delivery, future))
+        self._enqueue((delivery, future))
         return await future
 
-    async def _loop(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                await self._write([d for d, _ in batch])
-            except BaseException as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc if isinstance(exc, Exception)
-                                             else RuntimeError("intake stopped"))
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            for delivery, future in batch:
+    async def _write_batch(self, batch: list[tuple[Delivery, asyncio.Future[Delivery]]]) -> None:
+        try:
+            await self._write([d for d, _ in batch])
+        except BaseException as exc:
+            for _, future in batch:
                 if not future.done():
-                    future.set_result(delivery)
+                    future.set_exception(exc if isinstance(exc, Exception)
+                                         else RuntimeError("intake stopped"))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for delivery, future in batch:
+            if not future.done():
+                future.set_result(delivery)
 
     async def _write(self, batch: list[Delivery]) -> None:
-        self.largest_batch = max(self.largest_batch, len(batch))
         if len(batch) > 1:
             try:
                 async with self._transaction() as transaction:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from aiohttp import web
 
 from app import metrics
 from app.db import RawJson
+from app.groupcommit import GroupCommit
 from app.jobs import TASKS
 from app.requests import executor, secrets, store
 from app.requests.entries import Entries, EntryCache, read_entries
@@ -163,53 +163,30 @@ class Submission:
             "body_hash": self.digest, "steps": steps})
 
 
-class SubmissionWriter:
+class SubmissionWriter(GroupCommit[Submission]):
     """Plans and stores submissions in shared statements: group commit (see the module doc)."""
 
     def __init__(self, state: Any, *, writers: int = 2, max_batch: int = 64):
+        super().__init__("submissions", writers=writers, max_batch=max_batch)
         self.state = state  # the Runtime: its pool
-        self.writers = writers
-        self.max_batch = max_batch
         self.entries = EntryCache()
-        self._queue: asyncio.Queue[Submission] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
-        self.largest_batch = 0  # for tests and debugging: did group commit happen?
-
-    def start(self) -> None:
-        if not self._tasks:
-            self._tasks = [asyncio.create_task(self._loop(), name=f"pao-submissions-{i}")
-                           for i in range(self.writers)]
-
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
 
     async def submit(self, body: dict[str, Any], *, requester: dict[str, Any], submitted_by: str,
                      secret_key: str | None, idempotency_key: str | None) -> Answer:
         """Check, plan and store ``body``; (status, JSON body) as ``submit.submit_answer`` gives."""
-        self.start()
         submission = Submission(body, requester, submitted_by, secret_key, idempotency_key,
                                 asyncio.get_running_loop().create_future())
-        self._queue.put_nowait(submission)
+        self._enqueue(submission)
         return await submission.future
 
-    async def _loop(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            self.largest_batch = max(self.largest_batch, len(batch))
-            try:
-                await self._write(batch)
-            except BaseException as exc:
-                for submission in batch:
-                    submission.fail(exc if isinstance(exc, Exception) else RuntimeError("stopped"))
-                if not isinstance(exc, Exception):
-                    raise
+    async def _write_batch(self, batch: list[Submission]) -> None:
+        try:
+            await self._write(batch)
+        except BaseException as exc:
+            for submission in batch:
+                submission.fail(exc if isinstance(exc, Exception) else RuntimeError("stopped"))
+            if not isinstance(exc, Exception):
+                raise
 
     async def _write(self, batch: list[Submission]) -> None:
         pool: asyncpg.Pool = self.state.pool
