@@ -37,7 +37,7 @@ from app.mirror import store
 from app.mirror.config import MirrorSettings
 from app.mirror.store import GitHubRepo
 from app.service import Runtime, make_worker
-from bench.support import migrated_database
+from bench.support import migrated_database, serve
 from tests.fakes.git_http import GitHttpBackend
 from tests.fakes.onedev import OneDevFake
 
@@ -103,15 +103,6 @@ async def raw_mirror(src_url: str, dst_url: str, work: Path) -> float:
     await git_remote("push", "-q", dst_url, "+refs/heads/*:refs/heads/*",
                      "+refs/tags/*:refs/tags/*", cwd=work, token=TOKEN)
     return time.perf_counter() - started
-
-
-async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    return runner, f"http://{host}:{port}"
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -49,7 +49,7 @@ from app.jobs.worker import Worker  # noqa: E402
 from app.requests.config import RequestSettings  # noqa: E402
 from app.service import Runtime  # noqa: E402
 from app.web import create_app  # noqa: E402
-from bench.support import migrated_database  # noqa: E402
+from bench.support import migrated_database, serve  # noqa: E402
 
 
 def item(name: str, base: str) -> dict:
@@ -97,15 +97,6 @@ async def store_catalog(pool: asyncpg.Pool, base: str) -> None:
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'bench', $1, 'x', 'x')""",
         b["name"], b["version"], b["description"], b["owner"], b["bundle_definition"],
         b["presentation"], b["fulfillment"], b)
-
-
-async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    return runner, f"http://{host}:{port}"
 
 
 async def endpoint_handler(request: web.Request) -> web.Response:

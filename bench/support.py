@@ -1,10 +1,12 @@
-"""What several bench scripts share: a throw-away embedded PostgreSQL with PAO's schema."""
+"""What several bench scripts share: a throw-away embedded PostgreSQL with PAO's schema, and
+serving an aiohttp app on a free local port."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import asyncpg
+from aiohttp import web
 
 from app import db
 
@@ -26,3 +28,13 @@ async def migrated_database(tmp: Path) -> tuple[object, str]:
     await db.migrate(conn)
     await conn.close()
     return server, dsn
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    """Serve ``app`` on a free port of 127.0.0.1: its runner (to clean up) and its base URL."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
