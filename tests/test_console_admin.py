@@ -130,3 +130,19 @@ async def test_mirrors_show_their_last_logs(admin, runtime):
         repo_id, "push to OneDev timed out")
     page = await (await admin.get("/admin/mirrors")).text()
     assert "octo/tool" in page and "OneDev answered 503" in page and "push to OneDev timed out" in page
+
+
+async def test_mirrors_show_each_mirrors_own_last_logs(admin, runtime):
+    ids = [await runtime.pool.fetchval(
+        """INSERT INTO repositories (github_repo_id, github_url, github_clone_url, github_owner, github_name,
+                                     github_full_name, sync_status)
+           VALUES ($1, $2, $2 || '.git', 'octo', $3, 'octo/' || $3, 'completed') RETURNING id""",
+        n, f"https://github.com/octo/tool{n}", f"tool{n}") for n in (1, 2)]
+    log = "INSERT INTO sync_logs (repository_id, event_type, status, error) VALUES ($1, 'push', 'failed', $2)"
+    for n in range(7):
+        await runtime.pool.execute(log, ids[0], f"first-log-{n}")
+    await runtime.pool.execute(log, ids[1], "second-log")
+    page = await (await admin.get("/admin/mirrors")).text()
+    first, second = page.split("octo/tool2", 1)
+    assert [f"first-log-{n}" in first for n in range(7)] == [False, False] + [True] * 5
+    assert "second-log" in second and "first-log" not in second and "second-log" not in first

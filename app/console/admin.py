@@ -7,7 +7,6 @@ carrying the session's CSRF token.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -123,7 +122,6 @@ async def sync_runs(request: web.Request) -> web.Response:
 async def mirrors(request: web.Request) -> web.Response:
     pool = request.app[RUNTIME].pool
     rows = await mirror_store.page(pool, status=None, after_id=0, limit=PAGE_ROWS)
-    entries: list[dict[str, Any]] = []
-    for row in rows:
-        entries.append({"repo": row, "logs": await mirror_store.recent_logs(pool, row["id"], MIRROR_LOGS)})
+    logs = await mirror_store.recent_logs_of(pool, [row["id"] for row in rows], MIRROR_LOGS)
+    entries = [{"repo": row, "logs": logs[row["id"]]} for row in rows]
     return page(request, "admin_mirrors.html", entries=entries)

@@ -219,13 +219,31 @@ async def log_sync(conn: asyncpg.Connection | asyncpg.Pool, repository_id: int, 
         refs_refused or None)
 
 
+LOG_COLUMNS = """id, event_type, status, duration_seconds, refs_pushed, bytes_fetched, job_id,
+    error, refs_refused, created_at"""
+
+
 async def recent_logs(conn: asyncpg.Connection | asyncpg.Pool, repository_id: int,
                       limit: int = 20) -> list[asyncpg.Record]:
     return await conn.fetch(
-        """SELECT id, event_type, status, duration_seconds, refs_pushed, bytes_fetched, job_id,
-                  error, refs_refused, created_at
+        f"""SELECT {LOG_COLUMNS}
              FROM sync_logs WHERE repository_id = $1 ORDER BY id DESC LIMIT $2""",
         repository_id, limit)
+
+
+async def recent_logs_of(conn: asyncpg.Connection | asyncpg.Pool, repository_ids: list[int],
+                         limit: int) -> dict[int, list[asyncpg.Record]]:
+    """``recent_logs`` of many mirrors in one query: each id's last ``limit`` logs, newest first."""
+    logs: dict[int, list[asyncpg.Record]] = {i: [] for i in repository_ids}
+    if repository_ids:
+        for row in await conn.fetch(
+                f"""SELECT * FROM (
+                       SELECT repository_id, {LOG_COLUMNS},
+                              row_number() OVER (PARTITION BY repository_id ORDER BY id DESC) AS n
+                         FROM sync_logs WHERE repository_id = ANY($1::bigint[])) l
+                    WHERE n <= $2 ORDER BY repository_id, id DESC""", repository_ids, limit):
+            logs[row["repository_id"]].append(row)
+    return logs
 
 
 async def page(conn: asyncpg.Connection | asyncpg.Pool, *, status: str | None, after_id: int,
