@@ -28,9 +28,10 @@ from app.console.session import (
     current_user,
     decide_identity,
     new_identity,
+    public_url,
+    set_console_cookie,
     set_session,
 )
-from app.console.setup import public_url
 from app.crypto import SecretError
 from app.github import USER_AGENT
 from app.log import register_secret
@@ -91,8 +92,7 @@ async def login_start(request: web.Request) -> web.Response:
     response = web.HTTPSeeOther(f"{web_url}/login/oauth/authorize?{query}")
     cookie = keys.sign("oauth", {"state": state, "next": safe_next(request.query.get("next")),
                                  "exp": int(time.time()) + OAUTH_LIFETIME})
-    response.set_cookie(OAUTH_COOKIE, cookie, max_age=OAUTH_LIFETIME, httponly=True, samesite="Lax",
-                        secure=public_url(request).startswith("https://"), path="/login")
+    set_console_cookie(request, response, OAUTH_COOKIE, cookie, max_age=OAUTH_LIFETIME, path="/login")
     raise response
 
 

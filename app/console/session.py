@@ -73,11 +73,23 @@ def new_identity(login: str, team: str | None, teams: list[str], is_admin: bool)
     return Identity(login, team, tuple(teams), is_admin, secrets.token_urlsafe(16))
 
 
+def public_url(request: web.Request) -> str:
+    """Where browsers and GitHub reach PAO: PAO_PUBLIC_URL, else the address this request came to."""
+    configured = console_settings(request.app[RUNTIME].settings).public_url
+    return configured or f"{request.scheme}://{request.host}"
+
+
+def set_console_cookie(request: web.Request, response: web.StreamResponse, name: str, value: str, *,
+                       max_age: int, path: str) -> None:
+    """Every console cookie: HttpOnly, SameSite=Lax, and Secure whenever PAO is reached by https."""
+    response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="Lax",
+                        secure=public_url(request).startswith("https://"), path=path)
+
+
 def set_session(request: web.Request, response: web.StreamResponse, identity: Identity) -> None:
-    settings = request.app[RUNTIME].settings
-    public = console_settings(settings).public_url or ""
-    response.set_cookie(SESSION_COOKIE, session_cookie_value(settings, identity), max_age=SESSION_LIFETIME,
-                        httponly=True, samesite="Lax", secure=public.startswith("https://"), path="/")
+    set_console_cookie(request, response, SESSION_COOKIE,
+                       session_cookie_value(request.app[RUNTIME].settings, identity),
+                       max_age=SESSION_LIFETIME, path="/")
 
 
 def current_user(request: web.Request) -> Identity | None:

@@ -25,9 +25,9 @@ from gidgethub import BadRequest, GitHubException
 from gidgethub.aiohttp import GitHubAPI
 
 from app.console import registration
-from app.console.config import SECRET_KEY_ADVICE, console_settings, github_web
+from app.console.config import SECRET_KEY_ADVICE, github_web
 from app.console.render import error_page, page
-from app.console.session import read_form
+from app.console.session import public_url, read_form, set_console_cookie
 from app.crypto import SecretError
 from app.github import USER_AGENT
 from app.state import RUNTIME
@@ -39,12 +39,6 @@ MANIFEST_FILE = Path(__file__).resolve().parents[2] / "app.yml"
 SETUP_COOKIE = "pao_setup"
 SETUP_LIFETIME = 3600  # seconds a browser has to finish, once unlocked
 _ORG = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
-
-
-def public_url(request: web.Request) -> str:
-    """Where browsers and GitHub reach PAO: PAO_PUBLIC_URL, else the address this request came to."""
-    configured = console_settings(request.app[RUNTIME].settings).public_url
-    return configured or f"{request.scheme}://{request.host}"
 
 
 def build_manifest(template: dict[str, Any], base_url: str) -> dict[str, Any]:
@@ -83,10 +77,6 @@ def _setup_session(request: web.Request) -> dict[str, Any] | None:
     except SecretError:
         return None
     return data if isinstance(data.get("exp"), int) and data["exp"] > time.time() else None
-
-
-def _secure(request: web.Request) -> bool:
-    return public_url(request).startswith("https://")
 
 
 @routes.get("/setup")
@@ -134,8 +124,7 @@ async def unlock(request: web.Request) -> web.Response:
     cookie = keys.sign("setup", {"nonce": secrets.token_urlsafe(16),
                                  "exp": int(time.time()) + SETUP_LIFETIME})
     response = web.HTTPSeeOther("/setup")
-    response.set_cookie(SETUP_COOKIE, cookie, max_age=SETUP_LIFETIME, httponly=True, samesite="Lax",
-                        secure=_secure(request), path="/setup")
+    set_console_cookie(request, response, SETUP_COOKIE, cookie, max_age=SETUP_LIFETIME, path="/setup")
     raise response
 
 
