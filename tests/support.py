@@ -22,17 +22,23 @@ def sign(body: bytes, secret: str = WEBHOOK_SECRET) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def signed_headers(event: str, body: bytes, delivery_id: str, *,
+                   secret: str = WEBHOOK_SECRET) -> dict[str, str]:
+    """Event, delivery, signature and JSON content type for ``body`` sent as it is."""
+    return {
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery_id,
+        "X-Hub-Signature-256": sign(body, secret),
+        "Content-Type": "application/json",
+    }
+
+
 def webhook(event: str, payload: Any, *, secret: str = WEBHOOK_SECRET,
             delivery_id: str | None = None) -> tuple[bytes, dict[str, str]]:
     """Body and headers of a delivery as GitHub sends it."""
     body = json.dumps(payload).encode()
-    headers = {
-        "X-GitHub-Event": event,
-        "X-GitHub-Delivery": delivery_id or str(uuid.uuid4()),
-        "X-Hub-Signature-256": sign(body, secret),
-        "Content-Type": "application/json",
-        "User-Agent": "GitHub-Hookshot/test",
-    }
+    headers = signed_headers(event, body, delivery_id or str(uuid.uuid4()), secret=secret)
+    headers["User-Agent"] = "GitHub-Hookshot/test"
     return body, headers
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from app import webhooks
 from app.web import create_app
-from tests.support import raw_request, read_response, serve, sign, wait_for, webhook
+from tests.support import raw_request, read_response, serve, sign, signed_headers, wait_for, webhook
 
 URL = "/api/v1/webhooks/github"
 
@@ -150,8 +150,7 @@ async def test_a_broken_chunked_body_is_400_without_a_traceback(served, caplog, 
 ])
 async def test_a_number_postgresql_cannot_store_is_400_and_recorded(client, pool, number, problem):
     body = b'{"zen": ' + number.encode() + b"}"
-    headers = {"X-GitHub-Event": "ping", "X-GitHub-Delivery": "num",
-               "X-Hub-Signature-256": sign(body), "Content-Type": "application/json"}
+    headers = signed_headers("ping", body, "num")
     resp = await client.post(URL, data=body, headers=headers)
     assert resp.status == 400
     data = await resp.json()
@@ -174,8 +173,7 @@ async def test_an_action_that_is_not_a_string_is_400_naming_it(client, pool, eve
 
 async def test_a_lone_surrogate_escape_is_400_and_recorded_without_its_payload(client, pool):
     body = b'{"zen": "half \\ud800 a pair"}'
-    headers = {"X-GitHub-Event": "ping", "X-GitHub-Delivery": "half",
-               "X-Hub-Signature-256": sign(body), "Content-Type": "application/json"}
+    headers = signed_headers("ping", body, "half")
     resp = await client.post(URL, data=body, headers=headers)
     assert resp.status == 400
     assert "cannot be stored" in (await resp.json())["detail"]
@@ -185,8 +183,7 @@ async def test_a_lone_surrogate_escape_is_400_and_recorded_without_its_payload(c
 
 async def test_fractions_and_exponents_postgresql_reads_are_kept_as_sent(client, pool):
     body = b'{"zen": 1.50, "hook_id": 2E-3, "ratio": -0.0, "big": 1e300}'
-    headers = {"X-GitHub-Event": "ping", "X-GitHub-Delivery": "floats",
-               "X-Hub-Signature-256": sign(body), "Content-Type": "application/json"}
+    headers = signed_headers("ping", body, "floats")
     resp = await client.post(URL, data=body, headers=headers)
     assert resp.status == 200
     assert await pool.fetchval("SELECT payload FROM webhook_events") == body.decode()
@@ -194,8 +191,7 @@ async def test_fractions_and_exponents_postgresql_reads_are_kept_as_sent(client,
 
 async def test_json_nested_past_the_parsers_limits_is_400_not_malformed(client, pool):
     body = b'{"zen": ' + b"[" * 5000 + b"]" * 5000 + b"}"
-    headers = {"X-GitHub-Event": "ping", "X-GitHub-Delivery": "deep",
-               "X-Hub-Signature-256": sign(body), "Content-Type": "application/json"}
+    headers = signed_headers("ping", body, "deep")
     resp = await client.post(URL, data=body, headers=headers)
     assert resp.status == 400
     data = await resp.json()
@@ -206,8 +202,7 @@ async def test_json_nested_past_the_parsers_limits_is_400_not_malformed(client, 
 
 async def test_numbers_past_a_double_but_within_numeric_are_kept_exactly(client, pool):
     body = b'{"zen": 1e400, "hook_id": 123456789012345678901234567890}'
-    headers = {"X-GitHub-Event": "ping", "X-GitHub-Delivery": "exact",
-               "X-Hub-Signature-256": sign(body), "Content-Type": "application/json"}
+    headers = signed_headers("ping", body, "exact")
     resp = await client.post(URL, data=body, headers=headers)
     assert resp.status == 200
     stored = await pool.fetchval("SELECT payload::jsonb->>'hook_id' FROM webhook_events")

@@ -9,7 +9,7 @@ import pytest
 from app.web import create_app
 from app.webhooks import INTAKE_WRITER
 from tests.conftest import with_settings
-from tests.support import sign, webhook
+from tests.support import sign, signed_headers, webhook
 
 URL = "/api/v1/webhooks/github"
 
@@ -40,8 +40,7 @@ async def test_ping_answers_pong_and_is_recorded(client, pool):
 
 async def test_the_payload_is_kept_exactly_as_sent_and_reads_as_jsonb(client, pool):
     body = b'{ "zen": "Keep it logically awesome.",\n  "hook_id": 7, "hook": {"b": 1, "a": [2.0]} }'
-    headers = {"X-GitHub-Event": "ping", "X-GitHub-Delivery": "as-sent",
-               "X-Hub-Signature-256": sign(body), "Content-Type": "application/json"}
+    headers = signed_headers("ping", body, "as-sent")
     assert (await client.post(URL, data=body, headers=headers)).status == 200
     row = await pool.fetchrow("SELECT payload, payload::jsonb->'hook'->'a' AS a FROM webhook_events")
     assert row["payload"] == body.decode()  # whitespace, key order and 2.0 as GitHub wrote them
@@ -124,8 +123,7 @@ async def test_form_encoded_is_415(client):
 
 async def test_malformed_json_is_400(client, pool):
     body = b'{"ref": '
-    headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": "d-2",
-               "X-Hub-Signature-256": sign(body), "Content-Type": "application/json"}
+    headers = signed_headers("push", body, "d-2")
     resp = await client.post(URL, data=body, headers=headers)
     assert resp.status == 400
     assert (await resp.json())["error"] == "malformed JSON"
@@ -135,8 +133,7 @@ async def test_malformed_json_is_400(client, pool):
 
 async def test_json_that_is_not_an_object_is_400_and_recorded(client, pool):
     body = b"[1, 2]"
-    headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": "d-3",
-               "X-Hub-Signature-256": sign(body), "Content-Type": "application/json"}
+    headers = signed_headers("push", body, "d-3")
     resp = await client.post(URL, data=body, headers=headers)
     assert resp.status == 400
     [row] = await events(pool)

@@ -83,7 +83,6 @@ async def installation_deleted(event: Event, gh: Any, *args: Any, intake: Intake
         "UPDATE installations SET deleted_at = now(), updated_at = now() WHERE id = $1",
         installation_id,
     )
-    conn = await intake.connection()
     await conn.execute(
         "DELETE FROM installation_repositories WHERE installation_id = $1", installation_id
     )
