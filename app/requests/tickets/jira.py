@@ -13,6 +13,7 @@ import aiohttp
 
 from app.requests.config import RequestSettings
 from app.requests.steps.base import StepContext, StepFailed, Ticket
+from app.requests.tickets import ticket_text
 
 # Template keys that map to Jira fields; everything else goes into the description.
 KNOWN = ("summary", "project", "issue_type", "description", "labels", "priority")
@@ -68,11 +69,7 @@ async def open_ticket(ctx: StepContext) -> Ticket:
     if issues:
         key = issues[0]["key"]
     else:
-        description = str(template.get("description") or "")
-        extra = {k: v for k, v in template.items() if k not in KNOWN}
-        if extra:
-            description += "\n" + "\n".join(f"{k}: {v}" for k, v in extra.items())
-        description += f"\n\nPAO request {ctx.request_id}, step {ctx.step_id}."
+        description = ticket_text(ctx, str(template.get("description") or ""), KNOWN)
         fields: dict[str, Any] = {
             "project": {"key": str(template["project"])},
             "issuetype": {"name": str(template["issue_type"])},

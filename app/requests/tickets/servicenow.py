@@ -15,6 +15,7 @@ import aiohttp
 
 from app.requests.config import RequestSettings
 from app.requests.steps.base import StepContext, StepFailed, Ticket
+from app.requests.tickets import ticket_text
 
 KNOWN = ("summary", "description", "table")
 DEFAULT_TABLE = "incident"
@@ -63,11 +64,7 @@ async def open_ticket(ctx: StepContext) -> Ticket:
     if records:
         record = records[0]
     else:
-        description = str(template.get("description") or "")
-        extra = {k: v for k, v in template.items() if k not in KNOWN}
-        if extra:
-            description += "\n" + "\n".join(f"{k}: {v}" for k, v in extra.items())
-        description += f"\n\nPAO request {ctx.request_id}, step {ctx.step_id}."
+        description = ticket_text(ctx, str(template.get("description") or ""), KNOWN)
         created = await _call(ctx.http, s, "POST", f"/api/now/table/{table}", json={
             "short_description": str(template["summary"])[:160], "description": description,
             "correlation_id": ctx.label, "correlation_display": "PAO"})
