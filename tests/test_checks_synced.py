@@ -16,7 +16,7 @@ from app.checks.evaluate import ParseCache
 from app.config import Settings
 from app.git.catalog import GitCache, RepoCache
 from app.sync.engine import sync_repository
-from app.sync.source import catalog_source
+from app.sync.source import CatalogSource, catalog_source
 from app.sync.store import load_synced_files
 from tests.sync_helpers import CatalogRepo, git, item_yaml
 
@@ -43,6 +43,16 @@ async def check(tmp_path: Path, repo: CatalogRepo, head: str, synced: task.Synce
     return [(f.path, f.line, f.col, f.code) for f in ev.all_findings], parsed
 
 
+async def push_and_sync(tmp_path: Path, pool, repo: CatalogRepo) -> CatalogSource:
+    """Commit and push what ``repo`` holds, sync it into PostgreSQL; the catalog's source."""
+    repo.commit_push("catalog")
+    settings = Settings(repo_url=repo.url, data_dir=tmp_path / "data")
+    source = catalog_source(settings)
+    assert source is not None
+    await sync_repository(pool, source, GitCache(source, source.cache_dir(settings.data_dir)), None)
+    return source
+
+
 def lookup(pool, repository: str) -> task.SyncedLookup:
     async def synced(paths: list[str]):
         return await load_synced_files(pool, repository, paths)
@@ -57,11 +67,7 @@ async def test_unchanged_files_come_from_the_synced_catalog_with_the_same_findin
         repo.write(p.relative_to(EXAMPLES).as_posix(), p.read_text())
     for i in range(12):
         repo.write(generated(i), item_yaml(f"item-{i:02d}"))
-    repo.commit_push("catalog")
-    settings = Settings(repo_url=repo.url, data_dir=tmp_path / "data")
-    source = catalog_source(settings)
-    assert source is not None
-    await sync_repository(pool, source, GitCache(source, source.cache_dir(settings.data_dir)), None)
+    source = await push_and_sync(tmp_path, pool, repo)
 
     # The base moves on after the sync: redis-cache's blob is no longer the synced one.
     redis = (repo.work / REDIS).read_text()
@@ -94,11 +100,7 @@ async def test_synced_files_leave_out_files_with_errors_and_names_held_elsewhere
     repo = CatalogRepo(tmp_path / "repo")
     repo.write(generated(1), item_yaml("item-01"))
     repo.write(generated(2), item_yaml("item-01") if not broken else "name: [unclosed\n")
-    repo.commit_push("catalog")
-    settings = Settings(repo_url=repo.url, data_dir=tmp_path / "data")
-    source = catalog_source(settings)
-    assert source is not None
-    await sync_repository(pool, source, GitCache(source, source.cache_dir(settings.data_dir)), None)
+    source = await push_and_sync(tmp_path, pool, repo)
 
     found = await load_synced_files(pool, source.key, [generated(1), generated(2)])
 
@@ -116,11 +118,7 @@ async def test_a_file_sharing_a_name_with_a_changed_file_is_parsed_whole(tmp_pat
     repo = CatalogRepo(tmp_path / "repo")
     for i in range(6):
         repo.write(generated(i), item_yaml(f"item-{i:02d}"))
-    repo.commit_push("catalog")
-    settings = Settings(repo_url=repo.url, data_dir=tmp_path / "data")
-    source = catalog_source(settings)
-    assert source is not None
-    await sync_repository(pool, source, GitCache(source, source.cache_dir(settings.data_dir)), None)
+    source = await push_and_sync(tmp_path, pool, repo)
     git(repo.work, "checkout", "-q", "-b", "feature")
     repo.write("catalog/zz-copies/item-02.yaml", item_yaml("item-02"))
     head = repo.commit("copy item-02")

@@ -113,14 +113,19 @@ async def lock_repository(conn: asyncpg.Connection, repository: str) -> None:
 
 
 _FILE_COLUMNS = ("path", "blob_oid", "kind", "identifier", "error")
-_FILES_CONFLICT = """
-ON CONFLICT (repository, path) DO UPDATE SET blob_oid = EXCLUDED.blob_oid, kind = EXCLUDED.kind,
-    identifier = EXCLUDED.identifier, error = EXCLUDED.error
+
+
+def _upsert_files_sql(source: str) -> str:
+    """The upsert of file records from ``source``: "unnest" (text array parameters
+    $2..$6, in ``_FILE_COLUMNS`` order) or a staged table's name."""
+    if source == "unnest":
+        source = f"unnest({', '.join(f'${i + 2}::text[]' for i in range(len(_FILE_COLUMNS)))})"
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _FILE_COLUMNS if c != "path")
+    return f"""
+INSERT INTO catalog_files (repository, {", ".join(_FILE_COLUMNS)})
+SELECT $1, * FROM {source}
+ON CONFLICT (repository, path) DO UPDATE SET {updates}
 """
-UPSERT_FILES = """
-INSERT INTO catalog_files (repository, path, blob_oid, kind, identifier, error)
-SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-""" + _FILES_CONFLICT
 
 _COMMON = ("name", "display_name", "version", "description", "owner", "tags", "category", "document")
 _COLUMNS = {"item": _COMMON, "bundle": (*_COMMON, "bundle_definition")}
@@ -188,11 +193,11 @@ async def apply_plan(conn: asyncpg.Connection, repository: str, sha: str, plan: 
         if len(fu) >= COPY_FROM:
             staged = await _staged(conn, "pao_sync_files", _FILE_COLUMNS,
                                    [(f.path, f.blob_oid, f.kind, f.identifier, f.error) for f in fu])
-            await conn.execute("INSERT INTO catalog_files (repository, path, blob_oid, kind, identifier,"
-                               f" error) SELECT $1, * FROM {staged}" + _FILES_CONFLICT, repository)
+            await conn.execute(_upsert_files_sql(staged), repository)
         else:
-            await conn.execute(UPSERT_FILES, repository, [f.path for f in fu], [f.blob_oid for f in fu],
-                               [f.kind for f in fu], [f.identifier for f in fu], [f.error for f in fu])
+            await conn.execute(_upsert_files_sql("unnest"), repository, [f.path for f in fu],
+                               [f.blob_oid for f in fu], [f.kind for f in fu], [f.identifier for f in fu],
+                               [f.error for f in fu])
     for kind, table in TABLES.items():
         gone = [name for k, name in plan.deactivations if k == kind]
         if gone:
