@@ -15,15 +15,27 @@ from typing import Any
 MAX_DEPTH = 200
 
 
-def text_problem(value: str) -> str | None:
-    """Why PostgreSQL cannot store ``value`` as text, or None."""
+NUL, LONE_SURROGATE = "nul", "lone surrogate"
+
+
+def unstorable_kind(value: str) -> str | None:
+    """What keeps PostgreSQL from storing ``value`` as text (NUL or LONE_SURROGATE), or None."""
     if "\x00" in value:
-        return "must not contain a NUL character"
+        return NUL
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        return "is not valid Unicode text"
+        return LONE_SURROGATE
     return None
+
+
+_TEXT_PROBLEMS = {NUL: "must not contain a NUL character", LONE_SURROGATE: "is not valid Unicode text"}
+
+
+def text_problem(value: str) -> str | None:
+    """Why PostgreSQL cannot store ``value`` as text, or None (worded for an API field)."""
+    kind = unstorable_kind(value)
+    return None if kind is None else _TEXT_PROBLEMS[kind]
 
 
 def json_problem(value: Any, path: str = "") -> tuple[str, str] | None:

@@ -41,21 +41,20 @@ from app.aio import uncancellable
 from app.catalog.crossfile import NAME
 from app.catalog.model import crashed
 from app.catalog.parse import Finding, ParsedFile, parse_catalog_file
+from app.pgtext import LONE_SURROGATE, NUL, unstorable_kind
 from app.sync.plan import content_hash
 
 Parsed = tuple[dict[str, ParsedFile], dict[str, str]]
 log = logging.getLogger(__name__)
 
 
+_HOLDS = {NUL: "a NUL character", LONE_SURROGATE: "a lone surrogate (not Unicode text)"}
+
+
 def _unstorable(text: str) -> str | None:
-    """Why PostgreSQL text could not hold ``text``, or None."""
-    if "\x00" in text:
-        return "a NUL character"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "a lone surrogate (not Unicode text)"
-    return None
+    """What in ``text`` PostgreSQL text could not hold (worded for a finding), or None."""
+    kind = unstorable_kind(text)
+    return None if kind is None else _HOLDS[kind]
 
 
 def storable_text(text: str) -> str:
