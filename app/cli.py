@@ -228,7 +228,6 @@ def whole_number(minimum: int, maximum: int) -> Any:
     return parse
 
 
-_positive_int = whole_number(1, MAX_ID)
 _row_id = whole_number(1, MAX_ID)
 _limit = whole_number(1, 10_000)
 

@@ -55,14 +55,14 @@ async def _cmd(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any) -> None:
-    from app.cli import _positive_int
+    from app.cli import MAX_ID, whole_number
 
     p = sub.add_parser("deliveries", help="GitHub webhook deliveries PAO missed")
     dsub = p.add_subparsers(dest="deliveries_command", metavar="ACTION", required=True)
     q = dsub.add_parser("recover", help="ask GitHub to redeliver failed or unrecorded deliveries")
     q.add_argument("--since", type=_duration, default=7200.0,
                    help="how far back to look: 90m, 2h, 1d (default 2h; GitHub keeps 3 days)")
-    q.add_argument("--max", type=_positive_int,
+    q.add_argument("--max", type=whole_number(1, MAX_ID),
                    help="redeliveries at most (default PAO_DELIVERY_RECOVERY_MAX)")
     q.add_argument("--dry-run", action="store_true", help="list what would be redelivered")
     p.set_defaults(func=_cmd)
