@@ -233,6 +233,8 @@ async def bench_size(n: int, pushes: int, admin_url: str, scratch: Path, rounds:
                               for k in out["floor_rounds"][0]}
     out["full_load_ratio"] = statistics.median(
         a / f["total"] for a, f in zip(out["full_load_rounds"], out["floor_rounds"], strict=True))
+    if pushes < 1:
+        return out
     db_url = await fresh_database(admin_url, f"pao_bench_sync_{n}")
     settings = Settings(db_url=db_url, data_dir=base / "data", webhook_secrets=(SECRET,),
                         repo_url=remote.as_uri(), workers=1, job_poll_interval=0.5)
@@ -338,6 +340,8 @@ def report(r: dict) -> None:
           f"  (validator {f['validate'] * 1000:.0f}); PAO / that = "
           f"{r['full_load_s'] / f['total_validated']:.2f}x")
     print("  PAO phases (ms)          " + _phases(r["full_load_phases_ms"]))
+    if "one_change_s" not in r:
+        return
     ours, floor = statistics.median(r["one_change_s"]), statistics.median(r["one_change_floor_s"])
     print(f"  one-file push -> API, PAO   median {ours * 1000:7.1f} ms  "
           f"(min {min(r['one_change_s']) * 1000:.1f}, max {max(r['one_change_s']) * 1000:.1f}, "
@@ -355,7 +359,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 10_000])
-    parser.add_argument("--pushes", type=int, default=7, help="one-file pushes per size")
+    parser.add_argument("--pushes", type=int, default=7, help="one-file pushes per size (0: full loads only)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="full loads per size, interleaved with the floor")
     parser.add_argument("--parse-processes", type=int, default=None,

@@ -126,3 +126,42 @@ async def test_the_thread_parses_what_a_dead_parsing_process_had_taken(monkeypat
     assert await parsing.parse_many(deadly, processes=3) == serial
     assert "parsing process failed (BrokenProcessPool" in caplog.text
     assert not multiprocessing.active_children()
+
+
+_MAIN_SCRIPT = '''
+import asyncio, os, sys
+if __name__ != "__main__":  # run again in a pool process, as __mp_main__
+    open(os.environ["RERUN_MARK"], "a").write(__name__ + "\\n")
+from app.sync import parsing
+
+async def main():
+    parsing.PARALLEL_FROM = 10
+    parsing.CHUNK_FILES = 5
+    files = {f"catalog/x/item-{i:02d}.yaml": f"name: item-{i:02d}\\nversion: '1.0.0'\\n".encode()
+             for i in range(40)}
+    parsed, _ = await parsing.parse_many(files, processes=2)
+    main = sys.modules["__main__"]
+    print(len(parsed), sorted({p.identifier is not None for p in parsed.values()}),
+          main.__file__ == os.path.abspath(sys.argv[0]), main.__spec__ is None)
+
+if __name__ == "__main__":
+    asyncio.run(main())
+'''
+
+
+def test_pool_processes_do_not_run_the_main_script_again(tmp_path):
+    """multiprocessing would run the caller's main script in each pool process (0.1-0.4 s
+    each, every big sync): the pool starts without it, and the main module is left intact."""
+    import subprocess
+    import sys
+
+    script, mark = tmp_path / "main_script.py", tmp_path / "reruns"
+    script.write_text(_MAIN_SCRIPT)
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "RERUN_MARK": str(mark),
+                              "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])})
+    assert out.returncode == 0, out.stderr
+    assert "parsing process failed" not in out.stderr  # the pool parsed, not the fallback
+    assert out.stdout.split() == ["40", "[True]", "True", "True"], out.stdout
+    assert not mark.exists(), mark.read_text()

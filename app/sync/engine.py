@@ -16,13 +16,14 @@ from typing import Any
 
 import asyncpg
 
+from app.aio import uncancellable
 from app.catalog.model import unstorable_path
 from app.catalog.parse import Finding, ParsedFile
 from app.git.catalog import GitCache
 from app.sync import store
 from app.sync.changes import Change, changes_from_diff, changes_from_trees, files_changed, split_unstorable
 from app.sync.config import default_parse_processes
-from app.sync.parsing import collector_paused, parse_many, storable_text
+from app.sync.parsing import PARALLEL_FROM, collector_paused, parse_many, storable_text, warm_up
 from app.sync.plan import Plan, affected_names, plan_sync
 from app.sync.source import CatalogSource
 
@@ -56,7 +57,17 @@ class SyncResult:
 async def _read(cache: GitCache, wanted: Mapping[str, str],
                 processes: int) -> tuple[dict[str, ParsedFile], dict[str, str]]:
     """Read blobs (path -> oid) in one cat-file process and parse them off the event loop."""
-    blobs = await cache.read_blobs(wanted.values())
+    if processes > 1 and len(wanted) >= PARALLEL_FROM:
+        # The parsing processes' server (its first start imports the validator, ~0.2 s)
+        # starts while git reads the blobs.
+        warming = asyncio.ensure_future(asyncio.to_thread(warm_up))
+        try:
+            blobs = await cache.read_blobs(wanted.values())
+        finally:
+            # A server that could not start is the pool's to report (it then parses here).
+            await uncancellable(asyncio.gather(warming, return_exceptions=True))
+    else:
+        blobs = await cache.read_blobs(wanted.values())
     missing = [p for p, oid in wanted.items() if oid not in blobs]
     if missing:
         raise RuntimeError(f"git cache lacks blobs for {', '.join(missing[:5])}")

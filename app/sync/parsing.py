@@ -4,9 +4,9 @@ The validator (``app.catalog.parse``) is the same one the CLI and check runs
 use, so the API serves only what passes it. It costs about 1.2 times a bare
 YAML load, which makes it the largest part of a full load: from
 ``PARALLEL_FROM`` files on (full loads, big pushes) the files are parsed in
-chunks by the thread and ``PAO_SYNC_PARSE_PROCESSES - 1`` processes (forked from
-a forkserver that has the validator imported), each taking the next chunk when
-free, with exactly the serial path's results, in the same order. Smaller
+chunks by ``PAO_SYNC_PARSE_PROCESSES`` processes (forked from a forkserver that
+has the validator imported), each taking the next chunk when free, with exactly
+the serial path's results, in the same order. Smaller
 batches parse in one thread: starting processes would cost more than it saves.
 The cyclic garbage collector is paused during a batch (and the engine pauses it
 for a whole sync): the thousands of documents it builds are kept, and rescanning
@@ -25,9 +25,10 @@ import contextlib
 import dataclasses
 import functools
 import gc
-import itertools
 import logging
 import multiprocessing
+import multiprocessing.forkserver
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -159,7 +160,7 @@ CHUNK_FILES = 250
 
 async def parse_many(contents: Mapping[str, bytes], *, processes: int = 1) -> Parsed:
     """``parse_batch`` off the event loop, so the web app keeps answering during a big load:
-    in a worker thread, helped by ``processes - 1`` processes from ``PARALLEL_FROM`` files on."""
+    in a worker thread, or in ``processes`` processes from ``PARALLEL_FROM`` files on."""
     if processes > 1 and len(contents) >= PARALLEL_FROM:
         return await _parse_in_processes(contents, processes)
     return await asyncio.to_thread(parse_batch, contents)
@@ -171,61 +172,89 @@ def _context() -> BaseContext:
 
     Not fork() from the worker itself: it runs threads (a child could inherit a lock
     one of them held) and copying its page tables is what made each git cost 20 ms.
-    The server also imports the main module (``pao``'s script, guarded by
-    ``__name__``) once, or every pool process would run it again on start.
     """
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["__main__", __name__])
+    context.set_forkserver_preload([__name__])
     return context
 
 
-async def _parse_in_processes(contents: Mapping[str, bytes], processes: int) -> Parsed:
-    """Chunks parsed by this process (in a thread) and ``processes - 1`` pool processes.
+def warm_up() -> None:
+    """Start the forkserver now (blocking: call it in a thread), so a big sync's pool
+    starts in milliseconds: the server's first start imports the validator (~0.2 s)."""
+    _context()
+    multiprocessing.forkserver.ensure_running()
 
-    Each takes the next chunk when it is free, so whoever gets the CPU does the work:
-    on a host whose cores are busy the pool's processes may get little of it, and the
-    thread still parses as fast as the one-thread path would.
+
+@contextlib.contextmanager
+def _main_not_rerun() -> Iterator[None]:
+    """Start processes without each running this process's main script again.
+
+    multiprocessing runs the main script (as ``__mp_main__``) in every process it
+    starts this way: its forkserver's preload of ``__main__`` has never worked before
+    Python 3.14 (CPython gh-126631). That cost each pool process 0.1 s (``pao``) to
+    0.4 s (a bench script) on every big sync, for nothing: the pool runs this module's
+    functions only. With the main module's file and spec hidden while the processes
+    start, they run none. The pool starts its processes on the first submits, which
+    run inside this block.
+    """
+    main = sys.modules["__main__"]
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)
+
+
+def _in_pool_process() -> None:
+    """A pool process keeps its collector off: it lives for one sync and holds one
+    chunk's documents at a time, which a collection between chunks would rescan."""
+    gc.disable()
+
+
+async def _parse_in_processes(contents: Mapping[str, bytes], processes: int) -> Parsed:
+    """Chunks parsed by ``processes`` pool processes, all submitted at once.
+
+    The pool hands each process its next chunk as soon as it sends a result, with
+    one more chunk queued, so no process waits on this one. (Parsing in this
+    process's thread too cost more than it gave: the parse held the GIL, and every
+    hand-off to a process (its start, each result and next chunk) waited for it,
+    leaving a process idle about 40% of a full load.) A chunk a failed process
+    leaves is parsed here in a thread.
     """
     items = list(contents.items())
     chunks = [dict(items[i:i + CHUNK_FILES]) for i in range(0, len(items), CHUNK_FILES)]
     done: list[Parsed | None] = [None] * len(chunks)
-    order = itertools.count()  # next() is atomic under the GIL: each chunk is taken once
-    stop = threading.Event()
-
-    def take() -> int | None:
-        i = next(order)
-        return i if i < len(chunks) and not stop.is_set() else None
-
-    def in_this_process() -> None:
-        while (i := take()) is not None:
-            done[i] = parse_batch(chunks[i])
-
-    loop = asyncio.get_running_loop()
-
-    async def in_a_process(executor: ProcessPoolExecutor) -> None:
-        while (i := take()) is not None:
-            try:
-                done[i] = await loop.run_in_executor(executor, parse_batch, chunks[i])
-            except (BrokenProcessPool, OSError) as exc:
-                # No process could start, or one died (a main module that runs code when
-                # imported, a resource limit, a crash): the thread parses what is left.
-                log.warning("parsing process failed (%s: %s); parsing in this process",
-                            type(exc).__name__, exc)
-                return
-
-    executor = ProcessPoolExecutor(max_workers=processes - 1, mp_context=_context())
-    here = asyncio.ensure_future(asyncio.to_thread(in_this_process))
+    executor = ProcessPoolExecutor(max_workers=min(processes, len(chunks)), mp_context=_context(),
+                                   initializer=_in_pool_process)
+    failure: BaseException | None = None
     try:
-        await asyncio.gather(asyncio.shield(here), *(in_a_process(executor) for _ in range(processes - 1)))
+        futures = []
+        try:
+            with _main_not_rerun():
+                for chunk in chunks:
+                    futures.append(asyncio.wrap_future(executor.submit(parse_batch, chunk)))
+        except (BrokenProcessPool, OSError) as exc:  # a process could not start, or died already
+            failure = exc
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
     finally:
-        # Cancelled or failed: no chunk is started any more, and the running ones are
-        # awaited, so neither the thread nor a process outlives the sync.
-        stop.set()
-        await uncancellable(asyncio.gather(
-            here, asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True),
-            return_exceptions=True))
-    missing = {i: chunks[i] for i, chunk in enumerate(done) if chunk is None}
-    if missing:  # the chunks a failed process had taken
+        # Cancelled or failed: queued chunks are dropped and the running ones awaited,
+        # so no process outlives the sync.
+        await uncancellable(asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True))
+    for i, outcome in enumerate(outcomes):
+        if isinstance(outcome, (BrokenProcessPool, OSError)):
+            # No process could start, or one died (a resource limit, a crash): the
+            # chunks it had are parsed here.
+            failure = failure or outcome
+        elif isinstance(outcome, BaseException):
+            raise outcome
+        else:
+            done[i] = outcome
+    if failure is not None:
+        log.warning("parsing process failed (%s: %s); parsing in this process",
+                    type(failure).__name__, failure)
+        missing = {i: chunks[i] for i, chunk in enumerate(done) if chunk is None}
         redone = await asyncio.to_thread(lambda: {i: parse_batch(c) for i, c in missing.items()})
         for i, chunk in redone.items():
             done[i] = chunk
