@@ -137,6 +137,9 @@ async def test_embedded_database_survives_a_start_slower_than_pgservers_limit(em
         conn = await asyncpg.connect(url)
         try:
             assert await conn.fetchval("SELECT current_database()") == "pao"
+            # The server runs with PAO's settings for intake's small commits (app.db).
+            for name, value in db.EMBEDDED_SETTINGS.items():
+                assert await conn.fetchval(f"SHOW {name}") == value
         finally:
             await conn.close()
     finally:
