@@ -431,7 +431,7 @@ async def _catalog_tables(pool) -> dict[str, list[dict]]:
 
 async def test_big_writes_through_copy_store_exactly_what_array_writes_store(
         pool, repo, source, cache, monkeypatch):
-    from app.sync import store
+    from app.sync import parsing, store
 
     root = Path(__file__).resolve().parent.parent / "examples"
     for path in sorted((root / "catalog").rglob("*.yaml")):  # items and a bundle
@@ -441,8 +441,12 @@ async def test_big_writes_through_copy_store_exactly_what_array_writes_store(
     repo.write("catalog/x/twin.yaml", item_yaml("redis-cache"))  # a name held twice
     first = repo.commit_push("first")
     seen = []
-    for copy_from in (0, 10**9):  # every write staged through COPY; none
+    # Every write staged through COPY while the files are parsed in processes, chunk by
+    # chunk; the same, parsed in one thread; no COPY at all.
+    for copy_from, parallel_from in ((0, 5), (0, 10**9), (10**9, 10**9)):
         monkeypatch.setattr(store, "COPY_FROM", copy_from)
+        monkeypatch.setattr(parsing, "PARALLEL_FROM", parallel_from)
+        monkeypatch.setattr(parsing, "CHUNK_FILES", 2)
         await pool.execute("TRUNCATE catalog_items, catalog_bundles, catalog_files,"
                            " catalog_sync_state")
         await sync(pool, source, cache)
@@ -462,9 +466,10 @@ async def test_big_writes_through_copy_store_exactly_what_array_writes_store(
     assert {r["last_seen_sha"] for r in seen[0]["catalog_items"]} == {"first", "update"}
     assert any(r["error"] for r in seen[0]["catalog_files"])
     assert any("\t" in r["description"] for r in seen[0]["catalog_items"])
-    for table in seen[0]:
-        for a, b in zip(seen[0][table], seen[1][table], strict=True):
-            assert a == b, {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+    for other in seen[1:]:
+        for table in seen[0]:
+            for a, b in zip(seen[0][table], other[table], strict=True):
+                assert a == b, {k: (a[k], b[k]) for k in a if a[k] != b[k]}
 
 
 async def test_a_full_load_leaves_the_planner_statistics_of_the_catalog_it_wrote(

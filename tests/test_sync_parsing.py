@@ -79,8 +79,16 @@ async def test_processes_parse_exactly_as_one_thread_does(monkeypatch):
     monkeypatch.setattr(parsing, "PARALLEL_FROM", 10)
     monkeypatch.setattr(parsing, "CHUNK_FILES", 7)  # several chunks per process, merged in order
     serial = await parsing.parse_many(files, processes=1)
-    parallel = await parsing.parse_many(files, processes=3)
+    chunks: list[dict] = []
+
+    async def staged(parsed, hashes):
+        chunks.append(parsed)
+
+    parallel = await parsing.parse_many(files, processes=3, on_chunk=staged)
     assert list(parallel[0]) == list(serial[0]) == list(files)
+    # Every chunk's results as they came, each file once, each as the whole parse has it.
+    assert len(chunks) > 1 and sorted(p for c in chunks for p in c) == sorted(files)
+    assert all(c[path] == serial[0][path] for c in chunks for path in c)
     assert parallel == serial  # documents, findings, identifiers, hashes
     assert any(not p.ok for p in serial[0].values()) and any(p.ok for p in serial[0].values())
     for path, p in serial[0].items():
@@ -123,8 +131,16 @@ async def test_the_thread_parses_what_a_dead_parsing_process_had_taken(monkeypat
     monkeypatch.setattr(parsing, "CHUNK_FILES", 7)
     serial = await parsing.parse_many(files, processes=1)
     deadly = {path: _KillsItsReader(data) for path, data in files.items()}
-    assert await parsing.parse_many(deadly, processes=3) == serial
-    assert "parsing process failed (BrokenProcessPool" in caplog.text
+    seen: list[str] = []
+
+    async def staged(parsed, hashes):  # what the sync writes while the rest is parsed
+        assert parsed.keys() == hashes.keys()
+        seen.extend(parsed)
+
+    assert await parsing.parse_many(deadly, processes=3, on_chunk=staged) == serial
+    assert sorted(seen) == sorted(files)  # each file once, the thread's chunks included
+    # (BrokenProcessPool, or OSError when the pool breaks while chunks are still handed out)
+    assert "parsing process failed (" in caplog.text
     assert not multiprocessing.active_children()
 
 

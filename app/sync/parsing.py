@@ -30,7 +30,7 @@ import multiprocessing
 import multiprocessing.forkserver
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.context import BaseContext
@@ -158,12 +158,24 @@ PARALLEL_FROM = 500
 CHUNK_FILES = 250
 
 
-async def parse_many(contents: Mapping[str, bytes], *, processes: int = 1) -> Parsed:
+# Called with each chunk's results as they come (in no set order), and awaited before
+# the next: the sync writes rows while the rest is still being parsed.
+OnChunk = Callable[[dict[str, ParsedFile], dict[str, str]], Awaitable[None]]
+
+
+async def parse_many(contents: Mapping[str, bytes], *, processes: int = 1,
+                     on_chunk: OnChunk | None = None) -> Parsed:
     """``parse_batch`` off the event loop, so the web app keeps answering during a big load:
-    in a worker thread, or in ``processes`` processes from ``PARALLEL_FROM`` files on."""
+    in a worker thread, or in ``processes`` processes from ``PARALLEL_FROM`` files on.
+
+    ``on_chunk`` sees every file's result exactly once (with one thread, all at once).
+    """
     if processes > 1 and len(contents) >= PARALLEL_FROM:
-        return await _parse_in_processes(contents, processes)
-    return await asyncio.to_thread(parse_batch, contents)
+        return await _parse_in_processes(contents, processes, on_chunk)
+    parsed, hashes = await asyncio.to_thread(parse_batch, contents)
+    if on_chunk is not None:
+        await on_chunk(parsed, hashes)
+    return parsed, hashes
 
 
 @functools.cache
@@ -213,7 +225,8 @@ def _in_pool_process() -> None:
     gc.disable()
 
 
-async def _parse_in_processes(contents: Mapping[str, bytes], processes: int) -> Parsed:
+async def _parse_in_processes(contents: Mapping[str, bytes], processes: int,
+                               on_chunk: OnChunk | None) -> Parsed:
     """Chunks parsed by ``processes`` pool processes, all submitted at once.
 
     The pool hands each process its next chunk as soon as it sends a result, with
@@ -229,28 +242,40 @@ async def _parse_in_processes(contents: Mapping[str, bytes], processes: int) -> 
     executor = ProcessPoolExecutor(max_workers=min(processes, len(chunks)), mp_context=_context(),
                                    initializer=_in_pool_process)
     failure: BaseException | None = None
+
+    async def outcome(i: int, future: asyncio.Future[Parsed]) -> tuple[int, Parsed | BaseException]:
+        try:
+            return i, await future
+        except (BrokenProcessPool, OSError) as exc:
+            return i, exc
+
+    waiting: list[asyncio.Future[tuple[int, Parsed | BaseException]]] = []
     try:
-        futures = []
         try:
             with _main_not_rerun():
-                for chunk in chunks:
-                    futures.append(asyncio.wrap_future(executor.submit(parse_batch, chunk)))
+                for i, chunk in enumerate(chunks):
+                    future = asyncio.wrap_future(executor.submit(parse_batch, chunk))
+                    waiting.append(asyncio.ensure_future(outcome(i, future)))
         except (BrokenProcessPool, OSError) as exc:  # a process could not start, or died already
             failure = exc
-        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        for next_done in asyncio.as_completed(waiting):
+            i, result = await next_done
+            if isinstance(result, BaseException):
+                # No process could start, or one died (a resource limit, a crash): the
+                # chunks it had are parsed here.
+                failure = failure or result
+                continue
+            done[i] = result
+            if on_chunk is not None:
+                await on_chunk(*result)
     finally:
         # Cancelled or failed: queued chunks are dropped and the running ones awaited,
         # so no process outlives the sync.
-        await uncancellable(asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True))
-    for i, outcome in enumerate(outcomes):
-        if isinstance(outcome, (BrokenProcessPool, OSError)):
-            # No process could start, or one died (a resource limit, a crash): the
-            # chunks it had are parsed here.
-            failure = failure or outcome
-        elif isinstance(outcome, BaseException):
-            raise outcome
-        else:
-            done[i] = outcome
+        for task in waiting:
+            task.cancel()
+        await uncancellable(asyncio.gather(
+            *waiting, asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True),
+            return_exceptions=True))
     if failure is not None:
         log.warning("parsing process failed (%s: %s); parsing in this process",
                     type(failure).__name__, failure)
@@ -258,6 +283,8 @@ async def _parse_in_processes(contents: Mapping[str, bytes], processes: int) -> 
         redone = await asyncio.to_thread(lambda: {i: parse_batch(c) for i, c in missing.items()})
         for i, chunk in redone.items():
             done[i] = chunk
+            if on_chunk is not None:
+                await on_chunk(*chunk)
     parsed: dict[str, ParsedFile] = {}
     hashes: dict[str, str] = {}
     for chunk in done:  # in chunk order: the serial path's order

@@ -6,15 +6,16 @@ by name); writes are set-based (``unnest`` arrays), one statement per table.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import orjson
 
+from app.catalog.parse import ParsedFile
 from app.db import RawJson
-from app.sync.plan import EntryState, FileRecord, NameKey, Plan
+from app.sync.plan import EntryState, FileRecord, NameKey, Plan, Upsert, entry_columns
 
 TABLES = {"item": "catalog_items", "bundle": "catalog_bundles"}
 # Advisory-lock namespace for "a sync of repository X is committing".
@@ -183,8 +184,68 @@ async def _staged(conn: asyncpg.Connection, name: str, columns: tuple[str, ...],
     return name
 
 
-async def apply_plan(conn: asyncpg.Connection, repository: str, sha: str, plan: Plan) -> None:
-    """Write the plan's rows (call inside the sync's transaction)."""
+class Staging:
+    """Item and bundle rows COPYed into temporary tables while the files are still being
+    parsed (a big sync): ``apply_plan`` then takes the plan's rows from there.
+
+    Every file that validates and names itself is staged; the plan decides which of them
+    are written (not an unchanged one, not the later path of a name held twice). The
+    rows are the ones ``Upsert.row`` makes of the same parsed file; their JSON reaches the
+    database as text (asyncpg's binary COPY has no jsonb encoder) and is parsed chunk by
+    chunk. Use inside the sync's transaction: the tables go at its end.
+    """
+
+    def __init__(self, conn: asyncpg.Connection):
+        self.conn = conn
+        self.paths: dict[str, set[str]] = {kind: set() for kind in TABLES}
+
+    @staticmethod
+    def table(kind: str) -> str:
+        return f"pao_staged_{kind}s"
+
+    async def stage(self, parsed: Mapping[str, ParsedFile], hashes: Mapping[str, str]) -> None:
+        """Stage the rows of the sound files among ``parsed`` (one chunk of a parse)."""
+        for kind in TABLES:
+            files = [(path, p) for path, p in parsed.items()
+                     if p.kind == kind and p.ok and p.identifier and p.document is not None]
+            if not files:
+                continue
+            cols = (*_COLUMNS[kind], "path", "hash")
+            table = self.table(kind)
+            if not self.paths[kind]:
+                await self.conn.execute(
+                    f"CREATE TEMPORARY TABLE {table} ("
+                    + ", ".join(f"{c} {'jsonb' if c in _JSON else 'text'}" for c in cols)
+                    + f") ON COMMIT DROP; CREATE TEMPORARY TABLE {table}_text ("
+                    + ", ".join(f"{c} text" for c in cols) + ") ON COMMIT DROP")
+            records = []
+            for path, p in files:
+                row = entry_columns(kind, p.identifier, path, p.document,
+                                    getattr(p, "display_name", None))
+                records.append((*(_json_text(row[c]) if c in _JSON else row[c] for c in cols[:-2]),
+                                path, hashes[path]))
+            await self.conn.copy_records_to_table(f"{table}_text", records=records, columns=list(cols))
+            # The JSON is parsed now, while the next chunks are parsed, not in the final write.
+            await self.conn.execute(
+                f"WITH moved AS (DELETE FROM {table}_text RETURNING *) INSERT INTO {table} SELECT "
+                + ", ".join(f"{c}::jsonb" if c in _JSON else c for c in cols) + " FROM moved")
+            self.paths[kind].update(path for path, _ in files)
+
+    async def write(self, kind: str, ups: list[Upsert], repository: str, sha: str) -> list[Upsert]:
+        """Write the upserts of ``kind`` whose rows are staged; return the others."""
+        staged = self.paths[kind]
+        here = [u for u in ups if u.path in staged]
+        if here:
+            if len(here) < len(staged):
+                await self.conn.execute(f"DELETE FROM {self.table(kind)} WHERE NOT path = ANY($1::text[])",
+                                        [u.path for u in here])
+            await self.conn.execute(_upsert_sql(kind, self.table(kind)), repository, sha)
+        return [u for u in ups if u.path not in staged]
+
+
+async def apply_plan(conn: asyncpg.Connection, repository: str, sha: str, plan: Plan,
+                     staging: Staging | None = None) -> None:
+    """Write the plan's rows (call inside the sync's transaction), the staged ones from ``staging``."""
     if plan.file_deletes:
         await conn.execute("DELETE FROM catalog_files WHERE repository = $1 AND path = ANY($2::text[])",
                            repository, plan.file_deletes)
@@ -204,6 +265,8 @@ async def apply_plan(conn: asyncpg.Connection, repository: str, sha: str, plan: 
             await conn.execute(f"UPDATE {table} SET is_active = false, updated_at = now()"
                                " WHERE name = ANY($1::text[]) AND is_active", gone)
         ups = [u for u in plan.upserts if u.kind == kind]
+        if staging is not None:
+            ups = await staging.write(kind, ups, repository, sha)
         if not ups:
             continue
         rows = [u.row() for u in ups]
