@@ -13,14 +13,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
+
+from gidgethub import BadRequest
 
 from app.catalog.parse import ParsedFile, is_catalog_path
 from app.checks import output
 from app.checks.evaluate import Evaluation, ParseCache, evaluate
 from app.git.catalog import RepoCache
 from app.git.run import GitAuthError, GitNotFoundError
-from app.jobs import JobContext, PermanentJobError, task
+from app.jobs import JobContext, JobSuperseded, PermanentJobError, RetryJob, task
 from app.sync.parsing import collector_paused
 from app.sync.source import catalog_source, full_name_of
 from app.sync.store import SyncedFile, load_synced_files
@@ -85,21 +87,27 @@ async def catalog_check(ctx: JobContext, repository: str, pr_number: int) -> dic
                                     url_vars={**owner_repo, "check_run_id": str(check_run_id)})
     else:
         if run is not None and run["status"] == "in_progress":
-            # An earlier attempt asked GitHub for the run but never learnt its id.
             row_id = run["id"]
-            current = await _started_run(api, owner_repo, head_sha, external_id)
         else:
             # Recorded before asking GitHub, so a retry knows a run may already exist.
             row_id = await ctx.pool.fetchval(
                 "INSERT INTO catalog_check_runs (repository, pr_number, head_sha, job_id)"
                 " VALUES ($1, $2, $3, $4) RETURNING id",
                 repository, pr_number, head_sha, ctx.job_id)
-        if current is None:
-            current = await api.post(
-                "/repos/{owner}/{repo}/check-runs", url_vars=owner_repo,
-                data={"name": output.CHECK_NAME, "head_sha": head_sha, "status": "in_progress",
-                      "started_at": _now(), "external_id": external_id},
-            )
+        try:
+            if run is not None and run["status"] == "in_progress":
+                # An earlier attempt asked GitHub for the run but never learnt its id.
+                current = await _started_run(api, owner_repo, head_sha, external_id)
+            if current is None:
+                current = await api.post(
+                    "/repos/{owner}/{repo}/check-runs", url_vars=owner_repo,
+                    data={"name": output.CHECK_NAME, "head_sha": head_sha, "status": "in_progress",
+                          "started_at": _now(), "external_id": external_id},
+                )
+        except BadRequest as exc:
+            if not commit_gone(exc):
+                raise
+            await _head_gone(ctx, row_id, repository, pr_number, head_sha, exc)
         check_run_id = int(current["id"])
         await ctx.pool.execute("UPDATE catalog_check_runs SET check_run_id = $2 WHERE id = $1",
                                row_id, check_run_id)
@@ -155,6 +163,33 @@ async def _close_superseded(ctx: JobContext, api: Any, owner_repo: dict[str, str
         await ctx.pool.execute(
             "UPDATE catalog_check_runs SET status = 'completed', conclusion = 'cancelled',"
             " completed_at = now(), error = 'superseded' WHERE id = $1", old["id"])
+
+
+def commit_gone(exc: BaseException) -> bool:
+    """GitHub's answer about a commit it does not have: 422 "No commit found for SHA"."""
+    return (isinstance(exc, BadRequest) and exc.status_code == 422
+            and str(exc).startswith("No commit found for SHA"))
+
+
+async def _head_gone(ctx: JobContext, row_id: int, repository: str, pr_number: int, head_sha: str,
+                     exc: BadRequest) -> NoReturn:
+    """The head is not on GitHub: force-pushed away, or (just pushed) not visible yet.
+
+    Not PAO's error: each attempt but the last looks again (re-reading the newest head
+    requested; a newer push's waiting job supersedes this one at once), and the last ends
+    the job as superseded. No check run of PAO's can be open on the commit: creating one
+    is what GitHub refused, or, when an earlier attempt's create went unanswered, finding
+    it is, and nothing can be updated on a commit GitHub no longer has.
+    """
+    where = f"{repository}#{pr_number} head {head_sha}"
+    if not ctx.last_attempt:
+        raise RetryJob(f"{where}: GitHub answered {exc}; looking again, unless a newer head supersedes it")
+    reason = (f"{where} is no longer on GitHub (force-pushed away?): nothing to check, and no check run "
+              "on it to complete")
+    await ctx.pool.execute(
+        "UPDATE catalog_check_runs SET status = 'completed', conclusion = 'cancelled', completed_at = now(),"
+        " error = $2 WHERE id = $1 AND status = 'in_progress'", row_id, reason)
+    raise JobSuperseded(reason)
 
 
 async def _started_run(api: Any, owner_repo: dict[str, str], head_sha: str,
