@@ -259,15 +259,20 @@ async def test_run_is_failed_with_the_reason_when_retries_run_out(pao) -> None:
     assert "x-access-token" not in run["output"]["summary"] and "ghs_" not in run["output"]["summary"]
 
 
-def force_pushed_away(pao: SimpleNamespace) -> str:
-    """A head pushed to the PR, then force-pushed away and collected: GitHub has no such commit."""
+def force_push_away(pao: SimpleNamespace, head: str) -> None:
+    """The PR's ``head`` force-pushed away (back to main) and collected: GitHub has no such commit."""
     main = pao.repo.sha("main")
-    gone = push_pr(pao, {MYSQL: lambda t: t + "\n"})
     pao.repo.set_ref("refs/heads/feature", main)
     pao.repo.set_ref("refs/pull/1/head", main)
     pao.repo.git("reflog", "expire", "--expire=now", "--all")
     pao.repo.git("gc", "--prune=now", "--quiet")
-    assert pao.repo.sha(gone) is None
+    assert pao.repo.sha(head) is None
+
+
+def force_pushed_away(pao: SimpleNamespace) -> str:
+    """A head pushed to the PR, then force-pushed away before PAO saw it."""
+    gone = push_pr(pao, {MYSQL: lambda t: t + "\n"})
+    force_push_away(pao, gone)
     return gone
 
 
@@ -290,6 +295,31 @@ async def test_a_head_force_pushed_away_ends_the_job_as_superseded_without_a_tra
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     [last] = [r.getMessage() for r in caplog.records if "superseded" in r.getMessage()]
     assert last == f"job {job['id']} (catalog_check) superseded: {reason}"
+    pao.fake.assert_openapi_clean()
+
+
+async def test_a_run_opened_on_a_head_force_pushed_away_later_is_cancelled(pao, caplog) -> None:
+    caplog.set_level(logging.INFO)
+    head = push_pr(pao, {MYSQL: lambda t: t + "\n"})
+    # The first attempt opens the run, then fails (a base it cannot fetch) ...
+    await deliver(pao, "pull_request", pao.fake.pull_request_payload(
+        pao.repo, number=1, head_ref="feature", base_ref="gone"))
+    await pao.worker.run_one()
+    [run] = runs(pao)
+    assert (run["head_sha"], run["status"]) == (head, "in_progress")
+    # ... and before the retries, the head is force-pushed away.
+    force_push_away(pao, head)
+    await pao.pool.execute("UPDATE jobs SET scheduled_at = now()")
+    job = await run_every_attempt(pao)
+    reason = (f"{REPO}#1 head {head} is no longer on GitHub (force-pushed away?): nothing to check, "
+              f"its check run {run['id']} completed as cancelled")
+    assert (job["status"], job["last_error"]) == ("cancelled", reason)
+    assert job["outcomes"] == ["retry"] * 4 + ["superseded"]
+    [run] = runs(pao)  # not left "in progress", nor failed: superseded
+    assert (run["status"], run["conclusion"], run["output"]["title"]) == (
+        "completed", "cancelled", "Superseded")
+    assert run["output"]["summary"] == f"Commit {head} is no longer on GitHub: nothing to check."
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     pao.fake.assert_openapi_clean()
 
 
