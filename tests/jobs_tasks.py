@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from app.jobs import JobContext, PermanentJobError, task
+from app.jobs import JobContext, JobSuperseded, PermanentJobError, task
 
 CREATE_LOG = """
 CREATE TABLE IF NOT EXISTS job_log (
@@ -58,6 +58,11 @@ async def test_flaky(ctx: JobContext, fail_times: int = 1) -> None:
 @task("test_permanent", max_attempts=5)
 async def test_permanent(ctx: JobContext) -> None:
     raise PermanentJobError("credentials rejected: check PAO_SOMETHING")
+
+
+@task("test_superseded", max_attempts=5)
+async def test_superseded(ctx: JobContext) -> None:
+    raise JobSuperseded("commit abc is gone: nothing to do")
 
 
 @task("test_secret_error", max_attempts=1)

@@ -7,6 +7,7 @@ fake, which also checks every request PAO sends against GitHub's OpenAPI descrip
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -230,20 +231,130 @@ async def test_no_catalog_change_is_neutral(pao) -> None:
     pao.fake.assert_openapi_clean()
 
 
+async def run_every_attempt(pao: SimpleNamespace) -> dict:
+    """Run the one job through all its attempts, without waiting out the backoffs; its row
+    and the outcome of each attempt."""
+    while True:
+        await pao.worker.run_one()
+        job = await pao.pool.fetchrow("SELECT id, status, attempts, last_error FROM jobs")
+        if job["status"] != "todo":
+            break
+        await pao.pool.execute("UPDATE jobs SET scheduled_at = now() WHERE id = $1", job["id"])
+    outcomes = [r["outcome"] for r in await pao.pool.fetch(
+        "SELECT outcome FROM job_attempts WHERE job_id = $1 ORDER BY attempt", job["id"])]
+    return {**job, "outcomes": outcomes}
+
+
 async def test_run_is_failed_with_the_reason_when_retries_run_out(pao) -> None:
     push_pr(pao, {MYSQL: lambda t: t + "\n"})
     # A base branch that does not exist: every fetch fails, and retrying cannot help.
     await deliver(pao, "pull_request", pao.fake.pull_request_payload(
         pao.repo, number=1, head_ref="feature", base_ref="gone"))
-    while True:
-        await pao.worker.run_one()
-        job = await pao.pool.fetchrow("SELECT id, status, attempts FROM jobs")
-        if job["status"] != "todo":
-            break
-        await pao.pool.execute("UPDATE jobs SET scheduled_at = now() WHERE id = $1", job["id"])
+    job = await run_every_attempt(pao)
     assert (job["status"], job["attempts"]) == ("failed", 5)
     [run] = runs(pao)  # retries reused the run instead of creating one per attempt
     assert (run["status"], run["conclusion"]) == ("completed", "failure")
     assert run["output"]["title"] == "PAO could not check this pull request"
     assert "refs/heads/gone" in run["output"]["summary"]
     assert "x-access-token" not in run["output"]["summary"] and "ghs_" not in run["output"]["summary"]
+
+
+def force_push_away(pao: SimpleNamespace, head: str) -> None:
+    """The PR's ``head`` force-pushed away (back to main) and collected: GitHub has no such commit."""
+    main = pao.repo.sha("main")
+    pao.repo.set_ref("refs/heads/feature", main)
+    pao.repo.set_ref("refs/pull/1/head", main)
+    pao.repo.git("reflog", "expire", "--expire=now", "--all")
+    pao.repo.git("gc", "--prune=now", "--quiet")
+    assert pao.repo.sha(head) is None
+
+
+def force_pushed_away(pao: SimpleNamespace) -> str:
+    """A head pushed to the PR, then force-pushed away before PAO saw it."""
+    gone = push_pr(pao, {MYSQL: lambda t: t + "\n"})
+    force_push_away(pao, gone)
+    return gone
+
+
+async def test_a_head_force_pushed_away_ends_the_job_as_superseded_without_a_traceback(pao, caplog) -> None:
+    caplog.set_level(logging.INFO)
+    gone = force_pushed_away(pao)
+    # The delivery for the vanished head; the force push's own delivery never came.
+    await deliver(pao, "pull_request", pao.fake.pull_request_payload(
+        pao.repo, action="synchronize", number=1, head_ref="feature", head_sha=gone))
+    job = await run_every_attempt(pao)
+    reason = (f"{REPO}#1 head {gone} is no longer on GitHub (force-pushed away?): nothing to check, "
+              "and no check run on it to complete")
+    # Looked again on each attempt (a just-pushed commit may not show yet), then ended cleanly.
+    assert (job["status"], job["attempts"], job["last_error"]) == ("cancelled", 5, reason)
+    assert job["outcomes"] == ["retry"] * 4 + ["superseded"]
+    assert runs(pao) == []  # GitHub refused the run: none is left "in progress" on the PR
+    row = await pao.pool.fetchrow("SELECT status, conclusion, error FROM catalog_check_runs")
+    assert tuple(row) == ("completed", "cancelled", reason)
+    assert "Traceback" not in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    [last] = [r.getMessage() for r in caplog.records if "superseded" in r.getMessage()]
+    assert last == f"job {job['id']} (catalog_check) superseded: {reason}"
+    pao.fake.assert_openapi_clean()
+
+
+async def test_a_run_opened_on_a_head_force_pushed_away_later_is_cancelled(pao, caplog) -> None:
+    caplog.set_level(logging.INFO)
+    head = push_pr(pao, {MYSQL: lambda t: t + "\n"})
+    # The first attempt opens the run, then fails (a base it cannot fetch) ...
+    await deliver(pao, "pull_request", pao.fake.pull_request_payload(
+        pao.repo, number=1, head_ref="feature", base_ref="gone"))
+    await pao.worker.run_one()
+    [run] = runs(pao)
+    assert (run["head_sha"], run["status"]) == (head, "in_progress")
+    # ... and before the retries, the head is force-pushed away.
+    force_push_away(pao, head)
+    await pao.pool.execute("UPDATE jobs SET scheduled_at = now()")
+    job = await run_every_attempt(pao)
+    reason = (f"{REPO}#1 head {head} is no longer on GitHub (force-pushed away?): nothing to check, "
+              f"its check run {run['id']} completed as cancelled")
+    assert (job["status"], job["last_error"]) == ("cancelled", reason)
+    assert job["outcomes"] == ["retry"] * 4 + ["superseded"]
+    [run] = runs(pao)  # not left "in progress", nor failed: superseded
+    assert (run["status"], run["conclusion"], run["output"]["title"]) == (
+        "completed", "cancelled", "Superseded")
+    assert run["output"]["summary"] == f"Commit {head} is no longer on GitHub: nothing to check."
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    pao.fake.assert_openapi_clean()
+
+
+async def test_a_newer_head_pushed_after_the_vanished_one_is_checked_by_the_retry(pao) -> None:
+    gone = force_pushed_away(pao)
+    await deliver(pao, "pull_request", pao.fake.pull_request_payload(
+        pao.repo, action="synchronize", number=1, head_ref="feature", head_sha=gone))
+    await pao.worker.run_one()
+    job = await pao.pool.fetchrow("SELECT status, last_error FROM jobs")
+    assert job["status"] == "todo" and "No commit found for SHA" in job["last_error"]
+    newer = break_two(pao)
+    await deliver(pao, "pull_request", pao.fake.pull_request_payload(
+        pao.repo, action="synchronize", number=1, head_ref="feature"))
+    await pao.pool.execute("UPDATE jobs SET scheduled_at = now() WHERE status = 'todo'")
+    await run_jobs(pao)
+    [run] = runs(pao)
+    assert (run["head_sha"], run["status"], run["conclusion"]) == (newer, "completed", "failure")
+    pao.fake.assert_openapi_clean()
+
+
+async def test_another_refusal_of_the_create_still_retries_and_fails(pao, caplog) -> None:
+    caplog.set_level(logging.INFO)
+    push_pr(pao, {MYSQL: lambda t: t + "\n"})
+    apply = pao.fake._apply_check_fields
+
+    def refuse_the_create(run: dict, body: dict) -> None:
+        if not run["updates"]:  # the creating POST
+            raise ApiError(422, "Validation Failed")
+        apply(run, body)
+
+    pao.fake._apply_check_fields = refuse_the_create
+    await deliver(pao, "pull_request", pao.fake.pull_request_payload(pao.repo, number=1, head_ref="feature"))
+    job = await run_every_attempt(pao)
+    assert (job["status"], job["attempts"]) == ("failed", 5)
+    assert job["outcomes"] == ["retry"] * 4 + ["failed"]
+    assert job["last_error"] == "InvalidField: Validation Failed"
+    [failed] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "failed for good" in failed.getMessage() and "Traceback" in failed.getMessage()

@@ -224,7 +224,7 @@ async def test_a_requester_filters_the_list_opens_a_request_and_cancels_it(hooks
                                   "parameters": {"database_name": "orders"}})):
         status, created = await submit_answer(
             runtime.pool, body, requester={"user_id": "sarah", "team": "customer-experience"},
-            submitted_by="sarah", secret_key=None, idempotency_key=None)
+            submitted_by="sarah", secret_key=None, idempotency_key=None, settings=runtime.settings)
         assert status == 201, created
         made[name] = created["request_id"]
 

@@ -67,7 +67,7 @@ async def test_other_teams_requests_are_neither_listed_nor_shown(console, runtim
     status, theirs = await submit_answer(
         pool, {"catalog_item": "hook-app", "parameters": {"app_name": "pay"}},
         requester={"user_id": "bob", "team": "payments"}, submitted_by="bob",
-        secret_key=None, idempotency_key=None)
+        secret_key=None, idempotency_key=None, settings=runtime.settings)
     assert status == 201
     listing = await (await console.get("/requests")).text()
     assert theirs["request_id"] not in listing and "No requests yet." in listing
@@ -79,7 +79,7 @@ async def test_other_teams_requests_are_neither_listed_nor_shown(console, runtim
     status, mate = await submit_answer(
         pool, {"catalog_item": "hook-app", "parameters": {"app_name": "mate"}},
         requester={"user_id": "tom", "team": "customer-experience"}, submitted_by="tom",
-        secret_key=None, idempotency_key=None)
+        secret_key=None, idempotency_key=None, settings=runtime.settings)
     assert mate["request_id"] in await (await console.get("/requests")).text()
     assert (await console.get(f"/requests/{mate['request_id']}")).status == 200
     assert (await console.get("/requests?before=x")).status == 400
@@ -98,7 +98,7 @@ async def _submit(pool, body: dict, who: str = "sarah") -> str:
 
     status, created = await submit_answer(
         pool, body, requester={"user_id": who, "team": "customer-experience"}, submitted_by=who,
-        secret_key=SECRET_KEY, idempotency_key=None)
+        secret_key=SECRET_KEY, idempotency_key=None, settings=None)
     assert status == 201, created
     return created["request_id"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import logging
 import os
 import signal
 import subprocess
@@ -156,6 +157,19 @@ async def test_permanent_error_fails_at_once(queue, db_dsn, settings, http_sessi
     row = await job(queue, queued.job_id)
     assert row["status"] == "failed" and row["attempts"] == 1
     assert "credentials rejected" in row["last_error"]
+
+
+async def test_superseded_work_ends_the_job_at_once_without_an_error(queue, db_dsn, settings, http_session,
+                                                                      caplog):
+    worker = make_worker(queue, db_dsn, settings, http_session)
+    queued = await jobs.enqueue(queue, "test_superseded", {})
+    assert await worker.run_one()
+    row = await job(queue, queued.job_id)
+    assert (row["status"], row["attempts"]) == ("cancelled", 1)
+    assert row["last_error"] == "commit abc is gone: nothing to do"
+    assert await queue.fetchval("SELECT outcome FROM job_attempts WHERE job_id = $1",
+                                queued.job_id) == "superseded"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
 
 
 async def test_job_errors_are_scrubbed_of_secrets(queue, db_dsn, settings, http_session):

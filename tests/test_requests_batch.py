@@ -62,7 +62,8 @@ async def _stored(pool: Any, request_id: str) -> dict[str, Any]:
 
 async def test_a_batch_stores_what_a_lone_submission_stores(writer, runtime, pool):
     alone_status, alone = await submit_answer(pool, seed_body(), requester=SARAH, submitted_by="sarah-123",
-                                              secret_key=SECRET_KEY, idempotency_key=None)
+                                              secret_key=SECRET_KEY, idempotency_key=None,
+                                              settings=runtime.settings)
     answers = await _one_batch(writer, [(seed_body(), None), (_item(), None), (seed_body(), "k1")])
     assert [a[0] for a in answers] == [201, 201, 201] and alone_status == 201
     ids = [a[1]["request_id"] for a in answers]

@@ -7,19 +7,24 @@ local HTTP server standing in for Slack and a generic webhook.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
+from app.api.auth import create_token
 from app.config import ConfigError, Settings
 from app.console.config import ConsoleSettings
 from app.notify import Notification, notify, targets
 from app.notify.config import NotifySettings, notify_settings
 from app.requests import executor, store
+from app.requests.batch import SubmissionWriter
 from app.requests.notices import Effects
-from tests.requests_support import BODY, status_of
+from app.requests.submit import submit_answer
+from app.web import create_app
+from tests.requests_support import BODY, RequestsApi, status_of, sync_catalog
 from tests.support import wait_for
 from tests.test_notify import SECRET, receiver  # noqa: F401  (the receiver fixture)
 
@@ -182,6 +187,126 @@ async def test_an_opened_ticket_is_notified_with_its_url(rapi, jira, notified, r
     assert ticket["link"] == ticket["fields"]["ticket_url"] == f"{jira.url}/browse/PLATFORM-1"
     assert ticket["fields"]["step"] == "mysql-database.manual"
 
+
+
+# A bundle of one optional item: asked for without it, the request has no step at all.
+EXTRAS = """\
+name: "optional-extras"
+version: "1.0.0"
+description: "Extras a team may add"
+owner: "platform-solutions-team"
+bundle:
+  optional_items:
+    - catalog_item: "redis-cache"
+      version: ">=1.1.0"
+      default_enabled: false
+"""
+NO_STEP = {"catalog_bundle": "optional-extras"}
+
+
+@pytest.fixture
+async def extras(tmp_path, settings, pool, runtime, aiohttp_client) -> RequestsApi:
+    """The example catalog with EXTRAS, and sarah's API client (list it before ``notified``)."""
+    await sync_catalog(tmp_path, settings, pool, runtime, {"catalog/bundles/optional-extras.yaml": EXTRAS})
+    _, token = await create_token(pool, user_id="sarah-123", team=TEAM, is_admin=False,
+                                  email="sarah@example.com")
+    return RequestsApi(await aiohttp_client(create_app(runtime)), {"sarah": token})
+
+
+async def _history(pool, request_id: str) -> list[tuple]:
+    return [tuple(r) for r in await pool.fetch(
+        """SELECT e.event, e.from_status, e.to_status, e.actor, e.detail FROM request_events e
+             JOIN service_requests r ON r.id = e.request_id WHERE r.request_id = $1 ORDER BY e.id""",
+        request_id)]
+
+
+async def test_a_request_with_no_step_completes_at_submission_and_notifies_once(
+        extras, notified, pool, worker):
+    submitted = sample("pao_service_requests_submitted_total")
+    completed = sample("pao_service_request_duration_seconds_count", outcome="completed")
+    status, created = await extras.call("POST", "/api/v1/requests", NO_STEP,
+                                        headers={"Idempotency-Key": "extras-1"})
+    assert status == 201 and created["status"] == "completed"
+    rid = created["request_id"]
+    # A client's retry of the same submission: the same request, no second completion.
+    assert await extras.call("POST", "/api/v1/requests", NO_STEP,
+                             headers={"Idempotency-Key": "extras-1"}) == (201, created)
+
+    async def all_channels():
+        paths = sorted(p for p, body, _ in notified.received if rid in str(body))
+        return paths if len(paths) == 3 else None
+
+    assert await wait_for(all_channels, what="Slack, the webhook and the team channel") == [
+        "/services/T000/B000/XXXXsecret", "/services/T000/B111/teamsecret", "/webhook"]
+    [done] = generic(notified, rid)
+    assert done["event"] == "request.status_changed" and done["title"] == f"Request {rid} is completed"
+    assert done["text"] == "bundle optional-extras 1.0.0, requested by sarah-123: submitted → completed."
+    assert done["fields"] == {"request": rid, "for": "bundle optional-extras 1.0.0", "requester": "sarah-123",
+                              "team": TEAM, "status": "completed", "by": "pao"}
+    assert done["link"] == f"{PUBLIC}/requests/{rid}" and done["team"] == TEAM
+    # Sent once: one job per target, each done, and the same key as a completion through steps.
+    jobs = await pool.fetch("SELECT status FROM jobs WHERE task = 'notify.send'")
+    assert [j["status"] for j in jobs] == ["succeeded"] * 3
+    assert {r["dedup_key"] for r in await pool.fetch("SELECT dedup_key FROM notification_keys")} == {
+        f"request.status_changed:{rid}:completed:1"}
+    # Counted and recorded as a request that completes through its steps: submitted, completed by PAO.
+    assert sample("pao_service_requests_submitted_total") == submitted + 1
+    assert sample("pao_service_request_duration_seconds_count", outcome="completed") == completed + 1
+    assert await _history(pool, rid) == [("submitted", None, "submitted", "sarah-123", {"steps": 0}),
+                                         ("status", "submitted", "completed", "pao", None)]
+
+
+async def test_no_step_requests_stored_together_each_notify_once(extras, notified, runtime, pool):
+    """The group-committed path: several submissions in one batch, two of them with no step."""
+    writer = SubmissionWriter(runtime, writers=1)
+    try:
+        answers = await asyncio.gather(*[writer.submit(
+            body, requester={"user_id": "sarah-123", "team": TEAM}, submitted_by="sarah-123",
+            secret_key=None, idempotency_key=key) for body, key in (
+                (NO_STEP, "a"), (NO_STEP, "a"), (NO_STEP, None),
+                ({"catalog_item": "redis-cache", "parameters": {"cache_name": "sessions"}}, None))])
+        assert writer.largest_batch == 4  # the premise: one batch
+    finally:
+        await writer.stop()
+    assert [a[0] for a in answers] == [201] * 4
+    assert answers[0] == answers[1]  # the same key: one request
+    no_step = {answers[0][1]["request_id"], answers[2][1]["request_id"]}
+    assert [a[1]["status"] for a in answers] == ["completed", "completed", "completed", "submitted"]
+    for rid in no_step:
+        assert await pool.fetchval(
+            """SELECT count(*) FROM jobs WHERE task = 'notify.send' AND args->>'target' = 'webhook'
+                  AND args->'notification'->'fields'->>'request' = $1""", rid) == 1
+    assert await _notify_jobs(pool, "completed") == 6  # two requests, three targets each
+
+
+async def test_a_no_step_submission_that_rolls_back_or_is_refused_notifies_nobody(
+        extras, notified, runtime, pool):
+    submitted = sample("pao_service_requests_submitted_total")
+    completed = sample("pao_service_request_duration_seconds_count", outcome="completed")
+    # Refused by validation: 422, nothing stored, nothing queued.
+    status, refused = await extras.call("POST", "/api/v1/requests", {
+        **NO_STEP, "item_parameters": {"redis-cache": {"enabled": "yes"}}})
+    assert status == 422 and refused["errors"][0]["path"] == "item_parameters.redis-cache.enabled"
+    # The submission's last write fails: the request, its completion and its notification roll back.
+    await pool.execute("""ALTER TABLE request_events ADD CONSTRAINT no_completion
+                          CHECK (to_status IS DISTINCT FROM 'completed' OR event <> 'status') NOT VALID""")
+    with pytest.raises(asyncpg.CheckViolationError):
+        await submit_answer(pool, NO_STEP, requester={"user_id": "sarah-123", "team": TEAM},
+                            submitted_by="sarah-123", secret_key=None, idempotency_key=None,
+                            settings=runtime.settings)
+    assert await pool.fetchval("SELECT count(*) FROM service_requests") == 0
+    assert await pool.fetchval("SELECT count(*) FROM jobs WHERE task = 'notify.send'") == 0
+    assert await pool.fetchval("SELECT count(*) FROM notification_keys") == 0
+    assert sample("pao_service_requests_submitted_total") == submitted
+    assert sample("pao_service_request_duration_seconds_count", outcome="completed") == completed
+    # The same submission on its own path once the write succeeds: notified, to every target.
+    await pool.execute("ALTER TABLE request_events DROP CONSTRAINT no_completion")
+    status, created = await submit_answer(pool, NO_STEP, requester={"user_id": "sarah-123", "team": TEAM},
+                                          submitted_by="sarah-123", secret_key=None, idempotency_key=None,
+                                          settings=runtime.settings)
+    assert status == 201 and created["status"] == "completed"
+    assert await _notify_jobs(pool, "completed") == 3
+    assert sample("pao_service_request_duration_seconds_count", outcome="completed") == completed + 1
 
 
 def test_each_kind_of_target_can_choose_its_events_and_a_wrong_name_is_refused():

@@ -13,14 +13,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
+
+from gidgethub import BadRequest
 
 from app.catalog.parse import ParsedFile, is_catalog_path
 from app.checks import output
 from app.checks.evaluate import Evaluation, ParseCache, evaluate
 from app.git.catalog import RepoCache
 from app.git.run import GitAuthError, GitNotFoundError
-from app.jobs import JobContext, PermanentJobError, task
+from app.jobs import JobContext, JobSuperseded, PermanentJobError, RetryJob, task
 from app.sync.parsing import collector_paused
 from app.sync.source import catalog_source, full_name_of
 from app.sync.store import SyncedFile, load_synced_files
@@ -85,21 +87,30 @@ async def catalog_check(ctx: JobContext, repository: str, pr_number: int) -> dic
                                     url_vars={**owner_repo, "check_run_id": str(check_run_id)})
     else:
         if run is not None and run["status"] == "in_progress":
-            # An earlier attempt asked GitHub for the run but never learnt its id.
             row_id = run["id"]
-            current = await _started_run(api, owner_repo, head_sha, external_id)
         else:
             # Recorded before asking GitHub, so a retry knows a run may already exist.
             row_id = await ctx.pool.fetchval(
                 "INSERT INTO catalog_check_runs (repository, pr_number, head_sha, job_id)"
                 " VALUES ($1, $2, $3, $4) RETURNING id",
                 repository, pr_number, head_sha, ctx.job_id)
-        if current is None:
-            current = await api.post(
-                "/repos/{owner}/{repo}/check-runs", url_vars=owner_repo,
-                data={"name": output.CHECK_NAME, "head_sha": head_sha, "status": "in_progress",
-                      "started_at": _now(), "external_id": external_id},
-            )
+        try:
+            if run is not None and run["status"] == "in_progress":
+                # An earlier attempt asked GitHub for the run but never learnt its id.
+                current = await _started_run(api, owner_repo, head_sha, external_id)
+            if current is None:
+                current = await api.post(
+                    "/repos/{owner}/{repo}/check-runs", url_vars=owner_repo,
+                    data={"name": output.CHECK_NAME, "head_sha": head_sha, "status": "in_progress",
+                          "started_at": _now(), "external_id": external_id},
+                )
+        except BadRequest as exc:
+            if not commit_gone(exc):
+                raise
+            if not ctx.last_attempt:
+                raise RetryJob(f"{repository}#{pr_number} head {head_sha}: GitHub answered {exc}; looking "
+                               "again, unless a newer head supersedes it") from None
+            await _head_gone(ctx, api, None, row_id, repository, pr_number, head_sha)
         check_run_id = int(current["id"])
         await ctx.pool.execute("UPDATE catalog_check_runs SET check_run_id = $2 WHERE id = $1",
                                row_id, check_run_id)
@@ -113,6 +124,9 @@ async def catalog_check(ctx: JobContext, repository: str, pr_number: int) -> dic
         raise PermanentJobError(str(exc)) from None
     except Exception as exc:
         if ctx.last_attempt:
+            # The head may have been force-pushed away since this run was opened.
+            if await _is_gone(api, owner_repo, head_sha, external_id):
+                await _head_gone(ctx, api, run_vars, row_id, repository, pr_number, head_sha)
             await _give_up(api, run_vars, row_id, ctx, f"PAO could not check this change: {exc}")
         raise
     for body in output.completion_requests(ev, head_sha=head_sha, completed_at=_now(),
@@ -145,16 +159,59 @@ async def _close_superseded(ctx: JobContext, api: Any, owner_repo: dict[str, str
     nothing will finish them now that a newer head is checked."""
     for old in await ctx.pool.fetch(SUPERSEDED, repository, pr_number, head_sha):
         if old["check_run_id"] is not None:
-            await api.patch("/repos/{owner}/{repo}/check-runs/{check_run_id}",
-                            url_vars={**owner_repo, "check_run_id": str(old["check_run_id"])},
-                            data={"status": "completed", "conclusion": "cancelled",
-                                  "completed_at": _now(),
-                                  "output": {"title": "Superseded",
-                                             "summary": f"Check superseded by a newer push "
-                                                        f"({head_sha[:12]})."}})
+            await _cancel_run(api, {**owner_repo, "check_run_id": str(old["check_run_id"])},
+                              f"Check superseded by a newer push ({head_sha[:12]}).")
         await ctx.pool.execute(
             "UPDATE catalog_check_runs SET status = 'completed', conclusion = 'cancelled',"
             " completed_at = now(), error = 'superseded' WHERE id = $1", old["id"])
+
+
+async def _cancel_run(api: Any, run_vars: dict[str, str], summary: str) -> None:
+    """Complete a check run as cancelled ("Superseded"): nothing will finish it."""
+    await api.patch("/repos/{owner}/{repo}/check-runs/{check_run_id}", url_vars=run_vars, data={
+        "status": "completed", "conclusion": "cancelled", "completed_at": _now(),
+        "output": {"title": "Superseded", "summary": summary}})
+
+
+def commit_gone(exc: BaseException) -> bool:
+    """GitHub's answer about a commit it does not have: 422 "No commit found for SHA"."""
+    return (isinstance(exc, BadRequest) and exc.status_code == 422
+            and str(exc).startswith("No commit found for SHA"))
+
+
+async def _head_gone(ctx: JobContext, api: Any, run_vars: dict[str, str] | None, row_id: int,
+                     repository: str, pr_number: int, head_sha: str) -> NoReturn:
+    """End the job as superseded: the head is no longer on GitHub (force-pushed away).
+
+    Not PAO's error, so no failure: the run PAO opened on it (``run_vars``) is completed as
+    cancelled, if GitHub still takes an update for it. Without ``run_vars`` no run of PAO's
+    is open on the commit: creating one is what GitHub refused, or, when an earlier
+    attempt's create went unanswered, finding it, and a commit GitHub no longer has has
+    nothing left to update.
+    """
+    where = f"{repository}#{pr_number} head {head_sha}"
+    if run_vars is None:
+        closed = "and no check run on it to complete"
+    else:
+        try:
+            await _cancel_run(api, run_vars, f"Commit {head_sha} is no longer on GitHub: nothing to check.")
+            closed = f"its check run {run_vars['check_run_id']} completed as cancelled"
+        except BadRequest as exc:
+            closed = f"its check run {run_vars['check_run_id']} could not be updated either ({exc})"
+    reason = f"{where} is no longer on GitHub (force-pushed away?): nothing to check, {closed}"
+    await ctx.pool.execute(
+        "UPDATE catalog_check_runs SET status = 'completed', conclusion = 'cancelled', completed_at = now(),"
+        " error = $2 WHERE id = $1 AND status = 'in_progress'", row_id, reason)
+    raise JobSuperseded(reason)
+
+
+async def _is_gone(api: Any, owner_repo: dict[str, str], head_sha: str, external_id: str) -> bool:
+    """Whether GitHub says it has no commit ``head_sha``; any other answer (or failure) is a no."""
+    try:
+        await _started_run(api, owner_repo, head_sha, external_id)
+    except Exception as exc:  # another failure: the caller reports the error that brought it here
+        return commit_gone(exc)
+    return False
 
 
 async def _started_run(api: Any, owner_repo: dict[str, str], head_sha: str,

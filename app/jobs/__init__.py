@@ -7,7 +7,8 @@
 * A *lock* (execution lock) keeps two jobs with the same key from running at once.
 * A failing job is retried with exponential backoff and jitter until
   ``max_attempts``; ``PermanentJobError`` fails it at once. Failed jobs keep
-  their error and can be retried from the CLI.
+  their error and can be retried from the CLI. ``JobSuperseded`` ends a job whose
+  work no longer applies as cancelled, with the reason, and no error logged.
 
 Tasks are plain coroutines registered with ``@task("name")``; the worker
 (``app.jobs.worker``) runs them with a ``JobContext``.
@@ -33,6 +34,12 @@ if TYPE_CHECKING:
 
 class PermanentJobError(Exception):
     """An error retrying cannot fix (bad credentials, missing repository, invalid input)."""
+
+
+class JobSuperseded(Exception):
+    """What the job was for no longer exists or was replaced (a commit force-pushed away):
+    nothing to do and nothing went wrong. The job ends ``cancelled`` with this message,
+    its attempt ``superseded``, logged as one INFO line, never retried."""
 
 
 class RetryJob(Exception):

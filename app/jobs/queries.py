@@ -95,9 +95,10 @@ RETURNING id
 
 # A job that cannot be re-queued because its twin already waits: the twin will
 # do the same work (queueing locks name work, not deliveries), so close this one.
+# Also a job whose work no longer applies (JobSuperseded): no twin ($4 NULL).
 SUPERSEDE = """
 UPDATE jobs SET status = 'cancelled', finished_at = now(),
-       last_error = coalesce($3, '') || ' (superseded by job ' || $4::bigint || ')'
+       last_error = coalesce($3, '') || coalesce(' (superseded by job ' || $4::bigint || ')', '')
  WHERE id = $1 AND status = 'doing' AND ($2::text IS NULL OR worker_id = $2)
    AND attempts = $5
 RETURNING id

@@ -23,7 +23,7 @@ import asyncpg
 
 from app import metrics
 from app.git.orphans import stop_orphans
-from app.jobs import TASKS, JobContext, PermanentJobError, RetryJob, Task, queries
+from app.jobs import TASKS, JobContext, JobSuperseded, PermanentJobError, RetryJob, Task, queries
 from app.log import delivery_id_var, job_id_var, scrub
 from app.procinfo import ProcessIdentity
 
@@ -272,8 +272,15 @@ class Worker:
         out_of_attempts = job["attempts"] >= job["max_attempts"]
         if isinstance(exc, TimeoutError):
             message = f"attempt timed out after {task.timeout:.0f}s"
+        superseded = isinstance(exc, JobSuperseded)
+        if superseded:
+            message = scrub(str(exc))  # the task's own sentence, not an error's type
         async with self.pool.acquire() as conn, conn.transaction():
-            if permanent or out_of_attempts:
+            if superseded:
+                await conn.execute(queries.SUPERSEDE, job["id"], self.worker_id, message, None,
+                                   job["attempts"])
+                outcome = "superseded"
+            elif permanent or out_of_attempts:
                 await conn.execute(queries.FAIL, job["id"], self.worker_id, message,
                                    job["attempts"])
                 outcome = "failed"
@@ -294,7 +301,9 @@ class Worker:
             await conn.execute(queries.RECORD_ATTEMPT, job["id"], job["attempts"],
                                self.worker_id, started, outcome, message)
         metrics.observe_job(job["task"], outcome, started)
-        if outcome == "failed":
+        if superseded:
+            log.info("job %s (%s) superseded: %s", job["id"], job["task"], message)
+        elif outcome == "failed":
             detail = "" if permanent else "".join(
                 traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3))
             log.error("job %s (%s) failed for good: %s%s", job["id"], job["task"], message,

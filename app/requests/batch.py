@@ -168,7 +168,7 @@ class SubmissionWriter(GroupCommit[Submission]):
 
     def __init__(self, state: Any, *, writers: int = 2, max_batch: int = 64):
         super().__init__("submissions", writers=writers, max_batch=max_batch)
-        self.state = state  # the Runtime: its pool
+        self.state = state  # the Runtime: its pool, and its settings (read per batch: they change live)
         self.entries = EntryCache()
 
     async def submit(self, body: dict[str, Any], *, requester: dict[str, Any], submitted_by: str,
@@ -208,7 +208,8 @@ class SubmissionWriter(GroupCommit[Submission]):
                 submission.fail(exc)
                 continue
             if submission.plan is not None and not submission.plan.steps:
-                alone.append(submission)  # completes at once: executor.start_request settles it
+                # Completes at once, notified in its own transaction: executor.start_request settles it.
+                alone.append(submission)
             elif submission.key is not None and submission.key in by_key:
                 by_key[submission.key].append(submission)  # a retry of one in this batch
             else:
@@ -280,7 +281,8 @@ class SubmissionWriter(GroupCommit[Submission]):
         try:
             done = await submit(self.state.pool, submission.plan, requester=submission.requester,
                                 submitted_by=submission.submitted_by, secret_key=submission.secret_key,
-                                idempotency_key=submission.idempotency_key, body=submission.body)
+                                idempotency_key=submission.idempotency_key, body=submission.body,
+                                settings=self.state.settings)
         except Exception as exc:
             submission.fail(exc)
             return

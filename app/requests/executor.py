@@ -71,16 +71,16 @@ async def _enqueue_step(conn: asyncpg.Connection, step_pk: int) -> None:
                   priority=10)
 
 
-async def start_request(conn: asyncpg.Connection, row: asyncpg.Record,
-                        effects: Effects | None = None) -> asyncpg.Record:
+async def start_request(conn: asyncpg.Connection, row: asyncpg.Record, effects: Effects) -> asyncpg.Record:
     """Queue the steps that depend on nothing; called in the submission's transaction.
 
-    A request with no step completes here; its notification needs the caller's ``effects``.
+    A request with no step completes here, through ``effects`` like any completion: its
+    notification is queued in this transaction, its metric kept for the caller's commit.
     """
     if await queue_ready(conn, row["id"], actor=row["submitted_by"]):
         return row  # still submitted: no step has started
-    # nothing to do: completed
-    return await settle(conn, row["id"], effects or Effects(None), actor=row["submitted_by"])
+    # Nothing to do: PAO completes it, as it completes a request whose last step ended.
+    return await settle(conn, row["id"], effects)
 
 
 def _grouped_outputs(steps: list[asyncpg.Record]) -> dict[str, dict[str, Any]]:

@@ -10,6 +10,7 @@ import asyncpg
 from app import metrics
 from app.requests import secrets, store, views
 from app.requests.entries import Entries, EntryCache, read_entries
+from app.requests.notices import Effects
 from app.requests.parameters import Problem
 from app.requests.plan import CatalogConflict, Plan, plan_bundle, plan_item
 from app.requests.secrets import SecretKeyMissing
@@ -74,8 +75,12 @@ class Submitted:
 
 
 async def submit(pool: asyncpg.Pool, plan: Plan, *, requester: dict[str, Any], submitted_by: str,
-                 secret_key: str | None, idempotency_key: str | None, body: dict[str, Any]) -> Submitted:
-    """Store the planned request and start its first steps, or return the earlier one for this key."""
+                 secret_key: str | None, idempotency_key: str | None, body: dict[str, Any],
+                 settings: Any) -> Submitted:
+    """Store the planned request and start its first steps, or return the earlier one for this key.
+
+    ``settings`` (the notification targets) notify a request with no step, which completes here.
+    """
     from app.requests.executor import start_request
 
     digest = secrets.body_hash(secret_key, body) if idempotency_key else None
@@ -85,6 +90,7 @@ async def submit(pool: asyncpg.Pool, plan: Plan, *, requester: dict[str, Any], s
             return Submitted(earlier, False, earlier["body_hash"] == digest)
     sealed = secrets.encrypt(secret_key, plan.secrets)
     for _ in range(5):
+        effects = Effects(settings)
         try:
             async with pool.acquire() as conn, conn.transaction():
                 row = await store.insert_request(conn, plan, requester=requester, submitted_by=submitted_by,
@@ -95,8 +101,9 @@ async def submit(pool: asyncpg.Pool, plan: Plan, *, requester: dict[str, Any], s
                     earlier = await store.by_idempotency_key(conn, submitted_by, idempotency_key)
                     assert earlier is not None
                     return Submitted(earlier, False, earlier["body_hash"] == digest)
-                row = await start_request(conn, row)
+                row = await start_request(conn, row, effects)
             metrics.observe_request_submitted()  # after the commit: a rolled-back one never counts
+            effects.committed()
             return Submitted(row, True)
         except store.RequestIdTaken:
             continue  # nothing was written: draw another id
@@ -137,7 +144,7 @@ def stored_answer(done: Submitted, idempotency_key: str | None) -> Answer:
 
 async def submit_answer(pool: asyncpg.Pool, body: dict[str, Any], *, requester: dict[str, Any],
                         submitted_by: str, secret_key: str | None, idempotency_key: str | None,
-                        cache: EntryCache | None = None) -> Answer:
+                        settings: Any, cache: EntryCache | None = None) -> Answer:
     """Check, plan and store ``body`` on its own: (status, JSON body) as ``POST /api/v1/requests`` answers.
 
     ``app.requests.batch.SubmissionWriter`` gives the same answers for submissions stored
@@ -148,7 +155,8 @@ async def submit_answer(pool: asyncpg.Pool, body: dict[str, Any], *, requester: 
         return plan
     try:
         done = await submit(pool, plan, requester=requester, submitted_by=submitted_by,
-                            secret_key=secret_key, idempotency_key=idempotency_key, body=body)
+                            secret_key=secret_key, idempotency_key=idempotency_key, body=body,
+                            settings=settings)
     except SecretKeyMissing as exc:
         return 503, {"error": "secret storage unavailable", "detail": str(exc)}
     return stored_answer(done, idempotency_key)
