@@ -27,7 +27,9 @@ import functools
 import gc
 import logging
 import multiprocessing
+import multiprocessing.connection
 import multiprocessing.forkserver
+import os
 import sys
 import threading
 from collections.abc import Iterator, Mapping
@@ -166,6 +168,10 @@ async def parse_many(contents: Mapping[str, bytes], *, processes: int = 1) -> Pa
     return await asyncio.to_thread(parse_batch, contents)
 
 
+# What a chunk's future holds when its process died or could not start.
+_PROCESS_FAILURES = (BrokenProcessPool, OSError, EOFError)
+
+
 @functools.cache
 def _context() -> BaseContext:
     """A forkserver that has imported the validator: each pool process forks from it, ready.
@@ -208,9 +214,27 @@ def _main_not_rerun() -> Iterator[None]:
 
 
 def _in_pool_process() -> None:
-    """A pool process keeps its collector off: it lives for one sync and holds one
-    chunk's documents at a time, which a collection between chunks would rescan."""
+    """Set up a pool process: it exits when the process that started it does, and
+    keeps its collector off (it lives for one sync and holds one chunk's documents
+    at a time, which a collection between chunks would rescan)."""
     gc.disable()
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), name="pao-parent-watch",
+                         daemon=True).start()
+
+
+def _exit_with(parent_sentinel: int) -> None:
+    """Exit this process once its parent (the worker that asked for it) has ended.
+
+    A pool process is the forkserver's child, not the worker's, so nothing else ends
+    it when the worker is killed: it would wait for the next chunk on a queue whose
+    write end it holds itself, or block sending a result nobody reads, and, since it
+    holds the forkserver's "alive" pipe, keep the forkserver (and its resource
+    tracker) running too. The sentinel is the one pipe end only the worker holds.
+    """
+    multiprocessing.connection.wait([parent_sentinel])
+    os._exit(1)
 
 
 async def _parse_in_processes(contents: Mapping[str, bytes], processes: int) -> Parsed:
@@ -235,7 +259,9 @@ async def _parse_in_processes(contents: Mapping[str, bytes], processes: int) -> 
             with _main_not_rerun():
                 for chunk in chunks:
                     futures.append(asyncio.wrap_future(executor.submit(parse_batch, chunk)))
-        except (BrokenProcessPool, OSError) as exc:  # a process could not start, or died already
+        except Exception as exc:  # whatever stops a process starting: the thread parses
+            # A process could not start (a process limit, no forkserver: OSError, or
+            # EOFError when the forkserver died forking), or one died already.
             failure = exc
         outcomes = await asyncio.gather(*futures, return_exceptions=True)
     finally:
@@ -243,7 +269,7 @@ async def _parse_in_processes(contents: Mapping[str, bytes], processes: int) -> 
         # so no process outlives the sync.
         await uncancellable(asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True))
     for i, outcome in enumerate(outcomes):
-        if isinstance(outcome, (BrokenProcessPool, OSError)):
+        if isinstance(outcome, _PROCESS_FAILURES):
             # No process could start, or one died (a resource limit, a crash): the
             # chunks it had are parsed here.
             failure = failure or outcome
