@@ -180,7 +180,7 @@ def _context() -> BaseContext:
     one of them held) and copying its page tables is what made each git cost 20 ms.
     """
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
+    context.set_forkserver_preload([__name__, "app.sync.parse_server"])
     return context
 
 
@@ -220,8 +220,11 @@ def _in_pool_process() -> None:
     gc.disable()
     parent = multiprocessing.parent_process()
     if parent is not None:
-        threading.Thread(target=_exit_with, args=(parent.sentinel,), name="pao-parent-watch",
-                         daemon=True).start()
+        watch = threading.Thread(target=_exit_with, args=(parent.sentinel,), name="pao-parent-watch",
+                                 daemon=True)
+        # At a thread limit the process still parses; only a killed worker would leave it.
+        with contextlib.suppress(RuntimeError):
+            watch.start()
 
 
 def _exit_with(parent_sentinel: int) -> None:
