@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import sys
 from pathlib import Path
 
 import asyncpg
 import psutil
+import pytest
 
 from app.git.catalog import GitCache
 from app.sync.engine import sync_repository
@@ -24,7 +27,7 @@ from app.sync.tasks import queue_sync
 from tests.conftest import with_settings
 from tests.support import wait_for
 from tests.sync_helpers import CatalogRepo, item_yaml
-from tests.test_sync_process import pao_env, start_pao
+from tests.test_sync_process import ROOT, pao_env, start_pao
 
 FILES = 1000  # four chunks of 250: two pool processes take two each
 
@@ -142,19 +145,29 @@ async def test_a_worker_killed_mid_parse_leaves_no_process_and_the_retry_stores_
     assert await catalog_rows(pool) == retried
 
 
+@pytest.mark.parametrize("whole_group", [False, True], ids=["worker", "process-group"])
 async def test_a_graceful_stop_mid_parse_finishes_the_sync_and_leaves_no_process(
-        tmp_path, db_dsn, pool, settings):
+        tmp_path, db_dsn, pool, settings, whole_group):
+    """SIGTERM to the worker (as `pao serve` stops its worker process), or to its whole
+    process group (as systemd stops a service: the pool's processes die, and the sync's
+    thread parses what they had)."""
     repo, head = big_catalog(tmp_path / "repo")
     source = catalog_source(with_settings(settings, repo_url=str(repo.remote)))
     env = pao_env(PAO_DB_URL=db_dsn, PAO_REPO_URL=str(repo.remote), PAO_DATA_DIR=str(tmp_path / "data"),
                   PAO_SYNC_PARSE_PROCESSES="2")
     job_id = await queue_sync(pool, source, triggered_by="webhook")
-    worker = await start_pao("worker", env=env, log=tmp_path / "worker.log")
+    log = tmp_path / "worker.log"
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", "worker", cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL,
+        stderr=log.open("ab"), start_new_session=True)  # a process group of its own
     helpers = []
     try:
         helpers = await wait_for(lambda: parsing_in_processes(worker.pid), timeout=60, interval=0.01,
                                  what="the sync's pool processes")
-        worker.send_signal(signal.SIGTERM)  # as `pao serve` stops its worker process
+        if whole_group:
+            os.killpg(worker.pid, signal.SIGTERM)
+        else:
+            worker.send_signal(signal.SIGTERM)
         # Within the worker's grace period for running jobs (25 s): the sync needs ~1 s.
         everyone = [psutil.Process(worker.pid), *helpers]
         await wait_for(lambda: asyncio.to_thread(gone, everyone), timeout=60,
@@ -166,3 +179,5 @@ async def test_a_graceful_stop_mid_parse_finishes_the_sync_and_leaves_no_process
     assert (job["status"], job["attempts"]) == ("succeeded", 1)
     assert await pool.fetchval("SELECT last_processed_sha FROM catalog_sync_state") == head
     assert await pool.fetchval("SELECT count(*) FROM catalog_files") == FILES
+    text = log.read_text()
+    assert text.count("parsing process failed") <= 1 and "Traceback" not in text, text[-3000:]
