@@ -27,7 +27,7 @@ from app.sync.tasks import queue_sync
 from tests.conftest import with_settings
 from tests.support import wait_for
 from tests.sync_helpers import CatalogRepo, item_yaml
-from tests.test_sync_process import ROOT, pao_env, start_pao
+from tests.test_sync_process import ROOT, free_port, pao_env, start_pao
 
 FILES = 1000  # four chunks of 250: two pool processes take two each
 
@@ -181,3 +181,27 @@ async def test_a_graceful_stop_mid_parse_finishes_the_sync_and_leaves_no_process
     assert await pool.fetchval("SELECT count(*) FROM catalog_files") == FILES
     text = log.read_text()
     assert text.count("parsing process failed") <= 1 and "Traceback" not in text, text[-3000:]
+
+
+async def test_pao_serve_killed_mid_parse_leaves_its_worker_to_finish_the_sync_and_no_process(
+        tmp_path, db_dsn, pool, settings):
+    """`pao serve` with its worker in a child process, SIGKILLed mid-parse: the orphaned
+    worker stops gracefully (its sync commits) and takes its pool processes with it."""
+    repo, head = big_catalog(tmp_path / "repo")
+    source = catalog_source(with_settings(settings, repo_url=str(repo.remote)))
+    env = pao_env(PAO_DB_URL=db_dsn, PAO_REPO_URL=str(repo.remote), PAO_DATA_DIR=str(tmp_path / "data"),
+                  PAO_SYNC_PARSE_PROCESSES="2", PAO_WEB_PROCESSES="2", PAO_PORT=str(free_port()))
+    await queue_sync(pool, source, triggered_by="webhook")
+    serve = await start_pao("serve", env=env, log=tmp_path / "serve.log")
+    descendants: list[psutil.Process] = []
+    try:
+        await wait_for(lambda: parsing_in_processes(serve.pid), timeout=60, interval=0.01,
+                       what="the sync's pool processes")
+        descendants = psutil.Process(serve.pid).children(recursive=True)
+        serve.send_signal(signal.SIGKILL)
+        await wait_for(lambda: asyncio.to_thread(gone, descendants), timeout=60,
+                       what=f"pao serve's processes {[p.pid for p in descendants]} to exit")
+    finally:
+        await end(serve, descendants)
+    assert await pool.fetchval("SELECT last_processed_sha FROM catalog_sync_state") == head
+    assert await pool.fetchval("SELECT count(*) FROM catalog_files") == FILES
