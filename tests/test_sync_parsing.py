@@ -181,3 +181,58 @@ def test_pool_processes_do_not_run_the_main_script_again(tmp_path):
     assert "parsing process failed" not in out.stderr  # the pool parsed, not the fallback
     assert out.stdout.split() == ["40", "[True]", "True", "True"], out.stdout
     assert not mark.exists(), mark.read_text()
+
+
+_FORK_REFUSED = '''
+import errno, os
+
+def _refused():
+    raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+
+os.fork = _refused  # what fork() gives at a process limit (RLIMIT_NPROC)
+'''
+
+_FAULT_SCRIPT = '''
+import asyncio, logging, os, sys
+from multiprocessing import forkserver
+from app.sync import parsing
+
+async def main():
+    parsing.PARALLEL_FROM = 10
+    parsing.CHUNK_FILES = 5
+    # The forkserver starts, but every fork it is asked for is refused, and it dies.
+    context = parsing._context()
+    context.set_forkserver_preload([*forkserver._forkserver._preload_modules, "fork_refused"])
+    files = {f"catalog/x/item-{i:02d}.yaml": f"name: item-{i:02d}\\nversion: '1.0.0'\\n".encode()
+             for i in range(40)}
+    parsed = await parsing.parse_many(files, processes=2)
+    main = sys.modules["__main__"]
+    print(parsed == parsing.parse_batch(files), main.__file__ == os.path.abspath(sys.argv[0]),
+          main.__spec__ is None)
+
+logging.basicConfig(format="%(levelname)s %(name)s %(message)s")
+asyncio.run(main())
+'''
+
+
+def test_a_forkserver_that_cannot_fork_leaves_the_parse_to_the_thread(tmp_path):
+    """A process limit reached: the forkserver dies on the refused fork (the pool sees EOF,
+    not an OSError); the sync still parses everything, in its thread, with one WARNING,
+    and the main module hidden while the pool started is whole again."""
+    import subprocess
+    import sys
+
+    (tmp_path / "fork_refused.py").write_text(_FORK_REFUSED)
+    script = tmp_path / "main_script.py"
+    script.write_text(_FAULT_SCRIPT)
+    # On PYTHONPATH: the forkserver imports its preload with the interpreter's own sys.path.
+    path = [str(ROOT), str(tmp_path), os.environ.get("PYTHONPATH", "")]
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(path)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True", "True"], out.stdout
+    # One WARNING, and the forkserver's one line naming the cause: no traceback.
+    assert sorted(out.stderr.splitlines()) == [
+        "WARNING app.sync.parsing parsing process failed (EOFError: unexpected EOF); parsing in this process",
+        "parsing processes' forkserver stopped: BlockingIOError: [Errno 11] Resource temporarily unavailable",
+    ], out.stderr

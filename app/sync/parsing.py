@@ -27,7 +27,9 @@ import functools
 import gc
 import logging
 import multiprocessing
+import multiprocessing.connection
 import multiprocessing.forkserver
+import os
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -178,6 +180,10 @@ async def parse_many(contents: Mapping[str, bytes], *, processes: int = 1,
     return parsed, hashes
 
 
+# What a chunk's future holds when its process died or could not start.
+_PROCESS_FAILURES = (BrokenProcessPool, OSError, EOFError)
+
+
 @functools.cache
 def _context() -> BaseContext:
     """A forkserver that has imported the validator: each pool process forks from it, ready.
@@ -186,7 +192,7 @@ def _context() -> BaseContext:
     one of them held) and copying its page tables is what made each git cost 20 ms.
     """
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
+    context.set_forkserver_preload([__name__, "app.sync.parse_server"])
     return context
 
 
@@ -220,9 +226,30 @@ def _main_not_rerun() -> Iterator[None]:
 
 
 def _in_pool_process() -> None:
-    """A pool process keeps its collector off: it lives for one sync and holds one
-    chunk's documents at a time, which a collection between chunks would rescan."""
+    """Set up a pool process: it exits when the process that started it does, and
+    keeps its collector off (it lives for one sync and holds one chunk's documents
+    at a time, which a collection between chunks would rescan)."""
     gc.disable()
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        watch = threading.Thread(target=_exit_with, args=(parent.sentinel,), name="pao-parent-watch",
+                                 daemon=True)
+        # At a thread limit the process still parses; only a killed worker would leave it.
+        with contextlib.suppress(RuntimeError):
+            watch.start()
+
+
+def _exit_with(parent_sentinel: int) -> None:
+    """Exit this process once its parent (the worker that asked for it) has ended.
+
+    A pool process is the forkserver's child, not the worker's, so nothing else ends
+    it when the worker is killed: it would wait for the next chunk on a queue whose
+    write end it holds itself, or block sending a result nobody reads, and, since it
+    holds the forkserver's "alive" pipe, keep the forkserver (and its resource
+    tracker) running too. The sentinel is the one pipe end only the worker holds.
+    """
+    multiprocessing.connection.wait([parent_sentinel])
+    os._exit(1)
 
 
 async def _parse_in_processes(contents: Mapping[str, bytes], processes: int,
@@ -246,7 +273,7 @@ async def _parse_in_processes(contents: Mapping[str, bytes], processes: int,
     async def outcome(i: int, future: asyncio.Future[Parsed]) -> tuple[int, Parsed | BaseException]:
         try:
             return i, await future
-        except (BrokenProcessPool, OSError) as exc:
+        except _PROCESS_FAILURES as exc:
             return i, exc
 
     waiting: list[asyncio.Future[tuple[int, Parsed | BaseException]]] = []
@@ -256,7 +283,9 @@ async def _parse_in_processes(contents: Mapping[str, bytes], processes: int,
                 for i, chunk in enumerate(chunks):
                     future = asyncio.wrap_future(executor.submit(parse_batch, chunk))
                     waiting.append(asyncio.ensure_future(outcome(i, future)))
-        except (BrokenProcessPool, OSError) as exc:  # a process could not start, or died already
+        except Exception as exc:  # whatever stops a process starting: the thread parses
+            # A process could not start (a process limit, no forkserver: OSError, or
+            # EOFError when the forkserver died forking), or one died already.
             failure = exc
         for next_done in asyncio.as_completed(waiting):
             i, result = await next_done
