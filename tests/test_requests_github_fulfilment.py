@@ -174,7 +174,12 @@ async def test_a_bundle_runs_terraform_by_pull_request_then_a_workflow_fed_its_o
     assert pull["head"] == f"pao/{rid}-app-database-provision" and pull["base"] == "main"
     written = infra.read("databases/orders.tf", pull["head"]).decode()
     assert 'module "orders"' in written and 'owner_team = "customer-experience"' in written
-    step = await step_of(gh, href, "app-database.provision")
+    # The step records the pull request once GitHub has answered its creation: until
+    # that commits, the step is running without it.
+    async def pull_tracked():
+        step = await step_of(gh, href, "app-database.provision")
+        return step if step["job_tracking"] else None
+    step = await wait_for(pull_tracked, what="the step's tracking of its pull request")
     assert step["status"] == "running"
     assert step["job_tracking"]["tracking_url"].endswith("/platform/infrastructure/pull/1")
 

@@ -236,3 +236,30 @@ def test_a_forkserver_that_cannot_fork_leaves_the_parse_to_the_thread(tmp_path):
         "WARNING app.sync.parsing parsing process failed (EOFError: unexpected EOF); parsing in this process",
         "parsing processes' forkserver stopped: BlockingIOError: [Errno 11] Resource temporarily unavailable",
     ], out.stderr
+
+
+async def test_a_pool_process_that_will_not_end_is_killed_after_the_grace(monkeypatch, caplog):
+    """A pool process blocked for good (on a queue lock a killed sibling held, in the
+    wild) must not keep the pool, and so the worker's stop, waiting forever."""
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    from app.sync import parsing
+
+    monkeypatch.setattr(parsing, "SHUTDOWN_GRACE_SECONDS", 0.5)
+    executor = ProcessPoolExecutor(max_workers=1, mp_context=parsing._context(),
+                                   initializer=parsing._in_pool_process)
+    try:
+        with parsing._main_not_rerun():
+            executor.submit(time.sleep, 3600)
+
+        async def started():
+            return [p for p in executor._processes.values() if p.is_alive()] or None
+
+        [process] = await wait_for(started, what="the pool process")
+        await asyncio.wait_for(asyncio.to_thread(parsing._shut_down, executor), timeout=30)
+        assert not process.is_alive()
+        assert f"killed parsing process(es) {process.pid}" in caplog.text
+    finally:
+        for leftover in list((executor._processes or {}).values()):
+            leftover.kill()

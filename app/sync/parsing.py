@@ -32,6 +32,7 @@ import multiprocessing.forkserver
 import os
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -226,10 +227,17 @@ def _main_not_rerun() -> Iterator[None]:
 
 
 def _in_pool_process() -> None:
-    """Set up a pool process: it exits when the process that started it does, and
-    keeps its collector off (it lives for one sync and holds one chunk's documents
-    at a time, which a collection between chunks would rescan)."""
+    """Set up a pool process: it exits when the process that started it does, keeps
+    its collector off (it lives for one sync and holds one chunk's documents at a time,
+    which a collection between chunks would rescan), and writes nothing to stderr.
+
+    The worker reports a pool process that fails (one WARNING, and its chunks parsed
+    in the thread), and a file's failure comes back as that file's error. What such a
+    process printed itself was multiprocessing's traceback when the pool is torn down
+    under it (a stop that signals the whole process group), on the worker's stderr.
+    """
     gc.disable()
+    sys.stderr = open(os.devnull, "w")  # kept open for the life of the process
     parent = multiprocessing.parent_process()
     if parent is not None:
         watch = threading.Thread(target=_exit_with, args=(parent.sentinel,), name="pao-parent-watch",
@@ -250,6 +258,35 @@ def _exit_with(parent_sentinel: int) -> None:
     """
     multiprocessing.connection.wait([parent_sentinel])
     os._exit(1)
+
+
+# How long the pool's processes get to finish their chunk and exit once the parse is
+# over (or cancelled) before they are killed.
+SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+def _shut_down(executor: ProcessPoolExecutor) -> None:
+    """End the pool: queued chunks dropped, running ones awaited (bounded), no process left.
+
+    ``shutdown(wait=True)`` alone can wait forever: a pool process killed while it held
+    the queue's lock (a SIGTERM to the worker's process group as the pool starts) leaves
+    another blocked on that lock, and the pool waits for it to exit. Such a process is
+    killed after ``SHUTDOWN_GRACE_SECONDS``; the pool then ends.
+    """
+    # The pool's own table of its processes (there is no public one), read before
+    # shutdown() empties it.
+    handles = list((getattr(executor, "_processes", None) or {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
+    for process in handles:
+        process.join(max(0.0, deadline - time.monotonic()))
+    stuck = [p for p in handles if p.is_alive()]
+    for process in stuck:
+        process.kill()
+        process.join(SHUTDOWN_GRACE_SECONDS)
+    if stuck:
+        log.warning("killed parsing process(es) %s: not ended %.0f s after the parse",
+                    ", ".join(str(p.pid) for p in stuck), SHUTDOWN_GRACE_SECONDS)
 
 
 async def _parse_in_processes(contents: Mapping[str, bytes], processes: int,
@@ -303,7 +340,7 @@ async def _parse_in_processes(contents: Mapping[str, bytes], processes: int,
         for task in waiting:
             task.cancel()
         await uncancellable(asyncio.gather(
-            *waiting, asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True),
+            *waiting, asyncio.to_thread(_shut_down, executor),
             return_exceptions=True))
     if failure is not None:
         log.warning("parsing process failed (%s: %s); parsing in this process",
