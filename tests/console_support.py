@@ -9,6 +9,7 @@ from typing import Any
 from app.config import Settings
 from app.console.config import ConsoleSettings
 from app.git.catalog import GitCache
+from app.github import GitHubClients
 from app.sync.engine import sync_repository
 from app.sync.source import catalog_source
 from tests.conftest import with_settings
@@ -48,6 +49,13 @@ def with_console(settings: Settings, **console: Any) -> Settings:
     """``settings`` with console settings (PAO_SECRET_KEY set unless given)."""
     console.setdefault("secret_key", SECRET_KEY)
     return with_settings(settings, extra={**settings.extra, "console": ConsoleSettings(**console)})
+
+
+def point_at_github(runtime: Any, github_fake: Any, **console: Any) -> None:
+    """Give ``runtime`` console settings and GitHub clients that talk to ``github_fake``."""
+    runtime.settings = with_console(with_settings(runtime.settings, github_api_url=github_fake.url),
+                                    github_url=github_fake.url, **console)
+    runtime.github = GitHubClients.from_settings(runtime.settings, runtime.http)
 
 
 def sign_in(client: Any, runtime: Any, login: str = "sarah", team: str | None = "customer-experience",

@@ -10,11 +10,9 @@ import asyncio
 import pytest
 
 from app.console import registration
-from app.github import GitHubClients
 from app.web import create_app
 from tests.browser import screenshot
-from tests.conftest import with_settings
-from tests.console_support import sync_examples, with_console
+from tests.console_support import point_at_github, sync_examples
 from tests.support import wait_for
 
 
@@ -26,9 +24,7 @@ async def pao_url(aiohttp_server, runtime, github_fake, tmp_path) -> str:
 
 async def start_pao(aiohttp_server, runtime, github_fake, tmp_path, extra_files=None) -> str:
     await sync_examples(runtime, tmp_path, extra_files)
-    runtime.settings = with_console(with_settings(runtime.settings, github_api_url=github_fake.url),
-                                    github_url=github_fake.url, admin_teams=frozenset({"acme/platform"}))
-    runtime.github = GitHubClients.from_settings(runtime.settings, runtime.http)
+    point_at_github(runtime, github_fake, admin_teams=frozenset({"acme/platform"}))
     github_fake.add_team("acme", "customer-experience", ["sarah"])
     github_fake.add_team("acme", "platform", ["pat"])
     server = await aiohttp_server(create_app(runtime))

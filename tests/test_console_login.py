@@ -12,18 +12,14 @@ import pytest
 from app.console import registration
 from app.console.login import safe_next
 from app.console.session import decide_identity
-from app.github import GitHubClients
 from app.web import create_app
-from tests.conftest import with_settings
-from tests.console_support import sync_examples, with_console
+from tests.console_support import point_at_github, sync_examples
 
 
 @pytest.fixture
 async def pao(aiohttp_client, runtime, github_fake, tmp_path):
     await sync_examples(runtime, tmp_path)
-    runtime.settings = with_console(with_settings(runtime.settings, github_api_url=github_fake.url),
-                                    github_url=github_fake.url, admin_teams=frozenset({"acme/platform"}))
-    runtime.github = GitHubClients.from_settings(runtime.settings, runtime.http)
+    point_at_github(runtime, github_fake, admin_teams=frozenset({"acme/platform"}))
     github_fake.oauth_clients["Iv23client"] = {"secret": "oauth-client-secret", "callback_urls": []}
     runtime.extra[registration.OAUTH_CLIENT] = registration.OAuthClient("Iv23client", "oauth-client-secret")
     github_fake.add_team("acme", "customer-experience", ["sarah"])

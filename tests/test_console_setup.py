@@ -15,15 +15,13 @@ from app.github import GitHubClients
 from app.service import Runtime
 from app.web import create_app
 from tests.conftest import with_settings
-from tests.console_support import with_console
+from tests.console_support import point_at_github, with_console
 from tests.support import webhook
 
 
 @pytest.fixture
 async def pao(aiohttp_client, runtime, github_fake):
-    runtime.settings = with_console(with_settings(runtime.settings, github_api_url=github_fake.url),
-                                    github_url=github_fake.url)
-    runtime.github = GitHubClients.from_settings(runtime.settings, runtime.http)
+    point_at_github(runtime, github_fake)
     return await aiohttp_client(create_app(runtime))
 
 

@@ -17,8 +17,7 @@ from app.github import GitHubClients
 from app.jobs import JobContext, task
 from app.service import Runtime, make_worker
 from app.web import create_app
-from tests.conftest import with_settings
-from tests.console_support import SECRET_KEY, with_console
+from tests.console_support import SECRET_KEY, point_at_github
 from tests.support import wait_for, webhook
 from tests.test_console_setup import github_code_for, unlock
 
@@ -32,9 +31,7 @@ async def report_app_mode(ctx: JobContext) -> dict[str, bool]:
 
 @pytest.fixture
 async def pao(aiohttp_client, runtime, github_fake):
-    runtime.settings = with_console(with_settings(runtime.settings, github_api_url=github_fake.url),
-                                    github_url=github_fake.url)
-    runtime.github = GitHubClients.from_settings(runtime.settings, runtime.http)
+    point_at_github(runtime, github_fake)
     return await aiohttp_client(create_app(runtime))
 
 
