@@ -175,6 +175,12 @@ def _json_text(value: Any) -> RawJson | None:
     return None if value is None else RawJson(orjson.dumps(value, default=str).decode())
 
 
+def _copy_record(kind: str, row: dict[str, Any], path: str, content_hash: str) -> tuple[Any, ...]:
+    """An item or bundle row as COPY takes it into a staged table: its columns (JSON as
+    text), then ``path`` and ``hash``."""
+    return (*(_json_text(row[c]) if c in _JSON else row[c] for c in _COLUMNS[kind]), path, content_hash)
+
+
 async def _staged(conn: asyncpg.Connection, name: str, columns: tuple[str, ...],
                   records: list[tuple[Any, ...]]) -> str:
     """``records`` COPYed into a temporary table of text columns, dropped at commit."""
@@ -218,12 +224,9 @@ class Staging:
                     + ", ".join(f"{c} {'jsonb' if c in _JSON else 'text'}" for c in cols)
                     + f") ON COMMIT DROP; CREATE TEMPORARY TABLE {table}_text ("
                     + ", ".join(f"{c} text" for c in cols) + ") ON COMMIT DROP")
-            records = []
-            for path, p in files:
-                row = entry_columns(kind, p.identifier, path, p.document,
-                                    getattr(p, "display_name", None))
-                records.append((*(_json_text(row[c]) if c in _JSON else row[c] for c in cols[:-2]),
-                                path, hashes[path]))
+            records = [_copy_record(kind, entry_columns(kind, p.identifier, path, p.document,
+                                                        getattr(p, "display_name", None)),
+                                    path, hashes[path]) for path, p in files]
             await self.conn.copy_records_to_table(f"{table}_text", records=records, columns=list(cols))
             # The JSON is parsed now, while the next chunks are parsed, not in the final write.
             await self.conn.execute(
@@ -269,14 +272,13 @@ async def apply_plan(conn: asyncpg.Connection, repository: str, sha: str, plan: 
             ups = await staging.write(kind, ups, repository, sha)
         if not ups:
             continue
-        rows = [u.row() for u in ups]
         cols = _COLUMNS[kind]
         if len(ups) >= COPY_FROM:
-            staged = await _staged(conn, f"pao_sync_{kind}s", (*cols, "path", "hash"), [
-                (*(_json_text(r[c]) if c in _JSON else r[c] for c in cols), u.path, u.content_hash)
-                for r, u in zip(rows, ups, strict=True)])
+            staged = await _staged(conn, f"pao_sync_{kind}s", (*cols, "path", "hash"),
+                                   [_copy_record(kind, u.row(), u.path, u.content_hash) for u in ups])
             await conn.execute(_upsert_sql(kind, staged), repository, sha)
             continue
+        rows = [u.row() for u in ups]
         # JSON goes as text: asyncpg would read a list inside the array as a dimension.
         columns: list[list[Any]] = [
             [_json_text(r[c]) if c in _JSON else r[c] for r in rows] for c in cols]
